@@ -1,0 +1,33 @@
+"""Shared fixtures. Tests build their own small data; none downloads or trains shipped models."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from avrobust.core import Calibration, CameraIntrinsics, make_pose
+
+
+@pytest.fixture
+def calib_simple() -> Calibration:
+    """640x480, 90 degree camera at the LiDAR's origin, both axes aligned with the ego."""
+    return Calibration(CameraIntrinsics.from_fov(640, 480, math.radians(90)))
+
+
+@pytest.fixture
+def calib_mounted() -> Calibration:
+    """A camera on the windscreen pitched down 5 degrees and a roof LiDAR, as on a real car."""
+    return Calibration(
+        CameraIntrinsics.from_fov(800, 600, math.radians(70)),
+        camera_pose=make_pose((1.6, 0.1, 1.5), roll=0.01, pitch=math.radians(5), yaw=0.02),
+        lidar_pose=make_pose((0.0, 0.0, 1.9), yaw=math.radians(1.0)),
+    )
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(1234)
+    return g

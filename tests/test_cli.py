@@ -1,0 +1,76 @@
+"""The CLI as a user meets it: help, version, doctor, and clean errors."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+import avrobust
+from avrobust.cli import app
+
+runner = CliRunner()
+AVROBUST = [sys.executable, "-m", "avrobust.cli"]
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "doctor" in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"avrobust {avrobust.__version__}"
+
+
+def test_doctor_reports_core_libraries_and_device():
+    result = runner.invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
+    for name in ("torch", "kornia", "open3d", "opencv", "carla", "device auto"):
+        assert name in result.output
+    assert "cpu" in result.output or "cuda" in result.output
+
+
+def test_bad_carla_address_prints_one_clean_line_and_exits_2():
+    proc = subprocess.run(
+        [*AVROBUST, "doctor", "--carla", "nonsense"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("error: --carla: expected HOST:PORT")
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).parent / "avrobust"
+    proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and avrobust.__version__ in proc.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_doctor_with_no_carla_server_says_so_quickly():
+    port = _free_port()
+    start = time.monotonic()
+    proc = subprocess.run(
+        [*AVROBUST, "doctor", "--carla", f"127.0.0.1:{port}", "--carla-timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 1
+    assert f"no CARLA server answered at 127.0.0.1:{port}" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert elapsed < 30
