@@ -1,0 +1,345 @@
+"""The camera: Open3D ray casting for visibility, PyTorch for everything after it.
+
+Each pixel's ray is cast once; the hit's texture is looked up from its UV with ``grid_sample``
+(static materials from one atlas, attack surfaces from their own tensors, so the image is
+differentiable in every attack texture); it is shaded by the sun (Lambert, with a shadow ray),
+sky light and, at night, the ego's headlights; then fog, glare, rain, exposure and sensor noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from avrobust.core.calibration import CameraIntrinsics
+from avrobust.core.sensors import CameraSpec
+from avrobust.sim.atlas import TextureAtlas, sample_texture
+from avrobust.sim.lighting import Lighting
+from avrobust.sim.world import SceneGeometry, World, cast, occluded
+
+SHADOW_BIAS = 0.02  # metres: start shadow rays off the surface to avoid self-hits
+HEADLIGHTS = ((2.0, 0.75, 0.7), (2.0, -0.75, 0.7))  # lamp positions on the ego, metres
+HEADLIGHT_POWER = 9.0  # irradiance at 1 m on the lamp's axis, in the renderer's units
+HEADLIGHT_COS = math.cos(math.radians(28.0))  # cone edge
+LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
+
+
+@dataclass
+class CameraOutput:
+    """A rendered image and what the renderer knows about every pixel.
+
+    Attributes:
+        image: ``[3, H, W]`` float32 in [0, 1].
+        depth: ``[H, W]`` distance along the optical axis (inf: sky).
+        instance: ``[H, W]`` int64 instance id (0: sky).
+        material: ``[H, W]`` int64 material index (-1: sky).
+        gain: ``[H, W, 3]`` light times fog transmittance times exposure at each pixel: the
+            factor between a texture's albedo and the pixel value (None unless asked for).
+        offset: ``[H, W, 3]`` light added regardless of albedo (airlight, glare, reflections)
+            times exposure (None unless asked for).
+        exposure: the exposure applied.
+    """
+
+    image: torch.Tensor
+    depth: torch.Tensor
+    instance: torch.Tensor
+    material: torch.Tensor
+    gain: torch.Tensor | None
+    offset: torch.Tensor | None
+    exposure: float
+
+
+class CameraRenderer:
+    """Renders a :class:`World` through one camera spec. Build once per world and spec."""
+
+    def __init__(self, world: World, spec: CameraSpec) -> None:
+        self.world = world
+        self.spec = spec
+        self.intrinsics: CameraIntrinsics = spec.intrinsics()
+        self._render_intr = (
+            self.intrinsics.scaled(spec.antialias) if spec.antialias > 1 else self.intrinsics
+        )
+        names = world.material_names
+        self.surface_material = {
+            m.surface: i for i, m in enumerate(world.materials.values()) if m.surface is not None
+        }
+        static = [i for i, m in enumerate(world.materials.values()) if m.surface is None]
+        self.atlas = TextureAtlas([world.materials[names[i]].texture for i in static])
+        # Map material index -> atlas slot (-1 for attack surfaces).
+        self.atlas_slot = torch.full((len(names),), -1, dtype=torch.int64)
+        self.atlas_slot[torch.tensor(static, dtype=torch.int64)] = torch.arange(len(static))
+        mats = list(world.materials.values())
+        self.wettable = torch.tensor([m.wettable for m in mats])
+        self.specular = torch.tensor([m.specular for m in mats])
+        from avrobust.core.calibration import Calibration
+
+        self._rays_body = Calibration(self._render_intr).pixel_rays().reshape(-1, 3)
+        self._noise_bank: torch.Tensor | None = None
+
+    def render(
+        self,
+        geometry: SceneGeometry,
+        camera_pose: torch.Tensor,
+        light: Lighting,
+        generator: torch.Generator,
+        textures: dict[str, torch.Tensor] | None = None,
+        ego_pose: torch.Tensor | None = None,
+        ego_velocity: torch.Tensor | None = None,
+        maps: bool = True,
+    ) -> CameraOutput:
+        """Render one image.
+
+        Args:
+            geometry: the world's triangles at this frame's time.
+            camera_pose: ``[4, 4]`` world-from-camera-body pose.
+            light: lighting from the weather.
+            generator: randomness for noise and rain (the frame's seeded generator).
+            textures: attack-surface textures by surface name, overriding the materials'
+                own; pass tensors with ``requires_grad`` to get gradients.
+            ego_pose: ``[4, 4]`` world-from-ego pose, for the headlights.
+            ego_velocity: ``[3]`` world-frame velocity (m/s), for motion blur.
+            maps: also return the per-pixel ``gain`` and ``offset`` (surface views need them).
+        """
+        textures = textures or {}
+        intr = self._render_intr
+        h, w = intr.height, intr.width
+        pose = camera_pose.to(torch.float32)
+        dirs = self._rays_body @ pose[:3, :3].T
+        origin = pose[:3, 3]
+        hit = cast(geometry.scene, origin.expand_as(dirs), dirs)
+        t_hit = hit["t_hit"]
+        valid = hit["prim"] >= 0
+        idx = torch.nonzero(valid).flatten()
+        miss = torch.nonzero(~valid).flatten()
+        prim = hit["prim"][idx]
+        n_pix = dirs.shape[0]
+
+        # --- surface attributes at the hits (colours are channel-first, [3, N]) ------------
+        bary = hit["bary"][idx]
+        tri_uv = geometry.tri_uv[prim]
+        w0 = (1 - bary[:, 0] - bary[:, 1])[:, None]
+        uv = tri_uv[:, 0] * w0 + tri_uv[:, 1] * bary[:, 0:1] + tri_uv[:, 2] * bary[:, 1:2]
+        mat = geometry.tri_material[prim]
+        albedo = self._albedo(mat, uv, textures)
+
+        d_hit = dirs[idx]
+        th = t_hit[idx]
+        points = origin + d_hit * th[:, None]
+        normal = F.normalize(hit["normal"][idx], dim=1)
+        facing = (normal * d_hit).sum(1)
+        normal = torch.where((facing > 0)[:, None], -normal, normal)  # two-sided
+
+        # --- light -----------------------------------------------------------------------
+        gain_hit = self._irradiance(geometry, light, points, normal, ego_pose)  # [3, N]
+        if light.wet > 0:
+            wet = self.wettable[mat].float() * (0.35 * light.wet)
+            gain_hit = gain_hit * (1.0 - wet)
+            spec = self.specular[mat] + wet
+        else:
+            spec = self.specular[mat]
+        radiance = albedo * gain_hit
+        # Mirror the sky where a surface is glossy (glass, paint, wet road).
+        glossy = torch.nonzero(spec > 0).flatten()
+        reflect = torch.zeros_like(radiance)
+        if glossy.numel():
+            d_g, n_g = d_hit[glossy], normal[glossy]
+            mirror = d_g - 2 * (d_g * n_g).sum(1, keepdim=True) * n_g
+            reflect[:, glossy] = self._sky(light, mirror) * spec[glossy]
+            radiance = radiance + reflect
+
+        # --- fog ---------------------------------------------------------------------------
+        trans = torch.exp(-light.fog_beta * (th - light.fog_start).clamp(min=0))
+        air = light.airlight[:, None] * (1 - trans)
+        radiance = radiance * trans + air
+
+        # --- the sky where nothing was hit, and glare ---------------------------------------
+        sky_trans = math.exp(-light.fog_beta * 2000.0)
+        sky = self._sky(light, dirs[miss]) * sky_trans + light.airlight[:, None] * (1 - sky_trans)
+        image = torch.zeros(3, n_pix).index_copy(1, miss, sky).index_copy(1, idx, radiance)
+        glare = self._glare(light, dirs, geometry, origin)
+        if glare is not None:
+            image = image + glare
+
+        # --- exposure (auto, from a detached luminance estimate) -------------------------------
+        lum = float(LUMA @ image.detach().mean(1))
+        exposure = float(min(3.5, max(0.7, 0.36 / max(lum, 1e-4)))) * self.spec.exposure
+        image = (image * exposure).reshape(3, h, w)
+        if light.rain > 0:
+            image = self._rain(image, light.rain, generator)
+        if self.spec.motion_blur > 0 and ego_velocity is not None:
+            image = self._motion_blur(image, camera_pose, ego_velocity)
+        if self.spec.noise_stddev > 0:
+            noise = self._noise(image.numel(), generator).reshape(image.shape)
+            image = image + noise * self.spec.noise_stddev * (0.5 + image.detach().clamp(0, 1))
+        image = image.clamp(0, 1)
+
+        # --- per-pixel bookkeeping -------------------------------------------------------
+        forward = d_hit @ pose[:3, 0]  # cosine to the optical axis
+        depth = torch.full((n_pix,), float("inf")).index_copy(0, idx, th * forward)
+        instance = torch.zeros(n_pix, dtype=torch.int64).index_copy(
+            0, idx, geometry.tri_instance[prim]
+        )
+        material = torch.full((n_pix,), -1, dtype=torch.int64).index_copy(0, idx, mat)
+        gain = offset = None
+        if maps:
+            g = (gain_hit * trans * exposure).detach()
+            o = (air + reflect * trans).detach() * exposure
+            gain = torch.zeros(3, n_pix).index_copy(1, idx, g)
+            offset = torch.full((3, n_pix), 0.0).index_copy(1, miss, (sky * exposure).detach())
+            offset = offset.index_copy(1, idx, o)
+            if glare is not None:
+                offset = offset + glare * exposure
+            gain = gain.reshape(3, h, w).permute(1, 2, 0)
+            offset = offset.reshape(3, h, w).permute(1, 2, 0)
+        out = CameraOutput(
+            image,
+            depth.reshape(h, w),
+            instance.reshape(h, w),
+            material.reshape(h, w),
+            gain,
+            offset,
+            exposure,
+        )
+        if self.spec.antialias > 1:
+            out = _downsample(out, self.spec.antialias)
+        return out
+
+    def _noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Standard normal noise: a random window into a fixed bank (drawing a fresh million
+        normals costs more than shading a frame); the window's start comes from ``generator``."""
+        if self._noise_bank is None or self._noise_bank.numel() < 2 * n:
+            self._noise_bank = torch.randn(2 * n + 4099, generator=torch.Generator().manual_seed(0))
+        start = int(torch.randint(0, self._noise_bank.numel() - n, (1,), generator=generator))
+        sign = 1.0 if int(torch.randint(0, 2, (1,), generator=generator)) else -1.0
+        return self._noise_bank[start : start + n] * sign
+
+    # --- pieces ---------------------------------------------------------------------------
+    def _albedo(
+        self, mat: torch.Tensor, uv: torch.Tensor, textures: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """``[3, N]`` albedo; attack surfaces come from ``textures`` (differentiably)."""
+        slot = self.atlas_slot[mat]
+        static = torch.nonzero(slot >= 0).flatten()
+        out = torch.zeros(3, mat.shape[0])
+        if static.numel() == mat.shape[0]:
+            return self.atlas.sample(slot, uv)
+        out = out.index_copy(1, static, self.atlas.sample(slot[static], uv[static]))
+        for name, m_idx in self.surface_material.items():
+            sel = torch.nonzero(mat == m_idx).flatten()
+            if sel.numel() == 0:
+                continue
+            tex = textures.get(name, self.world.materials[name].texture)
+            # index_copy (out of place) keeps the result differentiable in the texture.
+            out = out.index_copy(1, sel, sample_texture(tex, uv[sel].clamp(0, 1)))
+        return out
+
+    def _irradiance(
+        self,
+        geometry: SceneGeometry,
+        light: Lighting,
+        points: torch.Tensor,
+        normal: torch.Tensor,
+        ego_pose: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """``[3, N]`` light arriving at each hit: sun (with shadow rays), sky, headlights."""
+        n_dot_l = (normal @ light.sun_dir).clamp(min=0)
+        if float(light.sun.max()) > 0:
+            lit = torch.nonzero(n_dot_l > 0).flatten()
+            if lit.numel():
+                starts = points[lit] + normal[lit] * SHADOW_BIAS
+                blocked = occluded(geometry.scene, starts, light.sun_dir.expand(lit.numel(), 3))
+                n_dot_l[lit[blocked]] = 0.0
+        else:
+            n_dot_l.zero_()
+        # Sky light from the upper hemisphere: more on faces that look up.
+        sky_share = 0.55 + 0.45 * normal[:, 2]
+        irr = light.sun[:, None] * n_dot_l[None] + light.ambient[:, None] * sky_share[None]
+        if light.headlights and ego_pose is not None:
+            irr = irr + self._headlights(points, normal, ego_pose.to(torch.float32))
+        return irr
+
+    @staticmethod
+    def _headlights(points: torch.Tensor, normal: torch.Tensor, ego_pose: torch.Tensor):
+        fwd = ego_pose[:3, 0]
+        total = torch.zeros(points.shape[0])
+        for lamp in HEADLIGHTS:
+            pos = ego_pose[:3, :3] @ torch.tensor(lamp) + ego_pose[:3, 3]
+            to_p = points - pos
+            dist = to_p.norm(dim=1).clamp(min=0.5)
+            to_p = to_p / dist[:, None]
+            cos_axis = to_p @ fwd
+            cone = ((cos_axis - HEADLIGHT_COS) / (1 - HEADLIGHT_COS)).clamp(0, 1) ** 0.7
+            lambert = (-(to_p * normal).sum(1)).clamp(min=0)
+            total = total + HEADLIGHT_POWER * cone * lambert / dist**2
+        return torch.tensor([1.0, 0.97, 0.9])[:, None] * total[None]
+
+    @staticmethod
+    def _sky(light: Lighting, dirs: torch.Tensor) -> torch.Tensor:
+        """``[3, N]`` sky colour in directions ``[N, 3]``."""
+        elev = dirs[:, 2].clamp(-1, 1)
+        t = elev.clamp(min=0).sqrt()[None]
+        sky = light.sky_horizon[:, None] * (1 - t) + light.sky_zenith[:, None] * t
+        below = (elev < 0)[None]  # under the horizon (seen in reflections): darker haze
+        return torch.where(below, light.sky_horizon[:, None] * 0.6, sky)
+
+    @staticmethod
+    def _glare(
+        light: Lighting, dirs: torch.Tensor, geometry: SceneGeometry, origin: torch.Tensor
+    ) -> torch.Tensor | None:
+        """``[3, N]`` glare of a low sun in or near the view, or None."""
+        strength = float(light.sun.max())
+        if strength <= 0:
+            return None
+        cos = dirs @ light.sun_dir
+        if float(cos.max()) < 0.6:  # the sun is far outside the view
+            return None
+        if bool(occluded(geometry.scene, origin[None], light.sun_dir[None])[0]):
+            return None
+        # A bright core around the sun and a broad veil that washes out contrast.
+        core = torch.exp((cos - 1) / 0.0004) * 3.0
+        veil = torch.exp((cos - 1) / 0.04) * 0.35
+        return light.sun[:, None] * (core + veil)[None]
+
+    @staticmethod
+    def _rain(image: torch.Tensor, rain: float, generator: torch.Generator) -> torch.Tensor:
+        """Rain streaks: sparse drops smeared into slanted lines, and a veil of spray."""
+        _, h, w = image.shape
+        drops = (torch.rand(1, 1, h, w, generator=generator) < 0.004 * rain).float()
+        length = max(3, h // 30)
+        kernel = torch.zeros(1, 1, length, length)
+        for k in range(length):
+            kernel[0, 0, k, min(length - 1, k // 3)] = 1.0 / length
+        streaks = F.conv2d(drops, kernel, padding=length // 2)[0, :, :h, :w]
+        veil = 0.08 * rain
+        return image * (1 - veil - 0.5 * streaks) + (veil + 0.6 * streaks) * 0.7
+
+    def _motion_blur(
+        self, image: torch.Tensor, camera_pose: torch.Tensor, velocity: torch.Tensor
+    ) -> torch.Tensor:
+        """Smear along the image-space flow of the ego's motion during the shutter (kornia)."""
+        import kornia
+
+        v_cam = camera_pose[:3, :3].T.to(torch.float32) @ velocity.to(torch.float32)
+        metres = float(v_cam.norm()) * self.spec.motion_blur
+        pixels = round(metres * self.intrinsics.fx / 10.0)  # flow at 10 m, a typical depth
+        if pixels < 2:
+            return image
+        k = pixels | 1
+        return kornia.filters.motion_blur(image[None], k, 0.0, 0.0)[0]
+
+
+def _downsample(out: CameraOutput, factor: int) -> CameraOutput:
+    pool = lambda x: F.avg_pool2d(x[None], factor)[0]  # noqa: E731
+    nearest = lambda x: x[::factor, ::factor]  # noqa: E731
+    return CameraOutput(
+        pool(out.image),
+        nearest(out.depth),
+        nearest(out.instance),
+        nearest(out.material),
+        None if out.gain is None else pool(out.gain.permute(2, 0, 1)).permute(1, 2, 0),
+        None if out.offset is None else pool(out.offset.permute(2, 0, 1)).permute(1, 2, 0),
+        out.exposure,
+    )

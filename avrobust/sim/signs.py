@@ -1,0 +1,168 @@
+"""Traffic signs: the catalogue of classes with real sizes, their outlines and face artwork.
+
+Sizes follow the Vienna-convention signs of European streets (and a 900 mm stop octagon): circular
+signs 750 mm across, the yield triangle 900 mm a side, the square crossing sign 600 mm. Faces are
+drawn with OpenCV at twice the texture size and downsampled, so edges are anti-aliased.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from avrobust.sim.meshes import regular_polygon
+
+RED = (0.78, 0.06, 0.07)
+WHITE = (0.93, 0.93, 0.91)
+BLACK = (0.04, 0.04, 0.04)
+BLUE = (0.05, 0.25, 0.62)
+
+
+@dataclass(frozen=True)
+class SignType:
+    """One sign class: its name, shape, and size in metres (across flats, diameter or side)."""
+
+    name: str
+    shape: str  # octagon | triangle_down | circle | square
+    size: float
+
+    def outline(self) -> np.ndarray:
+        """``[N, 2]`` outline ``(y, z)`` in metres, centred on the face's bounding box centre."""
+        if self.shape == "octagon":
+            pts = regular_polygon(8, self.size / 2 / math.cos(math.pi / 8), math.pi / 8)
+        elif self.shape == "triangle_down":
+            pts = regular_polygon(3, self.size / math.sqrt(3), -math.pi / 2)
+        elif self.shape == "circle":
+            pts = regular_polygon(32, self.size / 2)
+        elif self.shape == "square":
+            pts = regular_polygon(4, self.size / math.sqrt(2), math.pi / 4)
+        else:  # pragma: no cover - the catalogue below is fixed
+            raise ValueError(self.shape)
+        centre = (pts.min(0) + pts.max(0)) / 2
+        return pts - centre
+
+    @property
+    def face_extent(self) -> float:
+        """Side of the square the face texture covers, metres (the outline's larger extent)."""
+        pts = self.outline()
+        return float((pts.max(0) - pts.min(0)).max())
+
+
+SIGN_TYPES: dict[str, SignType] = {
+    s.name: s
+    for s in [
+        SignType("stop", "octagon", 0.90),
+        SignType("yield", "triangle_down", 0.90),
+        SignType("speed_limit_30", "circle", 0.75),
+        SignType("speed_limit_50", "circle", 0.75),
+        SignType("speed_limit_80", "circle", 0.75),
+        SignType("no_entry", "circle", 0.75),
+        SignType("pedestrian_crossing", "square", 0.60),
+    ]
+}
+SIGN_CLASSES: tuple[str, ...] = tuple(SIGN_TYPES)
+
+
+def _px(points: np.ndarray, extent: float, size: int) -> np.ndarray:
+    """Outline metres ``(y, z)`` to texture pixels ``(x, y)`` (the mapping of ``polygon_plate``)."""
+    x = (points[:, 0] / extent + 0.5) * size
+    y = (0.5 - points[:, 1] / extent) * size
+    return np.stack([x, y], 1)
+
+
+def _c(rgb) -> tuple[int, int, int]:
+    """A colour in [0, 1] as the 8-bit triple OpenCV draws with (text needs 8-bit images)."""
+    return tuple(round(255 * float(v)) for v in rgb)
+
+
+def _text(
+    img: np.ndarray,
+    text: str,
+    centre: tuple[float, float],
+    height: float,
+    colour,
+    thickness_ratio: float = 0.14,
+    width_limit: float | None = None,
+) -> None:
+    font = cv2.FONT_HERSHEY_DUPLEX
+    (w, h), _ = cv2.getTextSize(text, font, 1.0, 1)
+    scale = height / h
+    if width_limit is not None:
+        scale = min(scale, width_limit / w)
+    thick = max(1, round(height * thickness_ratio))
+    (w, h), _ = cv2.getTextSize(text, font, scale, thick)
+    org = (round(centre[0] - w / 2), round(centre[1] + h / 2))
+    cv2.putText(img, text, org, font, scale, _c(colour), thick, cv2.LINE_AA)
+
+
+def draw_face(sign: SignType | str, size: int = 256) -> np.ndarray:
+    """The face texture of a sign, ``[3, size, size]`` float32; outside the outline is grey metal
+    (the mesh does not show it)."""
+    if isinstance(sign, str):
+        sign = SIGN_TYPES[sign]
+    big = size * 2
+    img = np.full((big, big, 3), 140, np.uint8)
+    ext = sign.face_extent
+    outline = sign.outline()
+    poly = _px(outline, ext, big)
+    cx, cy = big / 2, big / 2
+    if sign.shape == "octagon":
+        cv2.fillPoly(img, [np.round(poly).astype(np.int32)], _c(WHITE), cv2.LINE_AA)
+        inner = _px(outline * 0.92, ext, big)
+        cv2.fillPoly(img, [np.round(inner).astype(np.int32)], _c(RED), cv2.LINE_AA)
+        _text(img, "STOP", (cx, cy), big * 0.26, WHITE, 0.16, width_limit=big * 0.74)
+    elif sign.shape == "triangle_down":
+        cv2.fillPoly(img, [np.round(poly).astype(np.int32)], _c(RED), cv2.LINE_AA)
+        inner = _px(outline * 0.68, ext, big)
+        cv2.fillPoly(img, [np.round(inner).astype(np.int32)], _c(WHITE), cv2.LINE_AA)
+    elif sign.shape == "circle":
+        r = big / 2 * (sign.size / ext)
+        if sign.name == "no_entry":
+            cv2.circle(img, (round(cx), round(cy)), round(r), _c(RED), -1, cv2.LINE_AA)
+            bw, bh = r * 1.3, r * 0.36
+            cv2.rectangle(
+                img,
+                (round(cx - bw / 2), round(cy - bh / 2)),
+                (round(cx + bw / 2), round(cy + bh / 2)),
+                _c(WHITE),
+                -1,
+                cv2.LINE_AA,
+            )
+        else:
+            cv2.circle(img, (round(cx), round(cy)), round(r), _c(RED), -1, cv2.LINE_AA)
+            cv2.circle(img, (round(cx), round(cy)), round(r * 0.78), _c(WHITE), -1, cv2.LINE_AA)
+            number = sign.name.rsplit("_", 1)[-1]
+            _text(img, number, (cx, cy), r * 0.72, BLACK, 0.13, width_limit=r * 1.2)
+    elif sign.shape == "square":
+        cv2.fillPoly(img, [np.round(poly).astype(np.int32)], _c(WHITE), cv2.LINE_AA)
+        inner = _px(outline * 0.9, ext, big)
+        cv2.fillPoly(img, [np.round(inner).astype(np.int32)], _c(BLUE), cv2.LINE_AA)
+        tri = _px(
+            regular_polygon(3, ext * 0.42, math.pi / 2) + np.array([0, -0.05 * ext]), ext, big
+        )
+        cv2.fillPoly(img, [np.round(tri).astype(np.int32)], _c(WHITE), cv2.LINE_AA)
+        _draw_walker(img, cx, cy + big * 0.03, big * 0.30)
+    small = cv2.resize(img.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(small.transpose(2, 0, 1))
+
+
+def _draw_walker(img: np.ndarray, cx: float, cy: float, h: float) -> None:
+    """A pedestrian pictogram of height ``h`` centred at ``(cx, cy)``."""
+    k = _c(BLACK)
+    t = max(2, round(h * 0.09))
+    head = (round(cx + 0.05 * h), round(cy - 0.40 * h))
+    cv2.circle(img, head, round(0.09 * h), k, -1, cv2.LINE_AA)
+    hip = (cx - 0.02 * h, cy + 0.12 * h)
+    neck = (cx + 0.03 * h, cy - 0.27 * h)
+    segs = [
+        (neck, hip),
+        (hip, (cx - 0.2 * h, cy + 0.48 * h)),
+        (hip, (cx + 0.18 * h, cy + 0.48 * h)),
+        ((cx + 0.02 * h, cy - 0.18 * h), (cx - 0.2 * h, cy + 0.02 * h)),
+        ((cx + 0.02 * h, cy - 0.18 * h), (cx + 0.22 * h, cy - 0.02 * h)),
+    ]
+    for a, b in segs:
+        cv2.line(img, (round(a[0]), round(a[1])), (round(b[0]), round(b[1])), k, t, cv2.LINE_AA)

@@ -1,0 +1,141 @@
+"""The embedded simulator: a world from a scene description, the ego's motion, and Frames."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from avrobust.core.calibration import Calibration, CameraIntrinsics
+from avrobust.core.frame import Frame
+from avrobust.core.seeding import make_generator, seed_from_id
+from avrobust.core.sensors import CameraSpec, LidarSpec
+from avrobust.core.weather import Weather
+from avrobust.sim.camera import CameraOutput, CameraRenderer
+from avrobust.sim.lidar import LidarOutput, LidarRenderer
+from avrobust.sim.lighting import lighting
+from avrobust.sim.scene import SceneDescription, build_world
+from avrobust.sim.surfaces import surface_views
+from avrobust.sim.truth import TruthBuilder
+
+
+@dataclass
+class RawFrame:
+    """A Frame plus the renderers' own outputs (for benchmarks and debugging views)."""
+
+    frame: Frame
+    camera: CameraOutput | None
+    lidar: LidarOutput | None
+
+
+class Simulator:
+    """Renders frames of one scene under one weather with one sensor set.
+
+    Args:
+        scene: what to build.
+        camera: camera spec, or None for a LiDAR-only run.
+        lidar: LiDAR spec, or None for a camera-only run.
+        weather: the weather (CARLA field names).
+        seed: seed of the sensors' randomness; frame ``i`` uses ``seed_from_id(f"{seed}:{i}")``.
+    """
+
+    def __init__(
+        self,
+        scene: SceneDescription,
+        camera: CameraSpec | None = CameraSpec(),
+        lidar: LidarSpec | None = LidarSpec(),
+        weather: Weather = Weather(),
+        seed: int = 0,
+    ) -> None:
+        self.scene = scene
+        self.world = build_world(scene)
+        self.weather = weather
+        self.light = lighting(weather)
+        self.seed = seed
+        self.camera_spec = camera
+        self.lidar_spec = lidar
+        self.camera = CameraRenderer(self.world, camera) if camera is not None else None
+        self.lidar = LidarRenderer(self.world, lidar) if lidar is not None else None
+        self.truth = TruthBuilder(self.world)
+        intr = camera.intrinsics() if camera is not None else CameraIntrinsics(1, 1, 1, 1, 0, 0)
+        self.calibration = Calibration(
+            intr,
+            camera_pose=(camera.mount if camera else CameraSpec().mount).pose(),
+            lidar_pose=(lidar.mount if lidar else LidarSpec().mount).pose(),
+        )
+
+    def ego_pose(self, t: float) -> torch.Tensor:
+        """``[4, 4]`` float64 world-from-ego pose at time ``t``."""
+        e = self.scene.ego
+        lateral = self.scene.road.lane_lateral(e.lane) + e.lateral_offset
+        yaw = 0.0 if e.lane < 0 else torch.pi
+        direction = 1.0 if e.lane < 0 else -1.0
+        return torch.from_numpy(
+            self.scene.road.pose(e.s0 + direction * e.speed * t, lateral, 0.0, yaw)
+        )
+
+    def ego_velocity(self, t: float, dt: float = 0.01) -> torch.Tensor:
+        return (self.ego_pose(t + dt)[:3, 3] - self.ego_pose(t)[:3, 3]) / dt
+
+    def render(
+        self,
+        t: float,
+        index: int = 0,
+        textures: dict[str, torch.Tensor] | None = None,
+        truth: bool = True,
+        ego_pose: torch.Tensor | None = None,
+    ) -> RawFrame:
+        """Render the frame at time ``t``.
+
+        Args:
+            textures: attack-surface textures by surface name (may require grad).
+            truth: compute ground truth and surface views (not needed for attack steps).
+            ego_pose: override the route's pose (viewpoint sweeps place the ego freely).
+        """
+        geometry = self.world.geometry_at(t)
+        ego = self.ego_pose(t) if ego_pose is None else ego_pose.to(torch.float64)
+        gen = make_generator(seed_from_id(f"{self.seed}:{index}", "frame"))
+        cam_out = lidar_out = None
+        image = points = None
+        if self.camera is not None:
+            cam_out = self.camera.render(
+                geometry,
+                ego @ self.calibration.camera_pose,
+                self.light,
+                gen,
+                textures,
+                ego,
+                self.ego_velocity(t),
+                maps=truth,
+            )
+            image = cam_out.image
+        if self.lidar is not None:
+            lidar_out = self.lidar.render(
+                geometry, ego @ self.calibration.lidar_pose, self.light, gen
+            )
+            points = lidar_out.points
+        frame = Frame(
+            calibration=self.calibration,
+            image=image,
+            points=points,
+            index=index,
+            timestamp=t,
+            ego_pose=ego,
+            point_ring=None if lidar_out is None else lidar_out.ring,
+            point_instance=None if lidar_out is None else lidar_out.instance,
+            instance_map=None if cam_out is None else cam_out.instance,
+            depth=None if cam_out is None else cam_out.depth,
+            metadata={
+                "scene": self.scene.name,
+                "weather": self.weather.to_dict(),
+                "seed": self.seed,
+                "backend": "embedded",
+            },
+        )
+        if truth:
+            frame.truth = self.truth.build(geometry, self.calibration, ego, cam_out, lidar_out)
+            if cam_out is not None:
+                frame.surfaces = surface_views(
+                    self.world, geometry, self.calibration, ego, cam_out, self.light
+                )
+        return RawFrame(frame, cam_out, lidar_out)
