@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -74,6 +75,47 @@ def doctor(
     if failed:
         err_console.print(f"[red]problems:[/] {', '.join(failed)}")
         raise typer.Exit(1)
+
+
+scenario_app = typer.Typer(
+    help="Scenes and scenarios: list them, render a frame.", no_args_is_help=True
+)
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("list")
+def scenario_list() -> None:
+    """List the built-in scenes of the embedded simulator."""
+    from avrobust.backends.embedded import scene_names
+
+    for name in scene_names():
+        console.print(name)
+
+
+@scenario_app.command("render")
+def scenario_render(
+    scene: Annotated[str, typer.Argument(help="Scene name (see 'avrobust scenario list').")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pictures.")] = Path(
+        "out/render"
+    ),
+    time: Annotated[float, typer.Option(help="Seconds into the episode.")] = 0.0,
+    weather: Annotated[str, typer.Option(help="Weather preset (CARLA names, Fog, Dusk).")] = (
+        "ClearNoon"
+    ),
+    width: Annotated[int, typer.Option(help="Image width in pixels.")] = 1280,
+    height: Annotated[int, typer.Option(help="Image height in pixels.")] = 720,
+    seed: Annotated[int, typer.Option(help="Seed of sensor noise and weather effects.")] = 0,
+    kitti: Annotated[bool, typer.Option("--kitti", help="Also write a KITTI tree.")] = False,
+) -> None:
+    """Render one frame: camera, boxes, LiDAR bird's-eye view, LiDAR on the camera image."""
+    from avrobust.scenario.preview import render_preview
+
+    with console.status(f"rendering {scene} at t={time:g} s"):
+        files = render_preview(
+            scene, out, time, weather, width, height, seed=seed, kitti_export=kitti
+        )
+    for name, path in files.items():
+        console.print(f"{name:>16}: {path}")
 
 
 def main() -> None:

@@ -74,3 +74,45 @@ def test_doctor_with_no_carla_server_says_so_quickly():
     assert f"no CARLA server answered at 127.0.0.1:{port}" in proc.stdout
     assert "Traceback" not in proc.stderr
     assert elapsed < 30
+
+
+def test_scenario_list_and_render(tmp_path):
+    result = runner.invoke(app, ["scenario", "list"])
+    assert result.exit_code == 0 and "urban_stop" in result.output
+    out = tmp_path / "render"
+    result = runner.invoke(
+        app,
+        [
+            "scenario",
+            "render",
+            "urban_stop",
+            "--out",
+            str(out),
+            "--width",
+            "160",
+            "--height",
+            "96",
+            "--time",
+            "3",
+            "--kitti",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    from avrobust.core.images import load_png
+
+    for name in ("camera", "camera_boxes", "lidar_on_camera"):
+        assert load_png(out / f"{name}.png").shape == (3, 96, 160)
+    assert load_png(out / "bev.png").shape[0] == 3
+    assert (out / "points.ply").stat().st_size > 1000
+    assert (out / "kitti" / "label_2" / "000000.txt").exists()
+
+
+def test_scenario_render_unknown_scene_is_a_clean_error(tmp_path):
+    proc = subprocess.run(
+        [*AVROBUST, "scenario", "render", "atlantis", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "unknown scene 'atlantis'" in proc.stderr and "Traceback" not in proc.stderr

@@ -227,6 +227,16 @@ def road_patch_parts(
     return parts, SurfaceDef(surface, "", corners, (w, h), np.array([0.0, 0, 1.0]))
 
 
+def rail_parts(world: World, length: float) -> list[Part]:
+    """One segment of a highway guard rail: a steel beam on a post, ``length`` metres long."""
+    steel = _material(
+        world, "rail_steel", tx.flat((0.62, 0.63, 0.65)), reflectivity=0.7, specular=0.1
+    )
+    beam = box((length, 0.08, 0.3)).transformed(_m((0, 0, 0.45)))
+    post = box((0.1, 0.1, 0.6)).transformed(_m((0, 0.08, 0)))
+    return [Part(beam, steel), Part(post, steel)]
+
+
 def prop_parts(world: World, kind: str) -> list[Part]:
     if kind == "bin":
         mat = _material(world, "bin", tx.flat((0.15, 0.3, 0.18)), reflectivity=0.3)

@@ -304,9 +304,9 @@ def _clutter(
                         "vegetation",
                         "tree",
                     )
-            else:  # highway: guard rails on both sides and a few distant trees
-                rail = assets.prop_parts(world, "barrier")
-                for s in np.arange(0.0, arm.length, 2.0):
+            else:  # highway: continuous guard rails on both sides and a few distant trees
+                rail = assets.rail_parts(world, 4.0)
+                for s in np.arange(2.0, arm.length, 4.0):
                     add(rail, to_world @ arm.pose(s, side * (hw + 1.0)), "prop", "rail")
                 for _ in range(int(arm.length / 25 * desc.clutter)):
                     s = rng.uniform(0, arm.length)

@@ -1,0 +1,1 @@
+"""Simulation backends: the embedded simulator (default) and CARLA."""

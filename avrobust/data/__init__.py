@@ -1,0 +1,1 @@
+"""Datasets from backends; KITTI export and import; point-cloud files."""

@@ -1,0 +1,1 @@
+"""Pictures and documents for people: frame views, figures, the assessment report."""

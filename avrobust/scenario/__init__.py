@@ -1,0 +1,1 @@
+"""Scenarios: what to simulate, and previews of it."""
