@@ -19,8 +19,10 @@ test: lint
 test-fast: install
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow and not carla_live"
 
+# Until the full demo exists: render a scene with both sensors (the largest end-to-end path).
 demo: install
 	$(VENV)/bin/avrobust doctor
+	$(VENV)/bin/avrobust scenario render urban_stop --out out/demo --time 2.5 --kitti
 
 bench: install
 	$(PY) tools/bench.py --out docs/benchmarks.md

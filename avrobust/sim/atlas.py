@@ -46,6 +46,8 @@ class TextureAtlas:
             )
         self.image = atlas
         self.rects = rects
+        # The same rectangles in grid_sample's coordinates (x = 2u - 1).
+        self.grid_rects = torch.cat([rects[:, :2] * 2 - 1, rects[:, 2:] * 2], dim=1)
         self.size = size
 
     @staticmethod
@@ -69,12 +71,20 @@ class TextureAtlas:
         """Colours ``[3, N]`` of textures ``index`` ``[N]`` at ``uv`` ``[N, 2]`` (wrapping)."""
         if index.numel() == 0:
             return torch.zeros(3, 0)
-        r = self.rects[index]
-        frac = uv - torch.floor(uv)
-        # Texel-centre mapping: u = 0 and u = 1 both land on texel centres at the edges.
-        au = r[:, 0] + frac[:, 0] * r[:, 2]
-        av = r[:, 1] + frac[:, 1] * r[:, 3]
-        return sample_texture(self.image, torch.stack([au, av], 1))
+        return self.sample_rects(self.grid_rects.index_select(0, index), uv)
+
+    def sample_rects(self, rects: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`sample` with each point's rectangle given (``grid_rects`` rows)."""
+        # Straight to grid_sample's [-1, 1] coordinates: grid = origin + frac(uv) * extent.
+        grid = torch.addcmul(rects[:, :2], uv - torch.floor(uv), rects[:, 2:])
+        out = F.grid_sample(
+            self.image[None],
+            grid.view(1, 1, -1, 2),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )
+        return out[0, :, 0, :]
 
 
 def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:

@@ -61,15 +61,15 @@ class LidarRenderer:
         r = hit["t_hit"]
         ok = torch.isfinite(r) & (r <= spec.range)
         prim = hit["prim"].clamp(min=0)
-        mat = geometry.tri_material[prim]
-        inst = torch.where(ok, geometry.tri_instance[prim], torch.zeros_like(prim))
+        mat = geometry.tri_material.index_select(0, prim)
+        inst = torch.where(ok, geometry.tri_instance.index_select(0, prim), torch.zeros_like(prim))
         normal = F.normalize(hit["normal"], dim=1)
         cos_inc = (normal * dirs_w).sum(1).abs()
 
         beta = 0.9 * light.fog_beta + 0.004 * light.rain  # per metre at 905 nm
         r_safe = torch.where(ok, r, torch.zeros_like(r))
         intensity = (
-            self.reflectivity[mat]
+            self.reflectivity.index_select(0, mat)
             * (0.3 + 0.7 * cos_inc)
             * torch.exp(-spec.atmosphere_attenuation_rate * r_safe)
             * torch.exp(-2 * beta * r_safe)
@@ -103,6 +103,8 @@ class LidarRenderer:
         if spec.noise_stddev > 0:
             r = r + torch.randn(n, generator=generator) * spec.noise_stddev
         keep = torch.nonzero(ok).flatten()
-        xyz = self.dirs[keep] * r[keep][:, None]
-        points = torch.cat([xyz, intensity[keep].clamp(0, 1)[:, None]], dim=1).to(torch.float32)
-        return LidarOutput(points, self.ring[keep], inst[keep], keep)
+        xyz = self.dirs.index_select(0, keep) * r.index_select(0, keep)[:, None]
+        points = torch.cat([xyz, intensity.index_select(0, keep).clamp(0, 1)[:, None]], dim=1)
+        return LidarOutput(
+            points, self.ring.index_select(0, keep), inst.index_select(0, keep), keep
+        )

@@ -58,7 +58,7 @@ def lighting(weather: Weather) -> Lighting:
     sun_colour = torch.tensor([1.0, 0.93 - 0.25 * warm, 0.85 - 0.45 * warm])
     # Sky light: day, through twilight (sun down to -8 degrees), to night.
     day = min(1.0, max(0.0, (weather.sun_altitude_angle + 8.0) / 20.0))
-    sky_level = 0.03 + 0.42 * day * (1.0 - 0.25 * weather.precipitation / 100)
+    sky_level = 0.05 + 0.40 * day * (1.0 - 0.25 * weather.precipitation / 100)
     ambient = sky_level * torch.tensor([0.85, 0.92, 1.05 - 0.15 * cloud])
     grey = torch.tensor([0.75, 0.77, 0.80])
     zenith = torch.tensor([0.22, 0.38, 0.72]) * (1 - cloud) + grey * 0.75 * cloud

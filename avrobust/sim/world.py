@@ -115,7 +115,7 @@ class SurfaceDef:
     normal: np.ndarray
 
 
-@dataclass
+@dataclass(eq=False)
 class SceneGeometry:
     """All triangles of the world at one time, ready for ray casting.
 
@@ -244,8 +244,8 @@ def cast(
     rays = torch.cat([origins, directions], dim=1).to(torch.float32).contiguous()
     ans = scene.cast_rays(o3d.core.Tensor.from_numpy(rays.numpy()))
     t_hit = torch.from_numpy(ans["t_hit"].numpy())
-    prim = torch.from_numpy(ans["primitive_ids"].numpy().astype(np.int64))
-    prim[~torch.isfinite(t_hit)] = -1
+    # Open3D marks a miss with the uint32 maximum, which reads as -1 through an int32 view.
+    prim = torch.from_numpy(ans["primitive_ids"].numpy().view(np.int32)).long()
     return {
         "t_hit": t_hit,
         "prim": prim,

@@ -1,0 +1,201 @@
+"""Benchmarks behind docs/benchmarks.md. Run with `make bench` (all) or
+`python tools/bench.py --only sim`. Results go to docs/benchmarks.json (one entry per benchmark,
+kept across runs) and docs/benchmarks.md is regenerated from it."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import open3d as o3d
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "torch_threads": str(torch.get_num_threads()),
+        "torch": torch.__version__,
+        "open3d": o3d.__version__,
+        "python": platform.python_version(),
+        "date": dt.date.today().isoformat(),
+    }
+
+
+def bench_sim(frames: int = 30) -> dict:
+    """Embedded simulator: 640x480 camera + 32-channel LiDAR at 1024 columns, urban_stop scene."""
+    from avrobust.backends.embedded import resolve_scene
+    from avrobust.core.sensors import CameraSpec, LidarSpec
+    from avrobust.core.weather import PRESETS
+    from avrobust.sim.simulator import Simulator
+    from avrobust.sim.world import cast
+
+    cam = CameraSpec(640, 480, math.radians(90))
+    lidar = LidarSpec(channels=32, points_per_second=32 * 1024 * 10, rotation_frequency=10.0)
+    sim = Simulator(resolve_scene("urban_stop"), cam, lidar, PRESETS["ClearNoon"], seed=0)
+    times = [0.1 * i for i in range(frames)]
+    sim.render(0.0, truth=False)  # warm-up
+
+    def run(truth: bool) -> list[float]:
+        out = []
+        for i, t in enumerate(times):
+            start = time.perf_counter()
+            sim.render(t, i, truth=truth)
+            out.append(time.perf_counter() - start)
+        return out
+
+    # The bare Open3D work of the same frames: build the scene, cast the camera rays, test the
+    # same shadow rays the renderer sends, cast the LiDAR rays.
+    light = sim.light
+    bare_rays = []
+    for t in times:
+        geometry = sim.world.geometry_at(t)
+        ego = sim.ego_pose(t).float()
+        cam_pose = ego @ sim.calibration.camera_pose.float()
+        dirs = sim.camera._rays_body @ cam_pose[:3, :3].T
+        origin = cam_pose[:3, 3].expand_as(dirs)
+        hit = cast(geometry.scene, origin, dirs)  # outside timing: only to rebuild shadow rays
+        ok = hit["prim"] >= 0
+        pts = origin[ok] + dirs[ok] * hit["t_hit"][ok][:, None]
+        n = torch.nn.functional.normalize(hit["normal"][ok], dim=1)
+        n = torch.where(((n * dirs[ok]).sum(1) > 0)[:, None], -n, n)
+        lit = (n @ light.sun_dir) > 0
+        shadow = (
+            torch.cat([pts[lit] + n[lit] * 0.02, light.sun_dir.expand(int(lit.sum()), 3)], 1)
+            .contiguous()
+            .numpy()
+        )
+        cam_rays = torch.cat([origin, dirs], 1).contiguous().numpy()
+        lid_pose = ego @ sim.calibration.lidar_pose.float()
+        ldirs = sim.lidar.dirs @ lid_pose[:3, :3].T
+        lidar_rays = torch.cat([lid_pose[:3, 3].expand_as(ldirs), ldirs], 1).contiguous().numpy()
+        bare_rays.append((t, cam_rays, shadow, lidar_rays))
+
+    def run_bare_frame(t, cam_rays, shadow, lidar_rays) -> float:
+        start = time.perf_counter()
+        g2 = sim.world.geometry_at(t)
+        g2.scene.cast_rays(o3d.core.Tensor.from_numpy(cam_rays))
+        g2.scene.test_occlusions(o3d.core.Tensor.from_numpy(shadow))
+        g2.scene.cast_rays(o3d.core.Tensor.from_numpy(lidar_rays))
+        return time.perf_counter() - start
+
+    def timed(i: int, truth: bool) -> float:
+        start = time.perf_counter()
+        sim.render(times[i], i, truth=truth)
+        return time.perf_counter() - start
+
+    # Interleave the three measurements frame by frame, five passes, so that the noise of a
+    # shared machine hits them alike; keep each pass's median and report the best pass.
+    passes = {"full": [], "truth": [], "bare": []}
+    for _ in range(5):
+        rows = {"full": [], "truth": [], "bare": []}
+        for i in range(frames):
+            rows["full"].append(timed(i, False))
+            rows["bare"].append(run_bare_frame(*bare_rays[i]))
+            rows["truth"].append(timed(i, True))
+        for k, v in rows.items():
+            passes[k].append(statistics.median(v))
+    full, with_truth, bare = (min(passes[k]) for k in ("full", "truth", "bare"))
+    ratio = min(f / b for f, b in zip(passes["full"], passes["bare"], strict=True))
+    return {
+        "name": "sim",
+        "title": "Embedded simulator frame rate",
+        "setup": "urban_stop scene, ClearNoon, 640x480 camera (90 deg) + 32-channel LiDAR at "
+        f"1024 columns, {frames} frames along the route; median time per frame, best of "
+        "five interleaved passes",
+        "rows": [
+            [
+                "frame (camera + LiDAR, no ground truth)",
+                f"{1000 * full:.1f} ms",
+                f"{1 / full:.1f} fps",
+            ],
+            [
+                "frame with ground truth and surface views",
+                f"{1000 * with_truth:.1f} ms",
+                f"{1 / with_truth:.1f} fps",
+            ],
+            [
+                "bare Open3D ray casting of the same rays (scene build, camera, shadow, LiDAR)",
+                f"{1000 * bare:.1f} ms",
+                f"{1 / bare:.1f} fps",
+            ],
+            ["ratio frame / bare ray casting (same pass)", f"{ratio:.2f}", ""],
+        ],
+        "goals": "at least 15 fps; ratio at most 2.0",
+    }
+
+
+BENCHES = {"sim": bench_sim}
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`tools/bench.py`); each section says when and on what "
+        "it was measured. Re-run on your machine to compare.",
+        "",
+    ]
+    for entry in results.values():
+        m = entry["machine"]
+        lines += [
+            f"## {entry['title']}",
+            "",
+            f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, torch "
+            f"{m['torch']} with {m['torch_threads']} threads, Open3D {m['open3d']}, "
+            f"Python {m['python']}).",
+            "",
+            f"Setup: {entry['setup']}.",
+            "",
+            "| measure | value | rate |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in entry["rows"]]
+        lines += ["", f"Goals: {entry['goals']}.", ""]
+        if entry.get("notes"):
+            lines += [entry["notes"], ""]
+    path.write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    store = args.out.with_suffix(".json")
+    results = json.loads(store.read_text()) if store.exists() else {}
+    for name in args.only or sorted(BENCHES):
+        print(f"running {name} ...", flush=True)
+        entry = BENCHES[name]()
+        entry["machine"] = machine()
+        if name in results and results[name].get("notes"):
+            entry["notes"] = results[name]["notes"]
+        results[name] = entry
+        for row in entry["rows"]:
+            print("  ", " | ".join(row))
+    store.write_text(json.dumps(results, indent=2) + "\n")
+    write_markdown(results, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
