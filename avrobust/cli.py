@@ -85,30 +85,51 @@ app.add_typer(scenario_app, name="scenario")
 
 @scenario_app.command("list")
 def scenario_list() -> None:
-    """List the built-in scenes of the embedded simulator."""
-    from avrobust.backends.embedded import scene_names
+    """List the scenario library (``scenarios/``, or ``$AVROBUST_SCENARIOS``)."""
+    from avrobust.scenario.library import load_scenario, scenario_names
 
-    for name in scene_names():
-        console.print(name)
+    table = Table(show_header=True, box=None)
+    table.add_column("scenario")
+    table.add_column("description", overflow="fold")
+    for name in scenario_names():
+        table.add_row(name, load_scenario(name).description.strip())
+    console.print(table)
+
+
+@scenario_app.command("validate")
+def scenario_validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files (.yaml or .xosc).")],
+) -> None:
+    """Check scenario files; print every problem with its file, line and field."""
+    from avrobust.scenario.library import validate_files
+
+    results = validate_files(files)
+    for path, problem in results.items():
+        if problem is None:
+            console.print(f"[green]ok[/]    {path}")
+        else:
+            console.print(f"[red]error[/] {problem}", highlight=False, soft_wrap=True)
+    if any(p is not None for p in results.values()):
+        raise typer.Exit(2)
 
 
 @scenario_app.command("render")
 def scenario_render(
-    scene: Annotated[str, typer.Argument(help="Scene name (see 'avrobust scenario list').")],
+    scene: Annotated[str, typer.Argument(help="Scenario name or file (avrobust scenario list).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the pictures.")] = Path(
         "out/render"
     ),
     time: Annotated[float, typer.Option(help="Seconds into the episode.")] = 0.0,
-    weather: Annotated[str, typer.Option(help="Weather preset (CARLA names, Fog, Dusk).")] = (
-        "ClearNoon"
-    ),
+    weather: Annotated[
+        str | None, typer.Option(help="Weather preset instead of the scenario's (CARLA names).")
+    ] = None,
     width: Annotated[int, typer.Option(help="Image width in pixels.")] = 1280,
     height: Annotated[int, typer.Option(help="Image height in pixels.")] = 720,
     seed: Annotated[int, typer.Option(help="Seed of sensor noise and weather effects.")] = 0,
     kitti: Annotated[bool, typer.Option("--kitti", help="Also write a KITTI tree.")] = False,
 ) -> None:
     """Render one frame: camera, boxes, LiDAR bird's-eye view, LiDAR on the camera image."""
-    from avrobust.scenario.preview import render_preview
+    from avrobust.evaluation.preview import render_preview
 
     with console.status(f"rendering {scene} at t={time:g} s"):
         files = render_preview(

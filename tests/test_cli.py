@@ -115,4 +115,16 @@ def test_scenario_render_unknown_scene_is_a_clean_error(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2
-    assert "unknown scene 'atlantis'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "no scenario named 'atlantis'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_scenario_validate_exit_codes(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsigns:\n  - {name: a, type: stop, s: 1, colour: 3}\n")
+    result = runner.invoke(app, ["scenario", "validate", str(bad)])
+    assert result.exit_code == 2
+    assert "signs[0].colour: unknown field" in result.output
+    from avrobust.scenario.library import library_dir
+
+    result = runner.invoke(app, ["scenario", "validate", *map(str, library_dir().glob("*.yaml"))])
+    assert result.exit_code == 0, result.output

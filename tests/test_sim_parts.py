@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from avrobust.backends.base import Backend, EpisodeSpec
-from avrobust.backends.embedded import EmbeddedBackend, scene_names
+from avrobust.backends.embedded import EmbeddedBackend
 from avrobust.core.errors import ConfigError
 from avrobust.core.sensors import CameraSpec, LidarSpec
 from avrobust.core.weather import PRESETS, Weather
+from avrobust.scenario.library import load_scenario, scenario_names
 from avrobust.sim.atlas import TextureAtlas, sample_texture
 from avrobust.sim.meshes import box, polygon_plate, regular_polygon
 
@@ -91,24 +92,21 @@ def test_sign_plate_uv_covers_its_bounding_square():
     assert uv.min() >= -1e-6 and uv.max() <= 1 + 1e-6
 
 
-def test_every_built_in_scene_builds_and_renders():
-    for name in scene_names():
+def test_every_library_scenario_builds_and_renders():
+    names = scenario_names()
+    assert len(names) >= 8
+    small_lidar = LidarSpec(channels=8, points_per_second=8 * 256 * 10)
+    for name in names:
+        spec = EpisodeSpec.from_scenario(load_scenario(name), camera=CameraSpec(96, 64),
+                                         lidar=small_lidar, frames=2)
         with EmbeddedBackend() as backend:
             assert isinstance(backend, Backend)
-            backend.start(
-                EpisodeSpec(
-                    name,
-                    CameraSpec(96, 64),
-                    LidarSpec(channels=8, points_per_second=8 * 256 * 10),
-                    frames=2,
-                    rate=5.0,
-                )
-            )
+            backend.start(spec)
             frames = list(backend.frames())
-            assert len(frames) == 2
-            assert frames[0].image.shape == (3, 64, 96)
-            assert frames[0].points.shape[1] == 4 and frames[0].points.shape[0] > 100
-            assert len(frames[0].truth) > 0
+        assert len(frames) == 2, name
+        assert frames[0].image.shape == (3, 64, 96)
+        assert frames[0].points.shape[1] == 4 and frames[0].points.shape[0] > 100
+        assert len(frames[0].truth) > 0, name
 
 
 def test_apply_texture_changes_the_rendered_surface():
@@ -130,7 +128,7 @@ def test_apply_texture_changes_the_rendered_surface():
 
 def test_unknown_surface_and_scene_are_clear_errors():
     with EmbeddedBackend() as backend:
-        with pytest.raises(ConfigError, match="unknown scene"):
+        with pytest.raises(ConfigError, match="no scenario named 'atlantis'"):
             backend.start(EpisodeSpec("atlantis"))
         backend.start(EpisodeSpec("urban_stop", CameraSpec(32, 32), None))
         with pytest.raises(ConfigError, match="no attack surface named 'moon'"):

@@ -16,6 +16,7 @@ import torch
 from avrobust.core.frame import Frame
 from avrobust.core.sensors import CameraSpec, LidarSpec
 from avrobust.core.weather import Weather
+from avrobust.scenario.schema import Scenario
 
 
 @dataclass(frozen=True)
@@ -23,8 +24,8 @@ class EpisodeSpec:
     """One episode to simulate.
 
     Attributes:
-        scene: the scene, as the backend understands it (the embedded backend takes a preset
-            name or a ``SceneDescription``; CARLA a town and actor list).
+        scene: a :class:`~avrobust.scenario.schema.Scenario` or a scenario library name (the
+            embedded backend also takes its own ``SceneDescription``).
         camera, lidar: sensor specs (None: no such sensor).
         weather: CARLA-named weather.
         frames: how many frames; rate: frames per second; start_time: seconds.
@@ -42,6 +43,22 @@ class EpisodeSpec:
     start_time: float = 0.0
     seed: int = 0
     ego_poses: tuple | None = None
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario, **overrides: Any) -> EpisodeSpec:
+        """The episode a scenario file describes (its sensors, weather and timing)."""
+        fields = dict(
+            scene=scenario,
+            camera=None if scenario.sensors.camera is None else scenario.sensors.camera.to_spec(),
+            lidar=None if scenario.sensors.lidar is None else scenario.sensors.lidar.to_spec(),
+            weather=scenario.weather.to_weather(),
+            frames=scenario.episode.frames,
+            rate=scenario.episode.rate,
+            start_time=scenario.episode.start_time,
+            seed=scenario.seed,
+        )
+        fields.update(overrides)
+        return cls(**fields)
 
 
 @runtime_checkable

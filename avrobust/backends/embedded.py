@@ -1,8 +1,10 @@
 """The embedded backend: wraps the built-in simulator (``avrobust.sim``), the only module outside
-``sim/`` that imports it."""
+``sim/`` that imports it. It turns a :class:`~avrobust.scenario.schema.Scenario` into the
+simulator's scene description."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
@@ -11,24 +13,63 @@ import torch.nn.functional as F
 from avrobust.backends.base import EpisodeSpec
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
-from avrobust.sim.presets import PRESETS as SCENE_PRESETS
-from avrobust.sim.scene import SceneDescription
+from avrobust.scenario.library import load_scenario
+from avrobust.scenario.schema import Scenario
+from avrobust.sim.roads import RoadLayout
+from avrobust.sim.scene import (
+    EgoRoute,
+    PatchPlacement,
+    PedestrianPlacement,
+    SceneDescription,
+    SignPlacement,
+    VehiclePlacement,
+)
 from avrobust.sim.simulator import RawFrame, Simulator
 
 
-def scene_names() -> list[str]:
-    """Names of the built-in scenes."""
-    return sorted(SCENE_PRESETS)
+def scene_description(sc: Scenario) -> SceneDescription:
+    """The simulator's scene for a scenario (angles to radians, surfaces onto their objects)."""
+    m = sc.map
+    try:
+        road = RoadLayout(m.kind, m.length, m.lanes_per_direction, m.lane_width,
+                          m.sidewalk_width, m.kerb_height, m.curve_radius, m.environment,
+                          tuple(m.crosswalks), m.centre_line)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="map") from None
+    faces = {s.object: s for s in sc.surfaces if s.kind == "sign_face"}
+    rears = {s.object: s for s in sc.surfaces if s.kind == "vehicle_rear"}
+    signs = tuple(
+        SignPlacement(s.type, s.s, s.side, s.offset, s.height, math.radians(s.yaw), s.name,
+                      faces[s.name].name if s.name in faces else "")
+        for s in sc.signs
+    )
+    vehicles = tuple(
+        VehiclePlacement(v.name, v.body, v.s, v.lane, v.lateral_offset, v.speed, v.colour,
+                         v.parked, rears[v.name].name if v.name in rears else "",
+                         tuple(rears[v.name].size) if v.name in rears and rears[v.name].size
+                         else (1.2, 0.5))
+        for v in sc.vehicles
+    )
+    pedestrians = tuple(
+        PedestrianPlacement(p.name, p.s, p.lateral, math.radians(p.heading), p.speed, p.height)
+        for p in sc.pedestrians
+    )
+    patches = tuple(
+        PatchPlacement(s.name, s.kind, s.s, s.lateral, tuple(s.size or (1.0, 1.0)), s.height,
+                       math.radians(s.yaw))
+        for s in sc.surfaces if s.kind in ("billboard", "road")
+    )
+    ego = EgoRoute(sc.ego.start, sc.ego.lane, sc.ego.speed, sc.ego.lateral_offset)
+    return SceneDescription(sc.name, road, ego, signs, vehicles, pedestrians, patches,
+                            m.clutter, sc.seed)
 
 
-def resolve_scene(scene: str | SceneDescription) -> SceneDescription:
+def resolve_scene(scene: str | Scenario | SceneDescription) -> SceneDescription:
     if isinstance(scene, SceneDescription):
         return scene
-    if scene not in SCENE_PRESETS:
-        raise ConfigError(
-            f"unknown scene {scene!r}", field="scene", allowed=", ".join(scene_names())
-        )
-    return SCENE_PRESETS[scene]
+    if isinstance(scene, str):
+        scene = load_scenario(scene)
+    return scene_description(scene)
 
 
 class EmbeddedBackend:
@@ -43,13 +84,11 @@ class EmbeddedBackend:
 
     def start(self, episode: EpisodeSpec) -> None:
         self.episode = episode
-        self.simulator = Simulator(
-            resolve_scene(episode.scene),
-            episode.camera,
-            episode.lidar,
-            episode.weather,
-            episode.seed,
-        )
+        try:
+            self.simulator = Simulator(resolve_scene(episode.scene), episode.camera,
+                                       episode.lidar, episode.weather, episode.seed)
+        except ValueError as exc:  # a scene the simulator cannot build
+            raise ConfigError(str(exc), field="scene") from None
         self.textures = {}
 
     def _require(self) -> tuple[EpisodeSpec, Simulator]:
@@ -64,40 +103,40 @@ class EmbeddedBackend:
         pose = None
         if ep.ego_poses is not None:
             pose = torch.tensor(ep.ego_poses[index], dtype=torch.float64)
-        return sim.render(t, index, self.textures or None, truth=truth, ego_pose=pose)
+        raw = sim.render(t, index, self.textures or None, truth=truth, ego_pose=pose)
+        raw.frame.metadata["episode_seed"] = ep.seed
+        return raw
 
     def frames(self) -> Iterator[Frame]:
         ep, _ = self._require()
         for i in range(ep.frames):
             yield self.render(i).frame
 
+    def object_id(self, name: str) -> int:
+        """Instance id of a named object (ids in frames' ground truth)."""
+        _, sim = self._require()
+        if name not in sim.world.objects:
+            raise ConfigError(f"no object named {name!r} in this scene", field="object")
+        return sim.world.objects[name].instance_id
+
     def surface_names(self) -> list[str]:
         _, sim = self._require()
         return list(sim.world.surfaces)
 
-    def apply_texture(
-        self, surface: str, texture: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> None:
+    def apply_texture(self, surface: str, texture: torch.Tensor,
+                      mask: torch.Tensor | None = None) -> None:
         _, sim = self._require()
         if surface not in sim.world.surfaces:
-            raise ConfigError(
-                f"no attack surface named {surface!r} in this scene",
-                field="surface",
-                allowed=", ".join(sim.world.surfaces) or "none",
-            )
+            raise ConfigError(f"no attack surface named {surface!r} in this scene",
+                              field="surface", allowed=", ".join(sim.world.surfaces) or "none")
         base = sim.world.materials[surface].texture
         tex = texture.to(torch.float32)
         if tex.shape[1:] != base.shape[1:]:
-            tex = F.interpolate(
-                tex[None], size=base.shape[1:], mode="bilinear", align_corners=False, antialias=True
-            )[0]
+            tex = F.interpolate(tex[None], size=base.shape[1:], mode="bilinear",
+                                align_corners=False, antialias=True)[0]
         if mask is not None:
-            m = F.interpolate(
-                mask.to(torch.float32)[None],
-                size=base.shape[1:],
-                mode="bilinear",
-                align_corners=False,
-            )[0]
+            m = F.interpolate(mask.to(torch.float32)[None], size=base.shape[1:],
+                              mode="bilinear", align_corners=False)[0]
             tex = m * tex + (1 - m) * base
         self.textures[surface] = tex.clamp(0, 1)
 

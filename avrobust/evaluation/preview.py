@@ -3,6 +3,7 @@ camera and the LiDAR agree, plus the frame's data files."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from avrobust.backends.base import EpisodeSpec
@@ -15,6 +16,7 @@ from avrobust.core.weather import Weather
 from avrobust.data import kitti
 from avrobust.data.pointclouds import write_points
 from avrobust.report.views import bev_image, draw_boxes, lidar_overlay
+from avrobust.scenario.library import load_scenario
 
 
 def resolve_weather(name: str | Weather) -> Weather:
@@ -31,14 +33,15 @@ def render_preview(
     scene: str,
     out: str | Path,
     time: float = 0.0,
-    weather: str | Weather = "ClearNoon",
+    weather: str | Weather | None = None,
     width: int = 1280,
     height: int = 720,
     lidar: LidarSpec | None = None,
     seed: int = 0,
     kitti_export: bool = False,
 ) -> dict[str, Path]:
-    """Render the frame of ``scene`` at ``time`` seconds and write, under ``out``:
+    """Render the frame of scenario ``scene`` (a library name or a file) at ``time`` seconds, in
+    its own weather unless ``weather`` names a preset, and write, under ``out``:
     ``camera.png``, ``camera_boxes.png`` (ground-truth 2D boxes), ``bev.png`` (LiDAR from above
     with 3D boxes), ``lidar_on_camera.png`` (points projected onto the image), ``points.ply``,
     and with ``kitti_export`` a one-frame KITTI tree in ``kitti/``.
@@ -49,12 +52,12 @@ def render_preview(
     out = Path(out)
     if width < 16 or height < 16:
         raise ConfigError("image size must be at least 16x16", field="--width/--height")
-    cam = CameraSpec(width, height)
-    episode = EpisodeSpec(
-        scene,
-        cam,
-        lidar or LidarSpec(),
-        resolve_weather(weather),
+    base = EpisodeSpec.from_scenario(load_scenario(scene))
+    episode = replace(
+        base,
+        camera=replace(base.camera or CameraSpec(), width=width, height=height),
+        lidar=lidar or base.lidar or LidarSpec(),
+        weather=base.weather if weather is None else resolve_weather(weather),
         frames=1,
         start_time=time,
         seed=seed,

@@ -1,0 +1,1 @@
+"""Evaluation: jobs, the runner, executors, the results store, metrics."""

@@ -1,0 +1,147 @@
+"""Reading scenario and campaign files: YAML with line numbers, pydantic validation, and one
+message per problem naming the file, the line, the field and what is allowed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from avrobust.core.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ScenarioError(ConfigError):
+    """A scenario or campaign file has problems; ``problems`` holds one line each."""
+
+    def __init__(self, file: str | Path, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems) if len(problems) > 1 else problems[0])
+
+    def format(self) -> str:  # the problems already name file, line and field
+        return self.message if len(self.problems) == 1 else (
+            f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems))
+
+
+def library_dir() -> Path:
+    """The scenario library: ``$AVROBUST_SCENARIOS`` or the repository's ``scenarios/``."""
+    env = os.environ.get("AVROBUST_SCENARIOS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "scenarios"
+
+
+def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
+    """The YAML document and the line of every mapping key and sequence item, by field path."""
+    if not path.is_file():
+        raise ConfigError("no such file", file=path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        what = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"not valid YAML: {what}", file=path,
+                          line=None if mark is None else mark.line + 1) from None
+    lines: dict[tuple, int] = {}
+
+    def walk(n, loc: tuple) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = k.value
+                lines[(*loc, key)] = k.start_mark.line + 1
+                walk(v, (*loc, key))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                lines[(*loc, i)] = item.start_mark.line + 1
+                walk(item, (*loc, i))
+
+    if node is not None:
+        walk(node, ())
+    return data, lines
+
+
+def _line_of(lines: dict[tuple, int], loc: tuple) -> int | None:
+    for k in range(len(loc), 0, -1):
+        if loc[:k] in lines:
+            return lines[loc[:k]]
+    return None
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that holds the field at ``loc`` (for listing allowed fields)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _inner_model(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner_model(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for a in args or ():
+        found = _inner_model(a)
+        if found is not None:
+            return found
+    return None
+
+
+def format_problems(path: Path, model: type[BaseModel], exc: ValidationError,
+                    lines: dict[tuple, int]) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if p not in ("function-after", "function-before"))
+        field = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in loc).replace(".[", "[")
+        line = _line_of(lines, loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        allowed = None
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+            holder = _model_at(model, loc[:-1])
+            if holder is not None:
+                allowed = ", ".join(holder.model_fields)
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        where = f"{path}:{line}" if line else str(path)
+        text = f"{where}: {field}: {msg}" if field else f"{where}: {msg}"
+        if allowed:
+            text += f" (allowed: {allowed})"
+        out.append(text)
+    return out
+
+
+def load_model(path: str | Path, model: type[M]) -> M:
+    """Read and validate ``path`` as ``model``; raises :class:`ScenarioError` listing every
+    problem."""
+    path = Path(path)
+    data, lines = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ScenarioError(path, [f"{path}:1: the file must hold a mapping of fields"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(path, format_problems(path, model, exc, lines)) from None
+
+
+def find_file(name_or_path: str | Path, folder: Path, kind: str) -> Path:
+    """A file given by path, or by name in ``folder`` (``NAME.yaml``)."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml", ".xosc") and p.is_file():
+        return p
+    candidate = folder / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(f.stem for f in folder.glob("*.yaml")) if folder.is_dir() else []
+    raise ConfigError(f"no {kind} named {str(name_or_path)!r}", field=kind,
+                      allowed=", ".join(known) or f"files in {folder}")
