@@ -27,8 +27,17 @@ def _write(tmp_path, text, name="s.yaml"):
 
 def test_library_has_the_promised_scenarios():
     names = set(scenario_names())
-    assert {"urban_stop", "rural_speed_limit", "intersection", "lead_vehicle", "parked_vehicle",
-            "pedestrian_crossing", "highway", "urban_stop_night", "rural_speed_limit_fog"} <= names
+    assert {
+        "urban_stop",
+        "rural_speed_limit",
+        "intersection",
+        "lead_vehicle",
+        "parked_vehicle",
+        "pedestrian_crossing",
+        "highway",
+        "urban_stop_night",
+        "rural_speed_limit_fog",
+    } <= names
     for name in names:
         sc = load_scenario(name)
         assert sc.name == name
@@ -51,8 +60,10 @@ def test_wrong_type_names_file_line_and_field(tmp_path):
 
 
 def test_unknown_field_lists_allowed_fields(tmp_path):
-    p = _write(tmp_path, GOOD.replace("map: {kind: straight, length: 100}",
-                                      "map: {kind: straight, lenght: 100}"))
+    p = _write(
+        tmp_path,
+        GOOD.replace("map: {kind: straight, length: 100}", "map: {kind: straight, lenght: 100}"),
+    )
     with pytest.raises(ScenarioError) as err:
         load_scenario(p)
     (msg,) = err.value.problems

@@ -97,8 +97,9 @@ def test_every_library_scenario_builds_and_renders():
     assert len(names) >= 8
     small_lidar = LidarSpec(channels=8, points_per_second=8 * 256 * 10)
     for name in names:
-        spec = EpisodeSpec.from_scenario(load_scenario(name), camera=CameraSpec(96, 64),
-                                         lidar=small_lidar, frames=2)
+        spec = EpisodeSpec.from_scenario(
+            load_scenario(name), camera=CameraSpec(96, 64), lidar=small_lidar, frames=2
+        )
         with EmbeddedBackend() as backend:
             assert isinstance(backend, Backend)
             backend.start(spec)

@@ -32,16 +32,23 @@ def save_jpeg(path: Path, rgb) -> None:
 def main() -> None:
     for scene, t, weather in SHOTS:
         with EmbeddedBackend() as b:
-            b.start(EpisodeSpec(scene, CameraSpec(1280, 720), LidarSpec(), PRESETS[weather],
-                                start_time=t))
+            b.start(
+                EpisodeSpec(
+                    scene, CameraSpec(1280, 720), LidarSpec(), PRESETS[weather], start_time=t
+                )
+            )
             frame = next(iter(b.frames()))
         rgb = to_rgb8(frame.image)
         save_jpeg(OUT / f"{scene}_{weather}.jpg", rgb)
         if (scene, weather) == ("urban_stop", "ClearNoon"):
-            save_jpeg(OUT / f"{scene}_lidar_on_camera.jpg",
-                      lidar_overlay(rgb, frame.points, frame.calibration))
-            save_jpeg(OUT / f"{scene}_bev.jpg",
-                      bev_image(frame.points, frame.truth.boxes_3d, frame.truth.categories))
+            save_jpeg(
+                OUT / f"{scene}_lidar_on_camera.jpg",
+                lidar_overlay(rgb, frame.points, frame.calibration),
+            )
+            save_jpeg(
+                OUT / f"{scene}_bev.jpg",
+                bev_image(frame.points, frame.truth.boxes_3d, frame.truth.categories),
+            )
         print("wrote", scene, weather)
 
 

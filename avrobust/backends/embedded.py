@@ -31,23 +31,48 @@ def scene_description(sc: Scenario) -> SceneDescription:
     """The simulator's scene for a scenario (angles to radians, surfaces onto their objects)."""
     m = sc.map
     try:
-        road = RoadLayout(m.kind, m.length, m.lanes_per_direction, m.lane_width,
-                          m.sidewalk_width, m.kerb_height, m.curve_radius, m.environment,
-                          tuple(m.crosswalks), m.centre_line)
+        road = RoadLayout(
+            m.kind,
+            m.length,
+            m.lanes_per_direction,
+            m.lane_width,
+            m.sidewalk_width,
+            m.kerb_height,
+            m.curve_radius,
+            m.environment,
+            tuple(m.crosswalks),
+            m.centre_line,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc), field="map") from None
     faces = {s.object: s for s in sc.surfaces if s.kind == "sign_face"}
     rears = {s.object: s for s in sc.surfaces if s.kind == "vehicle_rear"}
     signs = tuple(
-        SignPlacement(s.type, s.s, s.side, s.offset, s.height, math.radians(s.yaw), s.name,
-                      faces[s.name].name if s.name in faces else "")
+        SignPlacement(
+            s.type,
+            s.s,
+            s.side,
+            s.offset,
+            s.height,
+            math.radians(s.yaw),
+            s.name,
+            faces[s.name].name if s.name in faces else "",
+        )
         for s in sc.signs
     )
     vehicles = tuple(
-        VehiclePlacement(v.name, v.body, v.s, v.lane, v.lateral_offset, v.speed, v.colour,
-                         v.parked, rears[v.name].name if v.name in rears else "",
-                         tuple(rears[v.name].size) if v.name in rears and rears[v.name].size
-                         else (1.2, 0.5))
+        VehiclePlacement(
+            v.name,
+            v.body,
+            v.s,
+            v.lane,
+            v.lateral_offset,
+            v.speed,
+            v.colour,
+            v.parked,
+            rears[v.name].name if v.name in rears else "",
+            tuple(rears[v.name].size) if v.name in rears and rears[v.name].size else (1.2, 0.5),
+        )
         for v in sc.vehicles
     )
     pedestrians = tuple(
@@ -55,13 +80,22 @@ def scene_description(sc: Scenario) -> SceneDescription:
         for p in sc.pedestrians
     )
     patches = tuple(
-        PatchPlacement(s.name, s.kind, s.s, s.lateral, tuple(s.size or (1.0, 1.0)), s.height,
-                       math.radians(s.yaw))
-        for s in sc.surfaces if s.kind in ("billboard", "road")
+        PatchPlacement(
+            s.name,
+            s.kind,
+            s.s,
+            s.lateral,
+            tuple(s.size or (1.0, 1.0)),
+            s.height,
+            math.radians(s.yaw),
+        )
+        for s in sc.surfaces
+        if s.kind in ("billboard", "road")
     )
     ego = EgoRoute(sc.ego.start, sc.ego.lane, sc.ego.speed, sc.ego.lateral_offset)
-    return SceneDescription(sc.name, road, ego, signs, vehicles, pedestrians, patches,
-                            m.clutter, sc.seed)
+    return SceneDescription(
+        sc.name, road, ego, signs, vehicles, pedestrians, patches, m.clutter, sc.seed
+    )
 
 
 def resolve_scene(scene: str | Scenario | SceneDescription) -> SceneDescription:
@@ -85,8 +119,13 @@ class EmbeddedBackend:
     def start(self, episode: EpisodeSpec) -> None:
         self.episode = episode
         try:
-            self.simulator = Simulator(resolve_scene(episode.scene), episode.camera,
-                                       episode.lidar, episode.weather, episode.seed)
+            self.simulator = Simulator(
+                resolve_scene(episode.scene),
+                episode.camera,
+                episode.lidar,
+                episode.weather,
+                episode.seed,
+            )
         except ValueError as exc:  # a scene the simulator cannot build
             raise ConfigError(str(exc), field="scene") from None
         self.textures = {}
@@ -123,20 +162,29 @@ class EmbeddedBackend:
         _, sim = self._require()
         return list(sim.world.surfaces)
 
-    def apply_texture(self, surface: str, texture: torch.Tensor,
-                      mask: torch.Tensor | None = None) -> None:
+    def apply_texture(
+        self, surface: str, texture: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> None:
         _, sim = self._require()
         if surface not in sim.world.surfaces:
-            raise ConfigError(f"no attack surface named {surface!r} in this scene",
-                              field="surface", allowed=", ".join(sim.world.surfaces) or "none")
+            raise ConfigError(
+                f"no attack surface named {surface!r} in this scene",
+                field="surface",
+                allowed=", ".join(sim.world.surfaces) or "none",
+            )
         base = sim.world.materials[surface].texture
         tex = texture.to(torch.float32)
         if tex.shape[1:] != base.shape[1:]:
-            tex = F.interpolate(tex[None], size=base.shape[1:], mode="bilinear",
-                                align_corners=False, antialias=True)[0]
+            tex = F.interpolate(
+                tex[None], size=base.shape[1:], mode="bilinear", align_corners=False, antialias=True
+            )[0]
         if mask is not None:
-            m = F.interpolate(mask.to(torch.float32)[None], size=base.shape[1:],
-                              mode="bilinear", align_corners=False)[0]
+            m = F.interpolate(
+                mask.to(torch.float32)[None],
+                size=base.shape[1:],
+                mode="bilinear",
+                align_corners=False,
+            )[0]
             tex = m * tex + (1 - m) * base
         self.textures[surface] = tex.clamp(0, 1)
 

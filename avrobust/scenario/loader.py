@@ -23,8 +23,11 @@ class ScenarioError(ConfigError):
         super().__init__("\n".join(problems) if len(problems) > 1 else problems[0])
 
     def format(self) -> str:  # the problems already name file, line and field
-        return self.message if len(self.problems) == 1 else (
-            f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems))
+        return (
+            self.message
+            if len(self.problems) == 1
+            else (f"{len(self.problems)} problems:\n" + "\n".join(f"  {p}" for p in self.problems))
+        )
 
 
 def library_dir() -> Path:
@@ -44,8 +47,9 @@ def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         what = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"not valid YAML: {what}", file=path,
-                          line=None if mark is None else mark.line + 1) from None
+        raise ConfigError(
+            f"not valid YAML: {what}", file=path, line=None if mark is None else mark.line + 1
+        ) from None
     lines: dict[tuple, int] = {}
 
     def walk(n, loc: tuple) -> None:
@@ -97,8 +101,9 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def format_problems(path: Path, model: type[BaseModel], exc: ValidationError,
-                    lines: dict[tuple, int]) -> list[str]:
+def format_problems(
+    path: Path, model: type[BaseModel], exc: ValidationError, lines: dict[tuple, int]
+) -> list[str]:
     out = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if p not in ("function-after", "function-before"))
@@ -143,5 +148,8 @@ def find_file(name_or_path: str | Path, folder: Path, kind: str) -> Path:
     if candidate.is_file():
         return candidate
     known = sorted(f.stem for f in folder.glob("*.yaml")) if folder.is_dir() else []
-    raise ConfigError(f"no {kind} named {str(name_or_path)!r}", field=kind,
-                      allowed=", ".join(known) or f"files in {folder}")
+    raise ConfigError(
+        f"no {kind} named {str(name_or_path)!r}",
+        field=kind,
+        allowed=", ".join(known) or f"files in {folder}",
+    )

@@ -16,8 +16,15 @@ from avrobust.core.sensors import CameraSpec, LidarSpec, Mount
 from avrobust.core.weather import PRESETS as WEATHER_PRESETS
 from avrobust.core.weather import Weather
 
-SIGN_TYPES = ("stop", "yield", "speed_limit_30", "speed_limit_50", "speed_limit_80", "no_entry",
-              "pedestrian_crossing")
+SIGN_TYPES = (
+    "stop",
+    "yield",
+    "speed_limit_30",
+    "speed_limit_50",
+    "speed_limit_80",
+    "no_entry",
+    "pedestrian_crossing",
+)
 BODIES = ("sedan", "suv", "van")
 
 
@@ -78,8 +85,16 @@ class CameraFields(Strict):
     antialias: int = Field(1, ge=1, le=4)
 
     def to_spec(self) -> CameraSpec:
-        return CameraSpec(self.width, self.height, math.radians(self.fov), self.mount.to_mount(),
-                          self.exposure, self.noise_stddev, self.motion_blur, self.antialias)
+        return CameraSpec(
+            self.width,
+            self.height,
+            math.radians(self.fov),
+            self.mount.to_mount(),
+            self.exposure,
+            self.noise_stddev,
+            self.motion_blur,
+            self.antialias,
+        )
 
 
 class LidarFields(Strict):
@@ -107,11 +122,21 @@ class LidarFields(Strict):
 
     def to_spec(self) -> LidarSpec:
         r = math.radians
-        return LidarSpec(self.channels, self.range, self.points_per_second,
-                         self.rotation_frequency, r(self.upper_fov), r(self.lower_fov),
-                         r(self.horizontal_fov), self.noise_stddev, self.dropoff_general_rate,
-                         self.dropoff_intensity_limit, self.dropoff_zero_intensity,
-                         self.atmosphere_attenuation_rate, mount=self.mount.to_mount())
+        return LidarSpec(
+            self.channels,
+            self.range,
+            self.points_per_second,
+            self.rotation_frequency,
+            r(self.upper_fov),
+            r(self.lower_fov),
+            r(self.horizontal_fov),
+            self.noise_stddev,
+            self.dropoff_general_rate,
+            self.dropoff_intensity_limit,
+            self.dropoff_zero_intensity,
+            self.atmosphere_attenuation_rate,
+            mount=self.mount.to_mount(),
+        )
 
 
 class SensorsSpec(Strict):
@@ -229,6 +254,8 @@ class TargetSpec(Strict):
 
 
 class EpisodeFields(Strict):
+    """How long an episode runs and how often it samples."""
+
     frames: int = Field(20, ge=1, le=100_000)
     rate: float = Field(10.0, gt=0, le=100, description="frames per second")
     start_time: float = Field(0.0, ge=0)
@@ -268,8 +295,9 @@ class Scenario(Strict):
                 raise ValueError(f"surfaces[{i}].object: no vehicle named {s.object!r}")
         for i, t in enumerate(self.targets):
             if t.object not in objects:
-                raise ValueError(f"targets[{i}].object: no sign, vehicle or pedestrian named "
-                                 f"{t.object!r}")
+                raise ValueError(
+                    f"targets[{i}].object: no sign, vehicle or pedestrian named {t.object!r}"
+                )
         for i, v in enumerate(self.vehicles):
             if abs(v.lane) > self.map.lanes_per_direction or v.lane == 0:
                 n = self.map.lanes_per_direction

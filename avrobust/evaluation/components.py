@@ -1,0 +1,48 @@
+"""The components every campaign can name without any trained model or attack code:
+``model: none`` measures what the sensors capture of each target; ``attack: none`` and
+``defence: none`` leave the scene and the model as they are. Models, attacks and defences of
+later packages register themselves in their own modules and are imported here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from avrobust.evaluation.registry import register
+
+
+class NoModel:
+    """No perception: frames are evaluated for sensor coverage of the targets only."""
+
+    name = "none"
+
+    def __call__(self, frame: Any) -> None:
+        return None
+
+
+class NoAttack:
+    name = "none"
+
+    def prepare(self, backend: Any, scenario: Any) -> None:
+        """Nothing to apply."""
+
+
+class NoDefence:
+    name = "none"
+
+    def wrap(self, model: Any) -> Any:
+        return model
+
+
+@register("model", "none", "no perception model: record sensor coverage of each target")
+def _no_model() -> NoModel:
+    return NoModel()
+
+
+@register("attack", "none", "clean: no attack")
+def _no_attack() -> NoAttack:
+    return NoAttack()
+
+
+@register("defence", "none", "no defence")
+def _no_defence() -> NoDefence:
+    return NoDefence()

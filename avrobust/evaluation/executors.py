@@ -1,0 +1,115 @@
+"""Where jobs run: in this process, in a local process pool, or on a Ray cluster.
+
+Jobs travel as JSON and come back as :class:`JobOutcome` objects of plain data; the caller
+stores each outcome as it arrives (only the calling process writes to the results store). Every
+executor yields the same outcomes for the same jobs, because a job's randomness comes from its
+own seed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+
+from avrobust.core.errors import ConfigError, DependencyError
+from avrobust.evaluation.records import JobOutcome
+from avrobust.evaluation.runner import run_job
+from avrobust.scenario.campaign import Job
+
+
+def _run_json(spec: str) -> JobOutcome:
+    return run_job(Job.from_json(spec))
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_local(jobs: list[Job], workers: int = 1) -> Iterator[JobOutcome]:
+    """Outcomes as jobs finish; ``workers > 1`` uses a pool of spawned processes."""
+    if workers <= 1:
+        for job in jobs:
+            yield run_job(job)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(threads,),
+    )
+    pending: set[Future] = set()
+    queue = list(jobs)
+    try:
+        # Keep at most two jobs per worker queued, so an interrupt loses little.
+        while queue or pending:
+            while queue and len(pending) < 2 * workers:
+                pending.add(pool.submit(_run_json, queue.pop(0).to_json()))
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                yield fut.result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_ray(
+    jobs: list[Job], workers: int | None = None, address: str | None = None, carla_servers: int = 0
+) -> Iterator[JobOutcome]:
+    """Outcomes from Ray tasks. Without ``address`` a local Ray starts with ``workers`` CPUs.
+    CARLA jobs ask for one ``carla_server`` resource each, so a cluster runs as many at once as
+    it declares servers."""
+    try:
+        import ray
+    except ImportError:
+        raise DependencyError(
+            "the Ray executor needs ray: pip install 'avrobust[ray]'", field="--executor"
+        ) from None
+    started_here = False
+    if not ray.is_initialized():
+        kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            resources = {"carla_server": carla_servers} if carla_servers else None
+            ray.init(num_cpus=workers or os.cpu_count(), resources=resources, **kwargs)
+        started_here = True
+    try:
+        threads = 1 if (workers or 1) > 1 else max(1, os.cpu_count() or 1)
+        remote = ray.remote(num_cpus=1)(_ray_task)
+        refs = []
+        for job in jobs:
+            opts = {"resources": {"carla_server": 1}} if job.backend == "carla" else {}
+            refs.append(remote.options(**opts).remote(job.to_json(), threads))
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                yield ray.get(ref)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _ray_task(spec: str, threads: int) -> JobOutcome:
+    _init_worker(threads)
+    return run_job(Job.from_json(spec))
+
+
+def run_jobs(
+    jobs: list[Job],
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    carla_servers: int = 0,
+) -> Iterator[JobOutcome]:
+    if executor == "local":
+        return run_local(jobs, workers)
+    if executor == "ray":
+        return run_ray(jobs, workers, address, carla_servers)
+    raise ConfigError(f"unknown executor {executor!r}", field="--executor", allowed="local, ray")

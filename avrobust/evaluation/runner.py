@@ -1,0 +1,179 @@
+"""Running one Job: start its backend, apply its attack, run its (defended) model on every frame,
+and measure each target per frame and per encounter."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from typing import Any
+
+import torch
+
+from avrobust.backends.base import EpisodeSpec
+from avrobust.core.detections import Detections
+from avrobust.core.errors import AvrobustError, ConfigError
+from avrobust.core.frame import Frame
+from avrobust.evaluation import registry
+from avrobust.evaluation.records import EncounterRecord, FrameRecord, JobOutcome
+from avrobust.scenario.campaign import Job
+from avrobust.scenario.schema import Scenario
+
+
+class JobTimeout(AvrobustError):
+    """A job ran past its time limit."""
+
+
+def make_backend(name: str) -> Any:
+    if name == "embedded":
+        from avrobust.backends.embedded import EmbeddedBackend
+
+        return EmbeddedBackend()
+    raise ConfigError(
+        f"backend {name!r} is not available in this version of avrobust",
+        field="backend",
+        allowed="embedded",
+    )
+
+
+def _surfaces_on(scenario: Scenario) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for s in scenario.surfaces:
+        if s.object:
+            out.setdefault(s.object, []).append(s.name)
+    return out
+
+
+def _match(dets: Detections | None, box: torch.Tensor) -> tuple[bool, str | None, float | None]:
+    """The best 2D detection overlapping the target's box with IoU >= 0.5, if any."""
+    if dets is None:
+        return False, None, None
+    if len(dets) == 0 or box[2] <= box[0]:
+        return False, None, None
+    from torchvision.ops import box_iou
+
+    iou = box_iou(dets.boxes, box[None].to(dets.boxes))[:, 0]
+    best = int(torch.argmax(iou * (iou >= 0.5) + dets.scores * 1e-3 * (iou >= 0.5)))
+    if iou[best] < 0.5:
+        return False, None, None
+    label = int(dets.labels[best])
+    name = dets.class_names[label] if label < len(dets.class_names) else str(label)
+    return True, name, float(dets.scores[best])
+
+
+def frame_records(
+    job_id: str,
+    frame: Frame,
+    targets: dict[str, int],
+    expect: dict[str, str | None],
+    surfaces: dict[str, list[str]],
+    detections: Detections | None,
+    with_model: bool,
+) -> list[FrameRecord]:
+    truth = frame.truth
+    ids = truth.ids.tolist()
+    out = []
+    for name, inst in targets.items():
+        if inst not in ids:
+            continue  # beyond the ground-truth range this frame
+        i = ids.index(inst)
+        c = truth.boxes_3d.center[i]
+        box = truth.boxes_2d.xyxy[i]
+        visible = bool(box[2] > box[0])
+        px = sum(
+            frame.surfaces[s].visible_pixels for s in surfaces.get(name, ()) if s in frame.surfaces
+        )
+        rec = FrameRecord(
+            job_id,
+            frame.index,
+            name,
+            round(frame.timestamp, 6),
+            float(torch.linalg.vector_norm(c[:2])),
+            math.degrees(math.atan2(float(c[1]), float(c[0]))),
+            visible,
+            float(truth.visible_fraction[i]),
+            float(box[3] - box[1]) if visible else 0.0,
+            int(px),
+            int(truth.num_points[i]),
+        )
+        if with_model:
+            detected, predicted, score = _match(detections, box)
+            want = expect.get(name)
+            rec.detected = detected
+            rec.predicted = predicted
+            rec.correct = detected and (want is None or predicted == want)
+            rec.score = score
+        out.append(rec)
+    return out
+
+
+def encounter_records(
+    job_id: str, scenario: Scenario, rows: list[FrameRecord], with_model: bool
+) -> list[EncounterRecord]:
+    out = []
+    for t in scenario.targets:
+        enc = t.encounter
+        window = sorted(
+            (r for r in rows if r.target == t.object and enc.near <= r.distance <= enc.far),
+            key=lambda r: r.frame,
+        )
+        failures = [with_model and not r.correct for r in window]
+        longest = run = 0
+        for f in failures:
+            run = run + 1 if f else 0
+            longest = max(longest, run)
+        out.append(
+            EncounterRecord(
+                job_id,
+                t.object,
+                len(window),
+                sum(r.visible for r in window),
+                sum(failures) if with_model else 0,
+                longest if with_model else 0,
+                (longest >= enc.min_frames) if with_model and window else None,
+            )
+        )
+    return out
+
+
+def run_job(job: Job) -> JobOutcome:
+    """Run a job to completion; errors are caught and returned in the outcome."""
+    start = time.monotonic()
+    outcome = JobOutcome(job.id)
+    try:
+        _run(job, outcome, start)
+    except Exception as exc:  # a failed job is recorded, never fatal to the run
+        detail = str(exc) if isinstance(exc, AvrobustError) else traceback.format_exc(limit=6)
+        outcome.error = f"{type(exc).__name__}: {detail}".strip()
+    outcome.duration = time.monotonic() - start
+    return outcome
+
+
+def _run(job: Job, outcome: JobOutcome, start: float) -> None:
+    scenario = job.load_scenario()
+    model = registry.create("model", job.model)
+    attack = registry.create("attack", job.attack)
+    defence = registry.create("defence", job.defence)
+    perceive = defence.wrap(model)
+    with_model = job.model["name"] != "none"
+    backend = make_backend(job.backend)
+    backend.start(EpisodeSpec.from_scenario(scenario, seed=job.seed))
+    try:
+        attack.prepare(backend, scenario)
+        targets = {t.object: backend.object_id(t.object) for t in scenario.targets}
+        expect = {t.object: t.expect for t in scenario.targets}
+        surfaces = _surfaces_on(scenario)
+        for frame in backend.frames():
+            if job.timeout is not None and time.monotonic() - start > job.timeout:
+                raise JobTimeout(
+                    f"job ran past its {job.timeout:g} s limit at frame {frame.index}",
+                    field="timeout",
+                )
+            dets = perceive(frame) if with_model else None
+            outcome.frames += frame_records(
+                job.id, frame, targets, expect, surfaces, dets, with_model
+            )
+            outcome.num_frames += 1
+    finally:
+        backend.close()
+    outcome.encounters = encounter_records(job.id, scenario, outcome.frames, with_model)

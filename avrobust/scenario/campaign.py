@@ -1,0 +1,263 @@
+"""Campaign files: scenarios crossed with condition sweeps, models, attacks and defences,
+expanded into Jobs with stable ids.
+
+A Job is plain data (the scenario with its conditions applied, the component references, the
+seed) so it crosses process and machine boundaries as JSON. Its id is the SHA-256 of its
+canonical JSON, so the same campaign gives the same ids on every machine and every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from avrobust.core.errors import ConfigError
+from avrobust.core.seeding import seed_from_id
+from avrobust.core.weather import PRESETS as WEATHER_PRESETS
+from avrobust.scenario.library import load_scenario
+from avrobust.scenario.loader import load_model
+from avrobust.scenario.schema import EpisodeFields, Scenario, SensorsSpec, Strict, WeatherSpec
+
+TIME_OF_DAY = {"dawn": 8.0, "morning": 25.0, "noon": 60.0, "dusk": 2.0, "night": -30.0}
+
+
+class ComponentRef(Strict):
+    """A model, attack or defence by registry name, with its parameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Sweep(Strict):
+    """Conditions crossed with every scenario; an empty list leaves the scenario's own value.
+
+    Attributes:
+        weather: CARLA preset names, or presets with changed fields.
+        distance: metres from the ego to the scenario's first target at t = 0 (the ego's start
+            moves along its lane).
+        angle: degrees the first target (a sign) turns away from facing traffic.
+        time_of_day: dawn, morning, noon, dusk or night (sets the sun's altitude).
+        sensor_noise: factors on the camera's and LiDAR's noise.
+    """
+
+    weather: list[str | WeatherSpec] = Field(default_factory=list)
+    distance: list[float] = Field(default_factory=list)
+    angle: list[float] = Field(default_factory=list)
+    time_of_day: list[Literal["dawn", "morning", "noon", "dusk", "night"]] = Field(
+        default_factory=list
+    )
+    sensor_noise: list[float] = Field(default_factory=list)
+
+    @field_validator("weather")
+    @classmethod
+    def _presets(cls, v: list) -> list:
+        for w in v:
+            if isinstance(w, str) and w not in WEATHER_PRESETS:
+                raise ValueError(f"unknown preset {w!r}; known: {', '.join(WEATHER_PRESETS)}")
+        return v
+
+    @field_validator("distance", "sensor_noise")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(x < 0 for x in v):
+            raise ValueError("values must be >= 0")
+        return v
+
+    @field_validator("angle")
+    @classmethod
+    def _angle(cls, v: list[float]) -> list[float]:
+        if any(abs(x) > 90 for x in v):
+            raise ValueError("angles must be within +-90 degrees")
+        return v
+
+
+class CarlaSettings(Strict):
+    servers: list[str] = Field(default_factory=lambda: ["localhost:2000"])
+    timeout: float = Field(10.0, gt=0)
+
+
+class Campaign(Strict):
+    """One campaign file."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    scenarios: list[str] = Field(min_length=1)
+    sweep: Sweep = Sweep()
+    models: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
+    attacks: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
+    defences: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
+    episode: EpisodeFields | None = None
+    sensors: SensorsSpec | None = None
+    backend: Literal["embedded", "carla"] = "embedded"
+    carla: CarlaSettings = CarlaSettings()
+    timeout: float | None = Field(None, gt=0, description="seconds per job")
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: a scenario under conditions, with a model, an attack and a defence."""
+
+    id: str
+    campaign: str
+    scenario_name: str
+    scenario: dict[str, Any]
+    conditions: dict[str, Any]
+    model: dict[str, Any]
+    attack: dict[str, Any]
+    defence: dict[str, Any]
+    backend: str
+    seed: int
+    timeout: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        return cls(**json.loads(text))
+
+    def load_scenario(self) -> Scenario:
+        return Scenario.model_validate(self.scenario)
+
+    @property
+    def label(self) -> str:
+        cond = ", ".join(f"{k}={v}" for k, v in self.conditions.items())
+        return (
+            f"{self.scenario_name} [{cond}] model={self.model['name']} "
+            f"attack={self.attack['name']} defence={self.defence['name']}"
+        )
+
+
+def load_campaign(path: str | Path) -> Campaign:
+    return load_model(path, Campaign)
+
+
+def apply_conditions(scenario: Scenario, conditions: dict[str, Any]) -> Scenario:
+    """The scenario with sweep values applied (see :class:`Sweep`)."""
+    data = scenario.model_dump(mode="json")
+    weather = conditions.get("weather")
+    if weather is not None:
+        data["weather"] = {"preset": weather} if isinstance(weather, str) else weather
+    if "time_of_day" in conditions:
+        data["weather"] = {
+            **data["weather"],
+            "sun_altitude_angle": TIME_OF_DAY[conditions["time_of_day"]],
+        }
+    if "distance" in conditions or "angle" in conditions:
+        if not scenario.targets:
+            raise ConfigError(
+                f"scenario {scenario.name} has no targets; distance and angle "
+                "sweeps are measured to its first target",
+                field="sweep",
+            )
+        target = scenario.targets[0].object
+        kinds = {
+            **{s.name: ("signs", i) for i, s in enumerate(scenario.signs)},
+            **{v.name: ("vehicles", i) for i, v in enumerate(scenario.vehicles)},
+            **{p.name: ("pedestrians", i) for i, p in enumerate(scenario.pedestrians)},
+        }
+        group, idx = kinds[target]
+        obj = data[group][idx]
+        if "distance" in conditions:
+            start = obj["s"] - float(conditions["distance"])
+            if start < 0:
+                raise ConfigError(
+                    f"scenario {scenario.name}: the ego cannot start "
+                    f"{conditions['distance']} m before {target} (at s={obj['s']})",
+                    field="sweep.distance",
+                )
+            data["ego"] = {**data["ego"], "start": start}
+        if "angle" in conditions:
+            if group != "signs":
+                raise ConfigError(
+                    f"scenario {scenario.name}: angle sweeps turn a sign, but the "
+                    f"first target {target} is not one",
+                    field="sweep.angle",
+                )
+            obj["yaw"] = float(conditions["angle"])
+    if "sensor_noise" in conditions:
+        k = float(conditions["sensor_noise"])
+        sensors = data["sensors"]
+        for name in ("camera", "lidar"):
+            if sensors.get(name) is not None:
+                sensors[name] = {**sensors[name], "noise_stddev": sensors[name]["noise_stddev"] * k}
+    return Scenario.model_validate(data)
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def expand(campaign: Campaign, base_dir: Path | None = None) -> list[Job]:
+    """Every Job of a campaign, in a stable order, with ids and seeds derived from content."""
+    scenarios = []
+    for ref in campaign.scenarios:
+        path = Path(ref)
+        if base_dir is not None and not path.is_absolute() and (base_dir / path).is_file():
+            path = base_dir / path
+        scenarios.append(load_scenario(path if path.is_file() else ref))
+    axes: list[tuple[str, list[Any]]] = []
+    for key in ("weather", "time_of_day", "distance", "angle", "sensor_noise"):
+        values = getattr(campaign.sweep, key)
+        if values:
+            axes.append(
+                (
+                    key,
+                    [
+                        v.model_dump(exclude_none=True) if hasattr(v, "model_dump") else v
+                        for v in values
+                    ],
+                )
+            )
+    jobs: list[Job] = []
+    for sc in scenarios:
+        if campaign.episode is not None:
+            sc = sc.model_copy(update={"episode": campaign.episode})
+        if campaign.sensors is not None:
+            sc = sc.model_copy(update={"sensors": campaign.sensors})
+        for combo in itertools.product(*[vals for _, vals in axes]):
+            conditions = {k: v for (k, _), v in zip(axes, combo, strict=True)}
+            applied = apply_conditions(sc, conditions)
+            scenario_data = applied.model_dump(mode="json")
+            for model, attack, defence in itertools.product(
+                campaign.models, campaign.attacks, campaign.defences
+            ):
+                body = {
+                    "scenario": scenario_data,
+                    "conditions": conditions,
+                    "model": model.model_dump(mode="json"),
+                    "attack": attack.model_dump(mode="json"),
+                    "defence": defence.model_dump(mode="json"),
+                    "backend": campaign.backend,
+                    "campaign_seed": campaign.seed,
+                }
+                job_id = hashlib.sha256(_canonical(body).encode()).hexdigest()[:16]
+                jobs.append(
+                    Job(
+                        job_id,
+                        campaign.name,
+                        sc.name,
+                        scenario_data,
+                        conditions,
+                        body["model"],
+                        body["attack"],
+                        body["defence"],
+                        campaign.backend,
+                        seed_from_id(job_id) % (2**31),
+                        campaign.timeout,
+                    )
+                )
+    ids = [j.id for j in jobs]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(
+            "the campaign lists the same job twice (repeated sweep values or scenarios)",
+            field="sweep",
+        )
+    return jobs

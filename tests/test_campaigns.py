@@ -1,0 +1,223 @@
+"""Campaigns: stable expansion, conditions, the results store, resume after a crash, executors."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from avrobust.core.errors import ConfigError, DataError
+from avrobust.evaluation.campaign_run import plan, run_campaign
+from avrobust.evaluation.store import ResultsStore
+from avrobust.scenario.campaign import apply_conditions, expand, load_campaign
+from avrobust.scenario.library import load_scenario
+
+TINY = """\
+name: tiny
+scenarios: [urban_stop, rural_speed_limit]
+sweep:
+  weather: [ClearNoon, Fog]
+  distance: [15, 30]
+episode: {{frames: {frames}, rate: 5}}
+sensors:
+  camera: {{width: 64, height: 48, fov: 60}}
+  lidar: {{channels: 8, points_per_second: 20480}}
+seed: 3
+"""
+
+
+def _campaign(tmp_path, frames=2, extra=""):
+    p = tmp_path / "tiny.yaml"
+    p.write_text(TINY.format(frames=frames) + extra)
+    return p
+
+
+def test_expansion_is_stable_and_complete(tmp_path):
+    path = _campaign(tmp_path)
+    jobs = plan(path)
+    assert len(jobs) == 2 * 2 * 2
+    assert [j.id for j in jobs] == [j.id for j in plan(path)]
+    assert len({j.id for j in jobs}) == len(jobs)
+    assert len({j.seed for j in jobs}) == len(jobs)
+    # Another interpreter with another hash seed derives the same ids.
+    code = (
+        "import json,sys; from avrobust.evaluation.campaign_run import plan; "
+        "print(json.dumps([j.id for j in plan(sys.argv[1])]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        check=True,
+        timeout=120,
+    )
+    assert json.loads(out.stdout) == [j.id for j in jobs]
+
+
+def test_ids_change_with_content(tmp_path):
+    a = plan(_campaign(tmp_path, frames=2))
+    b = plan(_campaign(tmp_path, frames=3))
+    assert not {j.id for j in a} & {j.id for j in b}
+
+
+def test_conditions_move_the_ego_and_turn_the_sign():
+    sc = load_scenario("urban_stop")
+    out = apply_conditions(
+        sc,
+        {
+            "distance": 25.0,
+            "angle": 20.0,
+            "weather": "HardRainNoon",
+            "time_of_day": "dusk",
+            "sensor_noise": 2.0,
+        },
+    )
+    stop = next(s for s in out.signs if s.name == "stop_1")
+    assert out.ego.start == pytest.approx(stop.s - 25.0)
+    assert stop.yaw == 20.0
+    assert out.weather.to_weather().precipitation == 100.0
+    assert out.weather.to_weather().sun_altitude_angle == 2.0
+    assert out.sensors.camera.noise_stddev == pytest.approx(2 * sc.sensors.camera.noise_stddev)
+
+
+def test_impossible_conditions_are_config_errors():
+    with pytest.raises(ConfigError, match="cannot start 500"):
+        apply_conditions(load_scenario("urban_stop"), {"distance": 500.0})
+    with pytest.raises(ConfigError, match="not one"):
+        apply_conditions(load_scenario("lead_vehicle"), {"angle": 10.0})
+
+
+def test_campaign_file_errors_name_the_field(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: c\nscenarios: [urban_stop]\nsweep:\n  weather: [Sunny]\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:4: sweep\.weather: unknown preset 'Sunny'"):
+        load_campaign(p)
+    p.write_text("name: c\nscenarios: [urban_stop]\nmodels: [{name: yolo}]\n")
+    jobs = expand(load_campaign(p))
+    from avrobust.evaluation.runner import run_job
+
+    outcome = run_job(jobs[0])
+    assert "unknown model 'yolo'" in outcome.error
+
+
+def test_run_stores_results_and_resume_skips_done_jobs(tmp_path):
+    path = _campaign(tmp_path)
+    out = tmp_path / "run"
+    first = run_campaign(path, out)
+    assert (first.done, first.failed, first.skipped) == (8, 0, 0)
+    with ResultsStore(out, create=False) as store:
+        assert store.counts()["done"] == 8
+        (n,) = store.query("SELECT COUNT(*) FROM frames")[0]
+        assert n == 8 * 2  # two frames, one target each
+        assert store.campaign_text() == path.read_text()
+        enc = store.query("SELECT frames_in_window, failed FROM encounters")
+        assert len(enc) == 8 and all(failed is None for _, failed in enc)
+    again = run_campaign(path, out)
+    assert (again.done, again.skipped) == (0, 8)
+
+
+def test_failed_jobs_are_recorded_and_retried(tmp_path):
+    path = _campaign(tmp_path)
+    out = tmp_path / "run"
+    summary = run_campaign(path, out, timeout=1e-6, retries=1)
+    assert summary.failed == 8 and summary.done == 0
+    with ResultsStore(out, create=False) as store:
+        rows = store.query("SELECT status, attempts, error FROM jobs")
+    assert all(s == "failed" and a == 2 and "JobTimeout" in e for s, a, e in rows)
+    # A later run without the limit finishes them.
+    assert run_campaign(path, out).done == 8
+
+
+def test_store_refuses_other_campaigns_and_bad_files(tmp_path):
+    out = tmp_path / "run"
+    with ResultsStore(out) as store:
+        store.register("a", "name: a", [])
+        with pytest.raises(DataError, match="holds campaign 'a'"):
+            store.register("b", "name: b", [])
+        store.set_meta("schema_version", "99")
+    with pytest.raises(DataError, match="schema version 99"):
+        ResultsStore(out)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "results.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(DataError, match="not a readable results store"):
+        ResultsStore(junk)
+    with pytest.raises(DataError, match="no results store here"):
+        ResultsStore(tmp_path / "empty", create=False)
+
+
+def test_export_csv_and_parquet(tmp_path):
+    path = _campaign(tmp_path)
+    out = tmp_path / "run"
+    run_campaign(path, out)
+    with ResultsStore(out, create=False) as store:
+        csv_files = store.export("csv")
+        pq_files = store.export("parquet")
+    import csv
+
+    import pyarrow.parquet as pq
+
+    rows = list(csv.DictReader(open(csv_files[1])))
+    assert len(rows) == 16 and "surface_pixels" in rows[0]
+    assert pq.read_table(pq_files[1]).num_rows == 16
+
+
+def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
+    path = _campaign(tmp_path, frames=4)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "avrobust.cli", "run", str(path), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "results.sqlite"
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if db.exists():
+            try:
+                con = sqlite3.connect(db, timeout=1)
+                done = con.execute("SELECT COUNT(*) FROM jobs WHERE status='done'").fetchone()[0]
+                con.close()
+            except sqlite3.Error:
+                done = 0
+            if done >= 2:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    with ResultsStore(out, create=False) as store:
+        interrupted = store.counts()
+    assert 2 <= interrupted["done"] < 8
+    summary = run_campaign(path, out)
+    assert summary.skipped == interrupted["done"]
+    with ResultsStore(out, create=False) as store:
+        assert store.counts()["done"] == 8
+        per_job = store.query("SELECT job_id, COUNT(*) FROM frames GROUP BY job_id")
+        assert len(per_job) == 8 and all(n == 4 for _, n in per_job)
+
+
+def test_process_pool_and_ray_give_identical_results(tmp_path):
+    path = _campaign(tmp_path)
+    results = {}
+    for name, kw in {
+        "local": {},
+        "pool": {"workers": 2},
+        "ray": {"executor": "ray", "workers": 2},
+    }.items():
+        out = tmp_path / name
+        summary = run_campaign(path, out, **kw)
+        assert summary.done == 8, name
+        with ResultsStore(out, create=False) as store:
+            results[name] = (
+                store.query(
+                    "SELECT job_id, frame, target, time, distance, bearing, visible, "
+                    "visible_fraction, box_height, surface_pixels, lidar_points "
+                    "FROM frames ORDER BY job_id, frame, target"
+                ),
+                store.query("SELECT * FROM encounters ORDER BY job_id, target"),
+            )
+    assert results["local"] == results["pool"] == results["ray"]
