@@ -113,6 +113,27 @@ def scenario_validate(
         raise typer.Exit(2)
 
 
+@scenario_app.command("import")
+def scenario_import(
+    xosc: Annotated[Path, typer.Argument(help="OpenSCENARIO 1.0 file (.xosc).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Scenario file to write (.yaml).")],
+    opendrive: Annotated[
+        Path | None, typer.Option(help="OpenDRIVE file for lane and road positions.")
+    ] = None,
+) -> None:
+    """Import the common subset of an OpenSCENARIO file; list what it does not support."""
+    import warnings
+
+    from avrobust.scenario.openscenario import import_openscenario, write_yaml
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = import_openscenario(xosc, opendrive)
+    for item in result.unsupported:
+        console.print(f"[yellow]not imported[/] {item}", highlight=False)
+    console.print(f"wrote {write_yaml(result, out)}")
+
+
 @scenario_app.command("render")
 def scenario_render(
     scene: Annotated[str, typer.Argument(help="Scenario name or file (avrobust scenario list).")],

@@ -60,11 +60,12 @@ def scene_description(sc: Scenario) -> SceneDescription:
         )
         for s in sc.signs
     )
+    place = _origin_transform(sc)
     vehicles = tuple(
         VehiclePlacement(
             v.name,
             v.body,
-            v.s,
+            v.s or 0.0,
             v.lane,
             v.lateral_offset,
             v.speed,
@@ -72,11 +73,20 @@ def scene_description(sc: Scenario) -> SceneDescription:
             v.parked,
             rears[v.name].name if v.name in rears else "",
             tuple(rears[v.name].size) if v.name in rears and rears[v.name].size else (1.2, 0.5),
+            place(v.pose),
         )
         for v in sc.vehicles
     )
     pedestrians = tuple(
-        PedestrianPlacement(p.name, p.s, p.lateral, math.radians(p.heading), p.speed, p.height)
+        PedestrianPlacement(
+            p.name,
+            p.s or 0.0,
+            p.lateral or 0.0,
+            math.radians(p.heading),
+            p.speed,
+            p.height,
+            place(p.pose),
+        )
         for p in sc.pedestrians
     )
     patches = tuple(
@@ -92,10 +102,28 @@ def scene_description(sc: Scenario) -> SceneDescription:
         for s in sc.surfaces
         if s.kind in ("billboard", "road")
     )
-    ego = EgoRoute(sc.ego.start, sc.ego.lane, sc.ego.speed, sc.ego.lateral_offset)
+    ego = EgoRoute(
+        sc.ego.start, sc.ego.lane, sc.ego.speed, sc.ego.lateral_offset, place(sc.ego.pose)
+    )
     return SceneDescription(
         sc.name, road, ego, signs, vehicles, pedestrians, patches, m.clutter, sc.seed
     )
+
+
+def _origin_transform(sc: Scenario):
+    """World poses of the scenario re-expressed in the embedded world, where ``map.origin``
+    (default: the world origin) stands at the start of the procedural road."""
+    o = sc.map.origin
+    ox, oy, oyaw = (0.0, 0.0, 0.0) if o is None else (o.x, o.y, math.radians(o.yaw))
+    c, s = math.cos(-oyaw), math.sin(-oyaw)
+
+    def place(pose) -> tuple[float, float, float] | None:
+        if pose is None:
+            return None
+        dx, dy = pose.x - ox, pose.y - oy
+        return (c * dx - s * dy, s * dx + c * dy, math.radians(pose.yaw) - oyaw)
+
+    return place
 
 
 def resolve_scene(scene: str | Scenario | SceneDescription) -> SceneDescription:

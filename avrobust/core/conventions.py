@@ -87,3 +87,33 @@ def transform_points(pose: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 def wrap_angle(angle: torch.Tensor) -> torch.Tensor:
     """Wrap angles to ``[-pi, pi)``."""
     return torch.remainder(angle + math.pi, 2 * math.pi) - math.pi
+
+
+# --- CARLA ------------------------------------------------------------------------------------
+# CARLA (Unreal) is left-handed: x forward, y right, z up, angles in degrees with pitch positive
+# nose-up and yaw positive turning right. CARLA's own RightHandedRotation documents the mapping
+# to the right-handed x-forward, y-left frame used here: roll = roll, pitch = -pitch,
+# yaw = -yaw (its own inverse). These two functions are the only place it is done.
+
+
+def from_carla(
+    x: float, y: float, z: float, roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """A CARLA location (metres) and rotation (degrees) as ours: ``((x, y, z), (roll, pitch,
+    yaw))`` in metres and radians."""
+    return (x, -y, z), (math.radians(roll), -math.radians(pitch), -math.radians(yaw))
+
+
+def to_carla(
+    x: float, y: float, z: float, roll: float = 0.0, pitch: float = 0.0, yaw: float = 0.0
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Our position (metres) and rotation (radians) as CARLA's: ``((x, y, z), (roll, pitch,
+    yaw))`` in metres and degrees. The inverse of :func:`from_carla`."""
+    return (x, -y, z), (math.degrees(roll), -math.degrees(pitch), -math.degrees(yaw))
+
+
+def carla_points_to_ours(points: torch.Tensor) -> torch.Tensor:
+    """``[N, 4]`` CARLA LiDAR points (x, y right, z, intensity) in our frame (y left)."""
+    out = points.clone()
+    out[:, 1] = -out[:, 1]
+    return out

@@ -32,6 +32,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class PoseSpec(Strict):
+    """A pose in the scenario's world frame (x forward, y left, z up): metres and degrees."""
+
+    x: float
+    y: float
+    yaw: float = 0.0
+
+
 class MapSpec(Strict):
     """The road network: one of the embedded simulator's layouts, and optionally a CARLA town."""
 
@@ -47,6 +55,9 @@ class MapSpec(Strict):
     centre_line: Literal["dashed", "solid", "none"] = "dashed"
     clutter: float = Field(1.0, ge=0.0, le=3.0, description="density of buildings, trees, lamps")
     carla_town: str | None = Field(None, description="CARLA map for the CARLA backend")
+    origin: PoseSpec | None = Field(
+        None, description="world pose that the embedded road's start (s = 0) stands for"
+    )
     opendrive: str | None = Field(None, description="OpenDRIVE file for the CARLA backend")
 
     @field_validator("curve_radius")
@@ -145,10 +156,13 @@ class SensorsSpec(Strict):
 
 
 class EgoSpec(Strict):
+    """The ego drives along ``lane`` from ``start`` (or straight from ``pose``) at ``speed``."""
+
     lane: int = Field(-1, description="OpenDRIVE lane: -1 is the first lane right of centre")
     start: float = Field(0.0, ge=0, description="s along the road at t = 0, metres")
     speed: float = Field(10.0, ge=0, le=60, description="m/s")
     lateral_offset: float = 0.0
+    pose: PoseSpec | None = Field(None, description="world pose instead of lane and start")
 
 
 class SignSpec(Strict):
@@ -162,23 +176,41 @@ class SignSpec(Strict):
 
 
 class VehicleSpec(Strict):
+    """A vehicle in a lane at ``s`` (or at a world ``pose``, driving straight ahead)."""
+
     name: str
     body: Literal[BODIES] = "sedan"  # type: ignore[valid-type]
-    s: float = Field(ge=0)
+    s: float | None = Field(None, ge=0)
     lane: int = -1
     lateral_offset: float = 0.0
     speed: float = Field(0.0, ge=0, le=60, description="m/s along its lane")
     colour: int = Field(0, ge=0)
     parked: bool = False
+    pose: PoseSpec | None = None
+
+    @model_validator(mode="after")
+    def _placed(self) -> VehicleSpec:
+        if (self.s is None) == (self.pose is None):
+            raise ValueError("give either 's' (with 'lane') or 'pose'")
+        return self
 
 
 class PedestrianSpec(Strict):
+    """A pedestrian at ``s``, ``lateral`` (or at a world ``pose``), walking straight ahead."""
+
     name: str
-    s: float = Field(ge=0)
-    lateral: float = Field(description="metres left of the centre line")
+    s: float | None = Field(None, ge=0)
+    lateral: float | None = Field(None, description="metres left of the centre line")
     heading: float = Field(90.0, description="degrees from the road direction; 90 crosses left")
     speed: float = Field(0.0, ge=0, le=10)
     height: float = Field(1.75, ge=0.8, le=2.2)
+    pose: PoseSpec | None = None
+
+    @model_validator(mode="after")
+    def _placed(self) -> PedestrianSpec:
+        if self.pose is None and (self.s is None or self.lateral is None):
+            raise ValueError("give 's' and 'lateral', or 'pose'")
+        return self
 
 
 class SurfaceSpec(Strict):

@@ -57,10 +57,10 @@ def vehicle_parts(
     red = _material(world, "tail_light", tx.flat((0.55, 0.02, 0.02)), reflectivity=0.9)
     white = _material(world, "head_light", tx.flat((0.9, 0.9, 0.85)), reflectivity=0.9)
     lower = box((length, width, z1 - z0)).transformed(_m((0, 0, z0)))
-    cabin = frustum(cab_b, cab_t, cab_h, shift).transformed(_m((shift, 0, z1)))
+    cabin = frustum(cab_b, cab_t, cab_h, shift / 2).transformed(_m((shift, 0, z1)))
     parts = [Part(lower, paint), Part(cabin, glass)]
     # A roof slab in paint colour so the cabin reads as a car, not a glass box.
-    roof = box((cab_t[0], cab_t[1], 0.05)).transformed(_m((2 * shift, 0, z1 + cab_h)))
+    roof = box((cab_t[0], cab_t[1], 0.05)).transformed(_m((1.5 * shift, 0, z1 + cab_h)))
     parts.append(Part(roof, paint))
     wheel = cylinder(wheel_r, 0.24, segments=10).transformed(_m((0, 0.12, 0), roll=math.pi / 2))
     for sx in (base / 2, -base / 2):

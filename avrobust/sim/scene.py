@@ -59,6 +59,7 @@ class VehiclePlacement:
     parked: bool = False
     rear_surface: str = ""
     rear_size: tuple[float, float] = (1.2, 0.5)
+    world_pose: tuple[float, float, float] | None = None  # (x, y, yaw rad) instead of s, lane
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class PedestrianPlacement:
     heading: float = math.pi / 2
     speed: float = 0.0
     height: float = 1.75
+    world_pose: tuple[float, float, float] | None = None  # (x, y, yaw rad) instead of s, lateral
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class EgoRoute:
     lane: int = -1
     speed: float = 10.0
     lateral_offset: float = 0.0
+    world_pose: tuple[float, float, float] | None = None  # (x, y, yaw rad): drive straight
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,15 @@ def build_world(desc: SceneDescription) -> World:
             world, v.body, v.colour, v.rear_surface or None, v.rear_size
         )
         width = assets.BODIES[v.body][1]
+        if v.world_pose is not None:
+            start = world_pose(*v.world_pose)
+            traj = _straight_line(start, v.speed) if v.speed else None
+            world.add_object(
+                SimObject(v.name, "car", parts, start, subclass=v.body, trajectory=traj)
+            )
+            if surf is not None:
+                world.add_surface(_attach(surf, v.name))
+            continue
         if v.parked:
             lateral = -(hw - width / 2 + 0.6)
             direction = 1.0
@@ -175,7 +187,10 @@ def build_world(desc: SceneDescription) -> World:
 
     for p in desc.pedestrians:
         parts = assets.pedestrian_parts(world, rng, p.height)
-        start = road.pose(p.s, p.lateral, 0.0, p.heading)
+        if p.world_pose is not None:
+            start = world_pose(*p.world_pose)
+        else:
+            start = road.pose(p.s, p.lateral, 0.0, p.heading)
         traj = None
         if p.speed != 0.0:
             traj = _straight_line(start, p.speed)
@@ -196,6 +211,15 @@ def build_world(desc: SceneDescription) -> World:
 
     _clutter(world, desc, rng, sign_s)
     return world
+
+
+def world_pose(x: float, y: float, yaw: float) -> np.ndarray:
+    """``[4, 4]`` pose on the ground at ``(x, y)`` facing ``yaw`` radians."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    m = np.eye(4)
+    m[:2, :2] = [[c, -s], [s, c]]
+    m[:2, 3] = (x, y)
+    return m
 
 
 def _attach(surf: SurfaceDef, object_name: str) -> SurfaceDef:

@@ -14,7 +14,7 @@ from avrobust.core.weather import Weather
 from avrobust.sim.camera import CameraOutput, CameraRenderer
 from avrobust.sim.lidar import LidarOutput, LidarRenderer
 from avrobust.sim.lighting import lighting
-from avrobust.sim.scene import SceneDescription, build_world
+from avrobust.sim.scene import SceneDescription, build_world, world_pose
 from avrobust.sim.surfaces import surface_views
 from avrobust.sim.truth import TruthBuilder
 
@@ -67,6 +67,10 @@ class Simulator:
     def ego_pose(self, t: float) -> torch.Tensor:
         """``[4, 4]`` float64 world-from-ego pose at time ``t``."""
         e = self.scene.ego
+        if e.world_pose is not None:
+            start = world_pose(*e.world_pose)
+            start[:3, 3] += start[:3, 0] * e.speed * t
+            return torch.from_numpy(start)
         lateral = self.scene.road.lane_lateral(e.lane) + e.lateral_offset
         yaw = 0.0 if e.lane < 0 else torch.pi
         direction = 1.0 if e.lane < 0 else -1.0
