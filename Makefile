@@ -19,10 +19,13 @@ test: lint
 test-fast: install
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow and not carla_live"
 
-# Until the full demo exists: render a scene with both sensors (the largest end-to-end path).
+# Until the full demo exists: the largest end-to-end paths there are. Render a scene with both
+# sensors, then run (or resume) the smoke campaign and summarise it.
 demo: install
 	$(VENV)/bin/avrobust doctor
-	$(VENV)/bin/avrobust scenario render urban_stop --out out/demo --time 2.5 --kitti
+	$(VENV)/bin/avrobust scenario render urban_stop --out out/demo/render --time 2.5 --kitti
+	$(VENV)/bin/avrobust run scenarios/campaigns/smoke.yaml --out out/demo/smoke
+	$(VENV)/bin/avrobust runs show out/demo/smoke
 
 bench: install
 	$(PY) tools/bench.py --out docs/benchmarks.md

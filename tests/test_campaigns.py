@@ -221,3 +221,15 @@ def test_process_pool_and_ray_give_identical_results(tmp_path):
                 store.query("SELECT * FROM encounters ORDER BY job_id, target"),
             )
     assert results["local"] == results["pool"] == results["ray"]
+
+
+def test_a_crashed_worker_fails_only_its_job(tmp_path, monkeypatch):
+    from avrobust.evaluation import executors
+
+    jobs = plan(_campaign(tmp_path))[:3]
+    crash = jobs[1].id
+    monkeypatch.setenv("AVROBUST_TEST_CRASH_JOB", crash)
+    outcomes = {o.job_id: o for o in executors.run_local(jobs, workers=2)}
+    assert set(outcomes) == {j.id for j in jobs}
+    assert "WorkerCrashed" in outcomes[crash].error
+    assert all(outcomes[j.id].error is None for j in jobs if j.id != crash)

@@ -109,3 +109,13 @@ def test_validate_files_reports_each(tmp_path):
     res = validate_files([good, bad])
     assert res[good] is None
     assert "signs[0].s" in res[bad] and "greater than or equal to 0" in res[bad]
+
+
+def test_field_reference_is_current():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "gen_scenario_reference.py"
+    proc = subprocess.run([sys.executable, str(tool), "--check"], timeout=120)
+    assert proc.returncode == 0, "run: python tools/gen_scenario_reference.py"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 from avrobust.core.errors import ConfigError, DependencyError
@@ -20,7 +21,10 @@ from avrobust.scenario.campaign import Job
 
 
 def _run_json(spec: str) -> JobOutcome:
-    return run_job(Job.from_json(spec))
+    job = Job.from_json(spec)
+    if os.environ.get("AVROBUST_TEST_CRASH_JOB") == job.id:  # lets the tests kill a worker
+        os._exit(3)
+    return run_job(job)
 
 
 def _init_worker(threads: int) -> None:
@@ -30,32 +34,64 @@ def _init_worker(threads: int) -> None:
 
 
 def run_local(jobs: list[Job], workers: int = 1) -> Iterator[JobOutcome]:
-    """Outcomes as jobs finish; ``workers > 1`` uses a pool of spawned processes."""
+    """Outcomes as jobs finish; ``workers > 1`` uses a pool of spawned processes. A worker that
+    dies (a crash, the memory killer) breaks the whole pool, so the jobs that were in flight are
+    run again one at a time: the one that dies alone is failed, the others finish."""
     if workers <= 1:
         for job in jobs:
             yield run_job(job)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(threads,),
-    )
-    pending: set[Future] = set()
+
+    def new_pool(n: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=n,
+            mp_context=get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(threads,),
+        )
+
+    pool = new_pool(workers)
+    pending: dict[Future, Job] = {}
     queue = list(jobs)
     try:
         # Keep at most two jobs per worker queued, so an interrupt loses little.
         while queue or pending:
             while queue and len(pending) < 2 * workers:
-                pending.add(pool.submit(_run_json, queue.pop(0).to_json()))
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                job = queue.pop(0)
+                pending[pool.submit(_run_json, job.to_json())] = job
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            suspects = []
             for fut in done:
-                yield fut.result()
+                job = pending.pop(fut)
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    suspects.append(job)
+            if suspects:
+                suspects += list(pending.values())
+                pending.clear()
+                pool.shutdown(wait=False, cancel_futures=True)
+                yield from _isolate(suspects, new_pool)
+                pool = new_pool(workers)
     finally:
         for fut in pending:
             fut.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _isolate(jobs: list[Job], new_pool) -> Iterator[JobOutcome]:
+    """Run each job alone in a fresh one-worker pool; a job whose worker dies is failed."""
+    for job in jobs:
+        pool = new_pool(1)
+        try:
+            yield pool.submit(_run_json, job.to_json()).result()
+        except BrokenProcessPool as exc:
+            yield JobOutcome(
+                job.id, error=f"WorkerCrashed: the worker process running this job died ({exc})"
+            )
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run_ray(

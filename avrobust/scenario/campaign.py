@@ -30,8 +30,8 @@ TIME_OF_DAY = {"dawn": 8.0, "morning": 25.0, "noon": 60.0, "dusk": 2.0, "night":
 class ComponentRef(Strict):
     """A model, attack or defence by registry name, with its parameters."""
 
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = Field(description="registry name (avrobust components lists them)")
+    params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments")
 
 
 class Sweep(Strict):
@@ -78,26 +78,30 @@ class Sweep(Strict):
 
 
 class CarlaSettings(Strict):
-    servers: list[str] = Field(default_factory=lambda: ["localhost:2000"])
-    timeout: float = Field(10.0, gt=0)
+    servers: list[str] = Field(
+        default_factory=lambda: ["localhost:2000"], description="HOST:PORT, ports 3 apart"
+    )
+    timeout: float = Field(10.0, gt=0, description="seconds to wait for a server answer")
 
 
 class Campaign(Strict):
     """One campaign file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
-    scenarios: list[str] = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="letters, digits, _ . -")
+    description: str = Field("", description="what the campaign asks, for people")
+    scenarios: list[str] = Field(
+        min_length=1, description="library names, or paths relative to the campaign file"
+    )
     sweep: Sweep = Sweep()
     models: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
     attacks: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
     defences: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
-    episode: EpisodeFields | None = None
-    sensors: SensorsSpec | None = None
-    backend: Literal["embedded", "carla"] = "embedded"
+    episode: EpisodeFields | None = Field(None, description="replaces every scenario's episode")
+    sensors: SensorsSpec | None = Field(None, description="replaces every scenario's sensors")
+    backend: Literal["embedded", "carla"] = Field("embedded", description="where jobs run")
     carla: CarlaSettings = CarlaSettings()
     timeout: float | None = Field(None, gt=0, description="seconds per job")
-    seed: int = 0
+    seed: int = Field(0, description="changes every job's id and seed")
 
 
 @dataclass(frozen=True)

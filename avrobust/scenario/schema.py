@@ -35,24 +35,30 @@ class Strict(BaseModel):
 class PoseSpec(Strict):
     """A pose in the scenario's world frame (x forward, y left, z up): metres and degrees."""
 
-    x: float
-    y: float
-    yaw: float = 0.0
+    x: float = Field(description="metres")
+    y: float = Field(description="metres, positive to the left")
+    yaw: float = Field(0.0, description="degrees, counter-clockwise from +x")
 
 
 class MapSpec(Strict):
     """The road network: one of the embedded simulator's layouts, and optionally a CARLA town."""
 
-    kind: Literal["straight", "curve", "intersection"] = "straight"
+    kind: Literal["straight", "curve", "intersection"] = Field(
+        "straight", description="road layout; an intersection crosses at half the length"
+    )
     length: float = Field(200.0, gt=20, le=2000, description="metres of the main road")
-    lanes_per_direction: int = Field(1, ge=1, le=4)
-    lane_width: float = Field(3.5, gt=2.0, le=5.0)
-    sidewalk_width: float = Field(3.0, ge=0.0, le=8.0)
-    kerb_height: float = Field(0.15, ge=0.0, le=0.4)
+    lanes_per_direction: int = Field(1, ge=1, le=4, description="lanes each way")
+    lane_width: float = Field(3.5, gt=2.0, le=5.0, description="metres")
+    sidewalk_width: float = Field(3.0, ge=0.0, le=8.0, description="metres; 0 for none")
+    kerb_height: float = Field(0.15, ge=0.0, le=0.4, description="metres")
     curve_radius: float = Field(150.0, description="metres; positive turns left (curve only)")
-    environment: Literal["urban", "rural", "highway"] = "urban"
+    environment: Literal["urban", "rural", "highway"] = Field(
+        "urban", description="buildings and lamps, trees and grass, or guard rails"
+    )
     crosswalks: list[float] = Field(default_factory=list, description="s positions, metres")
-    centre_line: Literal["dashed", "solid", "none"] = "dashed"
+    centre_line: Literal["dashed", "solid", "none"] = Field(
+        "dashed", description="marking between the two directions"
+    )
     clutter: float = Field(1.0, ge=0.0, le=3.0, description="density of buildings, trees, lamps")
     carla_town: str | None = Field(None, description="CARLA map for the CARLA backend")
     origin: PoseSpec | None = Field(
@@ -86,14 +92,14 @@ class MountSpec(Strict):
 class CameraFields(Strict):
     """CARLA ``sensor.camera.rgb`` names where they exist."""
 
-    width: int = Field(640, ge=16, le=8192)
-    height: int = Field(480, ge=16, le=8192)
+    width: int = Field(640, ge=16, le=8192, description="pixels (CARLA image_size_x)")
+    height: int = Field(480, ge=16, le=8192, description="pixels (CARLA image_size_y)")
     fov: float = Field(90.0, gt=1, lt=179, description="horizontal, degrees")
     mount: MountSpec = MountSpec(x=1.5, z=1.5, pitch=2.0)
-    exposure: float = Field(1.0, gt=0)
-    noise_stddev: float = Field(0.01, ge=0, le=0.5)
+    exposure: float = Field(1.0, gt=0, description="factor on top of auto exposure")
+    noise_stddev: float = Field(0.01, ge=0, le=0.5, description="sensor noise, [0, 1] units")
     motion_blur: float = Field(0.0, ge=0, le=0.2, description="shutter seconds")
-    antialias: int = Field(1, ge=1, le=4)
+    antialias: int = Field(1, ge=1, le=4, description="supersampling per axis")
 
     def to_spec(self) -> CameraSpec:
         return CameraSpec(
@@ -111,18 +117,26 @@ class CameraFields(Strict):
 class LidarFields(Strict):
     """CARLA ``sensor.lidar.ray_cast`` names; angles in degrees."""
 
-    channels: int = Field(32, ge=1, le=256)
-    range: float = Field(100.0, gt=1, le=500)
-    points_per_second: int = Field(327_680, ge=100)
-    rotation_frequency: float = Field(10.0, gt=0, le=100)
-    upper_fov: float = Field(10.0, ge=-90, le=90)
-    lower_fov: float = Field(-30.0, ge=-90, le=90)
-    horizontal_fov: float = Field(360.0, gt=0, le=360)
-    noise_stddev: float = Field(0.02, ge=0, le=1)
-    dropoff_general_rate: float = Field(0.0, ge=0, le=1)
-    dropoff_intensity_limit: float = Field(0.8, ge=0, le=1)
-    dropoff_zero_intensity: float = Field(0.4, ge=0, le=1)
-    atmosphere_attenuation_rate: float = Field(0.004, ge=0)
+    channels: int = Field(32, ge=1, le=256, description="lasers")
+    range: float = Field(100.0, gt=1, le=500, description="metres")
+    points_per_second: int = Field(
+        327_680, ge=100, description="columns = points_per_second / channels / frequency"
+    )
+    rotation_frequency: float = Field(10.0, gt=0, le=100, description="Hz")
+    upper_fov: float = Field(10.0, ge=-90, le=90, description="degrees, top laser")
+    lower_fov: float = Field(-30.0, ge=-90, le=90, description="degrees, bottom laser")
+    horizontal_fov: float = Field(360.0, gt=0, le=360, description="degrees")
+    noise_stddev: float = Field(0.02, ge=0, le=1, description="metres along each ray")
+    dropoff_general_rate: float = Field(0.0, ge=0, le=1, description="share dropped at random")
+    dropoff_intensity_limit: float = Field(
+        0.8, ge=0, le=1, description="returns stronger than this are never dropped"
+    )
+    dropoff_zero_intensity: float = Field(
+        0.4, ge=0, le=1, description="drop probability of a zero-intensity return"
+    )
+    atmosphere_attenuation_rate: float = Field(
+        0.004, ge=0, description="intensity factor exp(-rate * distance)"
+    )
     mount: MountSpec = MountSpec(z=1.9)
 
     @model_validator(mode="after")
@@ -166,7 +180,7 @@ class EgoSpec(Strict):
 
 
 class SignSpec(Strict):
-    name: str
+    name: str = Field(description="unique name; targets and surfaces refer to it")
     type: Literal[SIGN_TYPES]  # type: ignore[valid-type]
     s: float = Field(ge=0)
     side: Literal["right", "left"] = "right"
@@ -181,12 +195,12 @@ class VehicleSpec(Strict):
     name: str
     body: Literal[BODIES] = "sedan"  # type: ignore[valid-type]
     s: float | None = Field(None, ge=0)
-    lane: int = -1
-    lateral_offset: float = 0.0
+    lane: int = Field(-1, description="-1, -2 drive towards +s; 1, 2 towards -s")
+    lateral_offset: float = Field(0.0, description="metres left of the lane centre")
     speed: float = Field(0.0, ge=0, le=60, description="m/s along its lane")
-    colour: int = Field(0, ge=0)
-    parked: bool = False
-    pose: PoseSpec | None = None
+    colour: int = Field(0, ge=0, description="index into the paint palette")
+    parked: bool = Field(False, description="stand at the right kerb, half on the verge")
+    pose: PoseSpec | None = Field(None, description="world pose instead of s and lane")
 
     @model_validator(mode="after")
     def _placed(self) -> VehicleSpec:
@@ -203,8 +217,8 @@ class PedestrianSpec(Strict):
     lateral: float | None = Field(None, description="metres left of the centre line")
     heading: float = Field(90.0, description="degrees from the road direction; 90 crosses left")
     speed: float = Field(0.0, ge=0, le=10)
-    height: float = Field(1.75, ge=0.8, le=2.2)
-    pose: PoseSpec | None = None
+    height: float = Field(1.75, ge=0.8, le=2.2, description="metres")
+    pose: PoseSpec | None = Field(None, description="world pose instead of s and lateral")
 
     @model_validator(mode="after")
     def _placed(self) -> PedestrianSpec:
@@ -219,13 +233,15 @@ class SurfaceSpec(Strict):
     ``on`` as the boolean true.)"""
 
     name: str
-    kind: Literal["sign_face", "vehicle_rear", "billboard", "road"]
-    object: str | None = None
+    kind: Literal["sign_face", "vehicle_rear", "billboard", "road"] = Field(
+        description="where the surface is"
+    )
+    object: str | None = Field(None, description="the sign or vehicle it lies on")
     size: tuple[float, float] | None = Field(None, description="width, height in metres")
     s: float | None = None
     lateral: float | None = None
-    height: float = Field(0.8, ge=0, le=6)
-    yaw: float = 0.0
+    height: float = Field(0.8, ge=0, le=6, description="billboard: lower edge, metres")
+    yaw: float = Field(0.0, description="degrees")
 
     @model_validator(mode="after")
     def _where(self) -> SurfaceSpec:
@@ -241,7 +257,7 @@ class SurfaceSpec(Strict):
 class WeatherSpec(Strict):
     """A CARLA preset, optionally with fields changed."""
 
-    preset: str = "ClearNoon"
+    preset: str = Field("ClearNoon", description="a CARLA preset name, or Dusk, Fog, DenseFog")
     cloudiness: float | None = None
     precipitation: float | None = None
     precipitation_deposits: float | None = None
@@ -272,15 +288,15 @@ class EncounterSpec(Strict):
     """When a drive-by counts as failed: the target is missed or misread in at least
     ``min_frames`` consecutive frames while its distance is within ``[near, far]`` metres."""
 
-    far: float = Field(40.0, gt=0)
-    near: float = Field(5.0, ge=0)
-    min_frames: int = Field(3, ge=1)
+    far: float = Field(40.0, gt=0, description="metres: the window opens")
+    near: float = Field(5.0, ge=0, description="metres: the window closes")
+    min_frames: int = Field(3, ge=1, description="consecutive failed frames that fail it")
 
 
 class TargetSpec(Strict):
     """An object the evaluation watches (an attack's target)."""
 
-    object: str
+    object: str = Field(description="a sign, vehicle or pedestrian of the scenario")
     expect: str | None = Field(None, description="the class a model should report, e.g. stop")
     encounter: EncounterSpec = EncounterSpec()
 
@@ -296,8 +312,8 @@ class EpisodeFields(Strict):
 class Scenario(Strict):
     """One scenario file."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    description: str = ""
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="letters, digits, _ . -")
+    description: str = Field("", description="what the scenario tests, for people")
     map: MapSpec = MapSpec()
     ego: EgoSpec = EgoSpec()
     sensors: SensorsSpec = SensorsSpec()
@@ -308,7 +324,7 @@ class Scenario(Strict):
     weather: WeatherSpec = WeatherSpec()
     episode: EpisodeFields = EpisodeFields()
     targets: list[TargetSpec] = Field(default_factory=list)
-    seed: int = 0
+    seed: int = Field(0, description="seed of the procedural world (layout, textures)")
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
