@@ -177,7 +177,7 @@ def bench_campaign() -> dict:
                     Path(tmp) / f"{executor}{workers}",
                     executor,
                     workers,
-                    on_outcome=lambda o, j: marks.append(time.perf_counter()),
+                    on_outcome=lambda o, j, m=marks: m.append(time.perf_counter()),
                 )
                 end = time.perf_counter()
                 n = summary.done

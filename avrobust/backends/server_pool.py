@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import tempfile
 import time
@@ -52,7 +53,7 @@ def parse_servers(specs: list[str]) -> list[Server]:
         by_host.setdefault(s.host, []).append(s.port)
     for host, ports in by_host.items():
         ports.sort()
-        for a, b in zip(ports, ports[1:], strict=False):
+        for a, b in itertools.pairwise(ports):
             if b - a < 3:
                 raise ConfigError(
                     f"servers {host}:{a} and {host}:{b} are closer than 3 ports "
