@@ -361,6 +361,96 @@ def runs_export(
             console.print(str(path))
 
 
+dataset_app = typer.Typer(help="Datasets from the simulator.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("build")
+def dataset_build(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (resumed if present).")],
+    frames: Annotated[int, typer.Option(help="Samples (one randomised scene each).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Dataset seed; use another for validation.")] = 0,
+    width: Annotated[int, typer.Option(help="Image width.")] = 640,
+    height: Annotated[int, typer.Option(help="Image height.")] = 480,
+    fov: Annotated[float, typer.Option(help="Horizontal field of view, degrees.")] = 90.0,
+    lidar: Annotated[bool, typer.Option("--lidar", help="Also write LiDAR sweeps.")] = False,
+    workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
+) -> None:
+    """Render randomised scenes into a KITTI tree plus sign crops for classification."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from avrobust.data.dataset import DatasetConfig, build_dataset
+
+    cfg = DatasetConfig(frames=frames, seed=seed, width=width, height=height, fov=fov, lidar=lidar)
+    with Progress(
+        "[bold]samples",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "ETA",
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("build", total=frames)
+        counts = build_dataset(cfg, out, workers, lambda n: progress.advance(task, n))
+    console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+train_app = typer.Typer(help="Train victim models on simulator data.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("sign-classifier")
+def train_sign_classifier_cmd(
+    data: Annotated[Path, typer.Option(help="Training dataset (avrobust dataset build).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for checkpoint and weights.")],
+    val: Annotated[
+        Path | None, typer.Option(help="Held-out dataset (built with another seed).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training crops.")] = 14,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 3e-3,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train the traffic-sign classifier; rerun the same command to resume from the checkpoint."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from avrobust.models.train_classifier import ClassifierTrainConfig, train_sign_classifier
+
+    cfg = ClassifierTrainConfig(
+        str(data),
+        str(out),
+        None if val is None else str(val),
+        epochs,
+        batch,
+        lr,
+        seed=seed,
+        device=device,
+    )
+    with Progress(
+        "[bold]steps",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "{task.fields[loss]}",
+        "ETA",
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("train", total=None, loss="")
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            progress.update(task, completed=step, total=total, loss=f"loss {loss:.3f}")
+
+        metrics = train_sign_classifier(cfg, on_step)
+    v = metrics.get("validation")
+    if v:
+        console.print(
+            f"validation top-1 {v['top1']:.3f}; signs >= 20 px: "
+            f"{v['top1_signs_ge_20px']:.3f} ({v['count_signs_ge_20px']} crops)"
+        )
+    console.print(f"weights: {out / 'sign_classifier.pt'}")
+
+
 def main() -> None:
     """Console-script entry: user errors print one line and exit 2, without a traceback."""
     try:

@@ -46,3 +46,15 @@ def _no_attack() -> NoAttack:
 @register("defence", "none", "no defence")
 def _no_defence() -> NoDefence:
     return NoDefence()
+
+
+@register(
+    "model",
+    "sign-classifier",
+    "the shipped sign classifier on every visible sign's ground-truth box "
+    "(params: weights, min_box_px)",
+)
+def _sign_classifier(weights: str | None = None, min_box_px: float = 8.0):
+    from avrobust.models.victims import SignClassifierOnTruth
+
+    return SignClassifierOnTruth(weights, min_box_px)

@@ -15,16 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from avrobust.core.sensors import CameraSpec, LidarSpec, Mount
 from avrobust.core.weather import PRESETS as WEATHER_PRESETS
 from avrobust.core.weather import Weather
+from avrobust.data.classes import SIGN_TYPES as _SIGN_TYPES
 
-SIGN_TYPES = (
-    "stop",
-    "yield",
-    "speed_limit_30",
-    "speed_limit_50",
-    "speed_limit_80",
-    "no_entry",
-    "pedestrian_crossing",
-)
+SIGN_TYPES = _SIGN_TYPES
 BODIES = ("sedan", "suv", "van")
 
 

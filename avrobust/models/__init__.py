@@ -1,0 +1,1 @@
+"""Victim perception models: architectures, training, shipped weights, user-model adapters."""

@@ -1,0 +1,52 @@
+"""Shipped and trained weights: one file with the state dict and its metadata, loaded with
+``weights_only=True`` (no code runs from a weights file)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from avrobust.core.errors import ModelError
+from avrobust.core.files import atomic_write
+
+FORMAT = "avrobust.weights"
+ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
+
+
+def save_weights(path: str | Path, model: nn.Module, kind: str, meta: dict[str, Any]) -> Path:
+    payload = {
+        "format": FORMAT,
+        "kind": kind,
+        "state_dict": model.state_dict(),
+        "meta": json.dumps(meta),
+    }
+    with atomic_write(path) as fh:
+        torch.save(payload, fh)
+    return Path(path)
+
+
+def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, meta)`` of a weights file of ``kind``; :class:`ModelError` otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError("no such weights file", file=path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"not a readable weights file ({type(exc).__name__})", file=path) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelError("not an avrobust weights file", file=path, field="format")
+    if payload.get("kind") != kind:
+        raise ModelError(
+            f"holds a {payload.get('kind')!r} model, not {kind!r}", file=path, field="kind"
+        )
+    return payload["state_dict"], json.loads(payload["meta"])
+
+
+def file_sha256(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
