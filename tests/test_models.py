@@ -44,7 +44,7 @@ def test_dataset_build_is_reproducible_and_resumable(tmp_path, tiny_dataset):
     assert counts["crops"] == len(load_crops(tiny_dataset))
     for sub in ("image_2", "label_2", "crops"):
         names = sorted(p.name for p in (tiny_dataset / sub).iterdir())
-        match, mismatch, errors = filecmp.cmpfiles(
+        _, mismatch, errors = filecmp.cmpfiles(
             tiny_dataset / sub, out / sub, names, shallow=False
         )
         assert not mismatch and not errors, (sub, mismatch, errors)
@@ -70,7 +70,7 @@ def test_crops_hold_signs_and_background(tiny_dataset):
 
 
 def test_bad_crop_sets_are_clear_errors(tmp_path):
-    with pytest.raises(DataError, match="no crops.csv"):
+    with pytest.raises(DataError, match=r"no crops\.csv"):
         load_crops(tmp_path)
     (tmp_path / "crops.csv").write_text(
         "file,label,sample,weather,box_height,distance,"
