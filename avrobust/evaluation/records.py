@@ -5,8 +5,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 
+class _Row:
+    """A record that is one row of a results table."""
+
+    @classmethod
+    def columns(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def row(self) -> tuple:
+        return tuple(asdict(self).values())
+
+
 @dataclass
-class FrameRecord:
+class FrameRecord(_Row):
     """One target in one frame.
 
     ``detected``, ``predicted``, ``correct`` and ``score`` are None when the job has no model.
@@ -28,16 +39,9 @@ class FrameRecord:
     correct: bool | None = None
     score: float | None = None
 
-    @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    def row(self) -> tuple:
-        return tuple(asdict(self).values())
-
 
 @dataclass
-class EncounterRecord:
+class EncounterRecord(_Row):
     """A target over the whole drive-by: did perception fail for long enough to matter?
 
     ``failed`` is None when the job has no model; otherwise true when the target was missed or
@@ -51,13 +55,6 @@ class EncounterRecord:
     frames_failed: int
     longest_failure: int
     failed: bool | None
-
-    @classmethod
-    def columns(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
-
-    def row(self) -> tuple:
-        return tuple(asdict(self).values())
 
 
 @dataclass

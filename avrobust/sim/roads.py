@@ -100,6 +100,17 @@ class RoadLayout:
         m[:3, 3] = (x, y, z)
         return m
 
+    def cross_road(self) -> tuple[RoadLayout, np.ndarray]:
+        """The crossing road of an intersection and its ``[4, 4]`` pose in the world: it runs
+        along +y through ``x = length / 2``, as long as the main road."""
+        cross = RoadLayout("straight", self.length, self.lanes_per_direction, self.lane_width,
+                           self.sidewalk_width, self.kerb_height, environment=self.environment,
+                           centre_line=self.centre_line)
+        rot = np.eye(4)
+        rot[:2, :2] = [[0, -1], [1, 0]]
+        rot[:3, 3] = (self.intersection_s, -self.length / 2, 0)
+        return cross, rot
+
     def near_cross_road(self, s: float, margin: float = 0.0) -> bool:
         """Whether ``s`` of the main road lies within the cross road and its sidewalks."""
         if self.kind != "intersection":
@@ -241,19 +252,7 @@ def build_road(world: World, road: RoadLayout, rng: np.random.Generator) -> None
                     paint,
                 )
             )
-        cross = RoadLayout(
-            "straight",
-            road.length,
-            road.lanes_per_direction,
-            road.lane_width,
-            road.sidewalk_width,
-            road.kerb_height,
-            environment=road.environment,
-            centre_line=road.centre_line,
-        )
-        rot = np.eye(4)
-        rot[:2, :2] = [[0, -1], [1, 0]]
-        rot[:3, 3] = (c, -road.length / 2, 0)
+        cross, rot = road.cross_road()
         arms = []
         for s0, s1 in _segments(cross):
             arms.append(Part(_strip(cross, s0, s1, hw, -hw, 0.0, 1 / 4.0, s1 - s0), asphalt))

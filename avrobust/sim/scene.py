@@ -252,18 +252,7 @@ def _clutter(
         return
     arms = [(road, np.eye(4))]
     if road.kind == "intersection":
-        cross = RoadLayout(
-            "straight",
-            road.length,
-            road.lanes_per_direction,
-            road.lane_width,
-            road.sidewalk_width,
-            road.kerb_height,
-            environment=road.environment,
-        )
-        rot = np.eye(4)
-        rot[:2, :2] = [[0, -1], [1, 0]]
-        rot[:3, 3] = (road.intersection_s, -road.length / 2, 0)
+        cross, rot = road.cross_road()
         arms.append((cross, rot))
     count = 0
 
