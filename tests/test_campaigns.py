@@ -233,3 +233,22 @@ def test_a_crashed_worker_fails_only_its_job(tmp_path, monkeypatch):
     assert set(outcomes) == {j.id for j in jobs}
     assert "WorkerCrashed" in outcomes[crash].error
     assert all(outcomes[j.id].error is None for j in jobs if j.id != crash)
+
+
+def test_campaign_with_the_sign_classifier_records_verdicts(tmp_path):
+    p = tmp_path / "reading.yaml"
+    p.write_text(
+        "name: reading\nscenarios: [urban_stop]\nsweep: {distance: [12]}\n"
+        "models: [{name: sign-classifier}]\nepisode: {frames: 3, rate: 10}\n"
+        "sensors: {camera: {width: 320, height: 240, fov: 45}, lidar: null}\n"
+    )
+    out = tmp_path / "run"
+    assert run_campaign(p, out).done == 1
+    with ResultsStore(out, create=False) as store:
+        rows = store.query(
+            "SELECT detected, predicted, correct, score FROM frames WHERE target='stop_1'"
+        )
+        enc = store.query("SELECT frames_in_window, failed FROM encounters")
+    assert len(rows) == 3
+    assert all(d == 1 and pred == "stop" and c == 1 and s > 0.5 for d, pred, c, s in rows)
+    assert enc == [(3, 0)]

@@ -44,9 +44,7 @@ def test_dataset_build_is_reproducible_and_resumable(tmp_path, tiny_dataset):
     assert counts["crops"] == len(load_crops(tiny_dataset))
     for sub in ("image_2", "label_2", "crops"):
         names = sorted(p.name for p in (tiny_dataset / sub).iterdir())
-        _, mismatch, errors = filecmp.cmpfiles(
-            tiny_dataset / sub, out / sub, names, shallow=False
-        )
+        _, mismatch, errors = filecmp.cmpfiles(tiny_dataset / sub, out / sub, names, shallow=False)
         assert not mismatch and not errors, (sub, mismatch, errors)
     other = tmp_path / "other"
     build_dataset(DatasetConfig(frames=2, seed=8, **SMALL), other)

@@ -14,6 +14,22 @@ import shutil
 from pathlib import Path
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "models"
+SHORT = {
+    "speed_limit_30": "30",
+    "speed_limit_50": "50",
+    "speed_limit_80": "80",
+    "pedestrian_crossing": "crossing",
+    "background": "bg",
+    "no_entry": "no entry",
+}
+SHORT = {
+    "speed_limit_30": "30",
+    "speed_limit_50": "50",
+    "speed_limit_80": "80",
+    "pedestrian_crossing": "crossing",
+    "background": "bg",
+    "no_entry": "no entry",
+}
 
 
 def _pct(x: float | None) -> str:
@@ -52,9 +68,9 @@ def sign_classifier_card(metrics: dict, data_cmd: str, val_cmd: str, sha: str, s
         "",
         "## Training",
         "",
-        f"    avrobust train sign-classifier --data {cfg['data']} --val {cfg['val']} "
-        f"--out {cfg['out']} --epochs {cfg['epochs']} --batch {cfg['batch']} --lr {cfg['lr']} "
-        f"--seed {cfg['seed']}",
+        "    avrobust train sign-classifier --data data/signs_train --val data/signs_val "
+        f"--out runs/train/sign --epochs {cfg['epochs']} --batch {cfg['batch']} "
+        f"--lr {cfg['lr']} --seed {cfg['seed']}",
         "",
         f"Device: {metrics['device']}; {len(hist)} epochs in {hist[-1]['seconds'] / 60:.1f} "
         "minutes. AdamW, one-cycle learning rate, label smoothing 0.05, class-weighted "
@@ -90,12 +106,15 @@ def sign_classifier_card(metrics: dict, data_cmd: str, val_cmd: str, sha: str, s
         "",
         "Confusion matrix (rows: truth, columns: prediction):",
         "",
-        "| | " + " | ".join(c[:10] for c in v["classes"]) + " |",
+        "| | " + " | ".join(SHORT.get(c, c) for c in v["classes"]) + " |",
         "| --- " * (len(v["classes"]) + 1) + "|",
     ]
     for c, row in zip(v["classes"], v["confusion"], strict=True):
         lines.append(f"| {c} | " + " | ".join(str(x) for x in row) + " |")
     lines += [
+        "",
+        "Most errors are between the three speed limits at small sizes, where the renderer's "
+        "unfiltered texture sampling blurs the digits.",
         "",
         "## Limits",
         "",

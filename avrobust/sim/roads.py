@@ -103,9 +103,16 @@ class RoadLayout:
     def cross_road(self) -> tuple[RoadLayout, np.ndarray]:
         """The crossing road of an intersection and its ``[4, 4]`` pose in the world: it runs
         along +y through ``x = length / 2``, as long as the main road."""
-        cross = RoadLayout("straight", self.length, self.lanes_per_direction, self.lane_width,
-                           self.sidewalk_width, self.kerb_height, environment=self.environment,
-                           centre_line=self.centre_line)
+        cross = RoadLayout(
+            "straight",
+            self.length,
+            self.lanes_per_direction,
+            self.lane_width,
+            self.sidewalk_width,
+            self.kerb_height,
+            environment=self.environment,
+            centre_line=self.centre_line,
+        )
         rot = np.eye(4)
         rot[:2, :2] = [[0, -1], [1, 0]]
         rot[:3, 3] = (self.intersection_s, -self.length / 2, 0)
