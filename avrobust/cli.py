@@ -451,6 +451,125 @@ def train_sign_classifier_cmd(
     console.print(f"weights: {out / 'sign_classifier.pt'}")
 
 
+attack_app = typer.Typer(
+    help="Physical attacks: optimise, then evaluate by re-rendering.", no_args_is_help=True
+)
+app.add_typer(attack_app, name="attack")
+
+
+def _floats(text: str, name: str) -> tuple[float, ...]:
+    from avrobust.core.errors import ConfigError
+
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}", field=name) from None
+
+
+@attack_app.command("sign")
+def attack_sign(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Patch file to write (.patch).")],
+    scenario: Annotated[str, typer.Option(help="Scenario with the sign.")] = "urban_stop",
+    surface: Annotated[str, typer.Option(help="The sign's attack surface.")] = "stop_sign",
+    true_class: Annotated[str, typer.Option(help="What the sign is.")] = "stop",
+    target: Annotated[
+        str | None, typer.Option(help="Class to be read as (none: anything else).")
+    ] = "speed_limit_80",
+    mask: Annotated[
+        str, typer.Option(help="rp2_bars, lower_patch or poster: where stickers go.")
+    ] = "rp2_bars",
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 400,
+    eot: Annotated[str, typer.Option(help="EOT preset: none, light, standard, harsh.")] = (
+        "standard"
+    ),
+    distances: Annotated[str, typer.Option(help="Training distances, metres.")] = "5,10,15,20,25",
+    angles: Annotated[str, typer.Option(help="Training sign angles, degrees.")] = "0,15,30",
+    weathers: Annotated[str, typer.Option(help="Training weather presets.")] = (
+        "ClearNoon,CloudyNoon,Dusk"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the optimisation.")] = 0,
+    evaluate: Annotated[bool, typer.Option(help="Re-render and report success.")] = True,
+) -> None:
+    """Optimise a sticker perturbation on a sign against the shipped sign classifier, save it
+    as a patch, and evaluate it by painting it on the sign and rendering again."""
+    import math as _math
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from avrobust.attacks.masks import sticker_mask
+    from avrobust.core.sensors import CameraSpec
+    from avrobust.evaluation.sign_attack import Sweep, evaluate_sign_patch, run_sign_attack
+    from avrobust.models.adapters import load_classifier
+    from avrobust.models.weights import ASSETS
+
+    clf = load_classifier(ASSETS / "sign_classifier.pt")
+    cam = CameraSpec(640, 480, _math.radians(90))
+    sweep = Sweep(
+        _floats(distances, "--distances"),
+        _floats(angles, "--angles"),
+        tuple(w for w in weathers.split(",") if w),
+        (-0.5, 0.5),
+    )
+    n_views = len(sweep.viewpoints())
+    with Progress(
+        "[bold]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "{task.fields[info]}",
+        "ETA",
+        TimeRemainingColumn(),
+        console=console,
+    ) as pr:
+        views = pr.add_task("render views", total=n_views, info="")
+        opt = pr.add_task("optimise", total=steps, info="")
+        patch = run_sign_attack(
+            scenario,
+            surface,
+            clf,
+            true_class,
+            target,
+            sticker_mask(mask),
+            {"steps": steps, "eot": eot, "seed": seed},
+            sweep,
+            cam,
+            on_step=lambda s, loss, rate: pr.update(
+                opt, completed=s + 1, info=f"loss {loss:.2f} success {rate:.0%}"
+            ),
+            progress=lambda n: pr.advance(views, n),
+        )
+    patch.save(out)
+    console.print(
+        f"patch: {out} (sha256 {patch.sha256()[:12]}, {patch.coverage:.0%} of the face square)"
+    )
+    if evaluate:
+        with Progress("[bold]re-render", BarColumn(), MofNCompleteColumn(), console=console) as pr:
+            task = pr.add_task("eval", total=2 * n_views)
+            ev = evaluate_sign_patch(
+                patch,
+                clf,
+                scenario,
+                surface,
+                true_class,
+                target,
+                sweep,
+                cam,
+                progress=lambda n: pr.advance(task, n),
+            )
+        table = Table(title=f"success on {ev.clean_correct} views read correctly when clean")
+        for col in ("condition", "views", "compositor", "re-rendered"):
+            table.add_column(col)
+        table.add_row(
+            "all",
+            str(ev.clean_correct),
+            f"{ev.compositor_success:.0%}",
+            f"{ev.rendered_success:.0%}",
+        )
+        for group in (ev.by_distance, ev.by_angle, ev.by_weather):
+            for k, v in group.items():
+                table.add_row(k, str(v["views"]), f"{v['compositor']:.0%}", f"{v['rendered']:.0%}")
+        console.print(table)
+
+
 def main() -> None:
     """Console-script entry: user errors print one line and exit 2, without a traceback."""
     try:

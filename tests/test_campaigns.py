@@ -252,3 +252,39 @@ def test_campaign_with_the_sign_classifier_records_verdicts(tmp_path):
     assert len(rows) == 3
     assert all(d == 1 and pred == "stop" and c == 1 and s > 0.5 for d, pred, c, s in rows)
     assert enc == [(3, 0)]
+
+
+def test_encounters_need_one_stable_reading():
+    from avrobust.evaluation.records import FrameRecord
+    from avrobust.evaluation.runner import encounter_records
+
+    sc = load_scenario("urban_stop")  # stop_1: window 40..5 m, min_frames 3
+
+    def rows(pattern: str) -> list[FrameRecord]:
+        return [
+            FrameRecord(
+                "j",
+                i,
+                "stop_1",
+                0.1 * i,
+                35.0 - i,
+                0.0,
+                True,
+                1.0,
+                20.0,
+                100,
+                3,
+                c == "1",
+                "stop" if c == "1" else "yield",
+                c == "1",
+                0.9,
+            )
+            for i, c in enumerate(pattern)
+        ]
+
+    # Misread far away, then three right in a row: recognised.
+    assert encounter_records("j", sc, rows("000000111"), True)[0].failed is False
+    # Never three right in a row: the encounter fails, however many frames were right.
+    (e,) = encounter_records("j", sc, rows("110110110"), True)
+    assert e.failed is True and e.frames_failed == 3 and e.longest_failure == 1
+    assert encounter_records("j", sc, rows("111"), False)[0].failed is None

@@ -190,6 +190,17 @@ class EmbeddedBackend:
         _, sim = self._require()
         return list(sim.world.surfaces)
 
+    def surface_texture(self, surface: str) -> torch.Tensor:
+        """The surface's own texture (``[3, h, w]``), as the scene drew it."""
+        _, sim = self._require()
+        if surface not in sim.world.surfaces:
+            raise ConfigError(
+                f"no attack surface named {surface!r} in this scene",
+                field="surface",
+                allowed=", ".join(sim.world.surfaces) or "none",
+            )
+        return sim.world.materials[surface].texture.clone()
+
     def apply_texture(
         self, surface: str, texture: torch.Tensor, mask: torch.Tensor | None = None
     ) -> None:

@@ -42,10 +42,11 @@ class FrameRecord(_Row):
 
 @dataclass
 class EncounterRecord(_Row):
-    """A target over the whole drive-by: did perception fail for long enough to matter?
+    """A target over the whole drive-by.
 
-    ``failed`` is None when the job has no model; otherwise true when the target was missed or
-    misread in at least ``min_frames`` consecutive frames inside the encounter window.
+    ``failed`` is None when the job has no model (or none that perceives the target's
+    category); otherwise true when the model never got the target right in ``min_frames``
+    consecutive frames inside the encounter window (it was never reliably recognised).
     """
 
     job_id: str

@@ -69,7 +69,10 @@ def frame_records(
     surfaces: dict[str, list[str]],
     detections: Detections | None,
     with_model: bool,
+    categories: tuple[str, ...] | None = None,
 ) -> list[FrameRecord]:
+    """Rows for the targets in ``frame``; the model's verdict only for targets whose category
+    the model perceives (``categories``; None: all)."""
     truth = frame.truth
     ids = truth.ids.tolist()
     out = []
@@ -96,7 +99,7 @@ def frame_records(
             int(px),
             int(truth.num_points[i]),
         )
-        if with_model:
+        if with_model and (categories is None or truth.categories[i] in categories):
             detected, predicted, score = _match(detections, box)
             want = expect.get(name)
             rec.detected = detected
@@ -110,6 +113,10 @@ def frame_records(
 def encounter_records(
     job_id: str, scenario: Scenario, rows: list[FrameRecord], with_model: bool
 ) -> list[EncounterRecord]:
+    """Per target: the stack *recognises* it when the model gets it right in at least
+    ``min_frames`` consecutive frames while it is between ``far`` and ``near`` metres away;
+    the encounter fails when that never happens (a recogniser that remembers a sign once read,
+    as deployed ones do, needs one stable reading)."""
     out = []
     for t in scenario.targets:
         enc = t.encounter
@@ -117,20 +124,22 @@ def encounter_records(
             (r for r in rows if r.target == t.object and enc.near <= r.distance <= enc.far),
             key=lambda r: r.frame,
         )
-        failures = [with_model and not r.correct for r in window]
-        longest = run = 0
-        for f in failures:
-            run = run + 1 if f else 0
-            longest = max(longest, run)
+        judged = [r for r in window if r.correct is not None]
+        failures = sum(not r.correct for r in judged)
+        longest_fail = best_ok = run_fail = run_ok = 0
+        for r in judged:
+            run_fail = 0 if r.correct else run_fail + 1
+            run_ok = run_ok + 1 if r.correct else 0
+            longest_fail, best_ok = max(longest_fail, run_fail), max(best_ok, run_ok)
         out.append(
             EncounterRecord(
                 job_id,
                 t.object,
                 len(window),
                 sum(r.visible for r in window),
-                sum(failures) if with_model else 0,
-                longest if with_model else 0,
-                (longest >= enc.min_frames) if with_model and window else None,
+                failures,
+                longest_fail,
+                (best_ok < enc.min_frames) if with_model and judged else None,
             )
         )
     return out
@@ -171,7 +180,14 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
                 )
             dets = perceive(frame) if with_model else None
             outcome.frames += frame_records(
-                job.id, frame, targets, expect, surfaces, dets, with_model
+                job.id,
+                frame,
+                targets,
+                expect,
+                surfaces,
+                dets,
+                with_model,
+                getattr(model, "categories", None),
             )
             outcome.num_frames += 1
     finally:

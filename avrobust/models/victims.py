@@ -30,6 +30,7 @@ class SignClassifierOnTruth:
     detector-plus-classifier pipeline replaces the ground-truth boxes with detections."""
 
     name = "sign-classifier"
+    categories = ("traffic_sign",)  # targets of other categories get no verdict
 
     def __init__(self, weights: str | Path | None = None, min_box_px: float = 8.0) -> None:
         path = Path(weights) if weights else ASSETS / "sign_classifier.pt"

@@ -278,12 +278,12 @@ class WeatherSpec(Strict):
 
 
 class EncounterSpec(Strict):
-    """When a drive-by counts as failed: the target is missed or misread in at least
-    ``min_frames`` consecutive frames while its distance is within ``[near, far]`` metres."""
+    """When a drive-by counts as failed: the model never gets the target right in ``min_frames``
+    consecutive frames while its distance is within ``[near, far]`` metres."""
 
     far: float = Field(40.0, gt=0, description="metres: the window opens")
     near: float = Field(5.0, ge=0, description="metres: the window closes")
-    min_frames: int = Field(3, ge=1, description="consecutive failed frames that fail it")
+    min_frames: int = Field(3, ge=1, description="consecutive correct frames that recognise it")
 
 
 class TargetSpec(Strict):

@@ -1,0 +1,1 @@
+"""Physical attacks: camera patches and sign perturbations (``camera``), LiDAR attacks."""

@@ -1,0 +1,32 @@
+"""Where a sign perturbation may print: sticker masks in the face texture's square."""
+
+from __future__ import annotations
+
+import torch
+
+from avrobust.core.errors import ConfigError
+
+
+def sticker_mask(kind: str, size: int = 256) -> torch.Tensor:
+    """``[1, size, size]`` mask in the sign face's texture square.
+
+    ``rp2_bars``: two horizontal bars above and below the sign's centre, as RP2's stickers
+    (14% of the square, about 17% of a stop sign's octagon); ``poster``: the whole face;
+    ``lower_patch``: a square on the lower half (REAP's patch placement).
+    """
+    m = torch.zeros(1, size, size)
+    s = size
+    if kind == "rp2_bars":
+        m[:, int(0.22 * s) : int(0.34 * s), int(0.2 * s) : int(0.8 * s)] = 1
+        m[:, int(0.66 * s) : int(0.78 * s), int(0.2 * s) : int(0.8 * s)] = 1
+    elif kind == "poster":
+        m[:] = 1
+    elif kind == "lower_patch":
+        m[:, int(0.55 * s) : int(0.9 * s), int(0.325 * s) : int(0.675 * s)] = 1
+    else:
+        raise ConfigError(
+            f"unknown sticker mask {kind!r}",
+            field="mask",
+            allowed="rp2_bars, poster, lower_patch, or an image file",
+        )
+    return m

@@ -1,0 +1,166 @@
+"""A sign perturbation in the style of RP2 (Eykholt et al. 2018): a printable texture inside a
+sticker mask on a sign's face, optimised through the Kornia compositor under expectation over
+transformation against a sign classifier, with printability (NPS) and smoothness (TV) terms."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from avrobust.attacks.compositor import composite_in_crop
+from avrobust.attacks.eot import EOT
+from avrobust.attacks.printability import load_palette, nps, total_variation
+from avrobust.core.errors import ConfigError
+from avrobust.core.frame import Frame
+from avrobust.core.patch import Patch
+from avrobust.models.adapters import ClassifierAdapter
+
+
+@dataclass
+class SignView:
+    """One training view: a frame, the sign's surface view in it and the sign's 2D box."""
+
+    frame: Frame
+    surface: str
+    box: torch.Tensor
+
+
+def sign_views(frames: list[Frame], surface: str, min_pixels: int = 30) -> list[SignView]:
+    """The frames in which ``surface`` (a sign face) is visible, with its sign's box."""
+    out = []
+    for f in frames:
+        view = f.surfaces.get(surface)
+        if view is None or view.visible_pixels < min_pixels:
+            continue
+        ids = f.truth.ids.tolist()
+        if view.object_id not in ids:
+            continue
+        box = f.truth.boxes_2d.xyxy[ids.index(view.object_id)]
+        if box[2] > box[0]:
+            out.append(SignView(f, surface, box))
+    return out
+
+
+@dataclass
+class StickerAttack:
+    """Targeted (``target`` class) or untargeted (``target=None``: leave ``true_class``)
+    sticker attack on a classifier of sign crops.
+
+    Hyperparameters follow RP2 and Thys et al.: Adam (lr 0.03 here, as Thys), NPS weight 0.01,
+    TV weight 2.5, a few EOT draws per view and step.
+    """
+
+    classifier: ClassifierAdapter
+    true_class: str
+    target: str | None = None
+    steps: int = 300
+    lr: float = 0.03
+    batch: int = 8
+    eot: str = "standard"
+    eot_draws: int = 2
+    nps_weight: float = 0.01
+    tv_weight: float = 2.5
+    palette: str = "printer30"
+    seed: int = 0
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        classes = self.classifier.classes
+        for name in (self.true_class, self.target):
+            if name is not None and name not in classes:
+                raise ConfigError(
+                    f"unknown class {name!r}", field="target", allowed=", ".join(classes)
+                )
+
+    def _logits(
+        self, views: list[SignView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, seed: int
+    ) -> torch.Tensor:
+        x = torch.stack(
+            [
+                composite_in_crop(v.frame.image, texture, mask, v.frame.surfaces[v.surface], v.box)
+                for v in views
+            ]
+        )
+        x = torch.cat([eot(x, seed * 1000 + k) for k in range(self.eot_draws)])
+        return self.classifier(x)
+
+    def success(self, logits: torch.Tensor) -> torch.Tensor:
+        pred = logits.argmax(1)
+        classes = self.classifier.classes
+        if self.target is not None:
+            return pred == classes.index(self.target)
+        return pred != classes.index(self.true_class)
+
+    def __call__(
+        self,
+        views: list[SignView],
+        base_texture: torch.Tensor,
+        mask: torch.Tensor,
+        size_m: tuple[float, float],
+        on_step: Callable[[int, float, float], None] | None = None,
+    ) -> Patch:
+        """Optimise the texture inside ``mask`` (``[1, h, w]``) over the training views."""
+        if not views:
+            raise ConfigError("no training view shows the sign's surface", field="views")
+        gen = torch.Generator().manual_seed(self.seed)
+        palette = load_palette(self.palette)
+        eot = EOT(self.eot)
+        classes = self.classifier.classes
+        goal = classes.index(self.target if self.target else self.true_class)
+        # Start from the sign itself with a little noise; optimise in logit space so the
+        # texture stays within [0, 1] without clipping its gradients.
+        init = (base_texture + 0.1 * torch.randn(base_texture.shape, generator=gen)).clamp(
+            0.02, 0.98
+        )
+        param = torch.logit(init).requires_grad_(True)
+        opt = torch.optim.Adam([param], lr=self.lr * 10)
+        history = []
+        for step in range(self.steps):
+            idx = torch.randperm(len(views), generator=gen)[: self.batch].tolist()
+            texture = torch.sigmoid(param)
+            logits = self._logits([views[i] for i in idx], texture, mask, eot, step)
+            labels = torch.full((logits.shape[0],), goal)
+            ce = F.cross_entropy(logits, labels)
+            loss = ce if self.target is not None else -ce
+            loss = (
+                loss
+                + self.nps_weight * nps(texture, palette, mask)
+                + self.tv_weight * total_variation(texture, mask)
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            rate = float(self.success(logits.detach()).float().mean())
+            history.append({"step": step, "loss": float(loss.detach()), "success": rate})
+            if on_step:
+                on_step(step, float(loss.detach()), rate)
+        texture = torch.sigmoid(param).detach()
+        return Patch(
+            texture=texture,
+            mask=mask.clone(),
+            size_m=size_m,
+            name=f"{self.true_class}_to_{self.target or 'any'}",
+            palette=palette,
+            provenance={
+                "attack": "sign-sticker",
+                "true_class": self.true_class,
+                "target": self.target,
+                "steps": self.steps,
+                "lr": self.lr,
+                "batch": self.batch,
+                "eot": self.eot,
+                "eot_draws": self.eot_draws,
+                "nps_weight": self.nps_weight,
+                "tv_weight": self.tv_weight,
+                "palette": self.palette,
+                "seed": self.seed,
+                "mask_coverage": float(mask.mean()),
+                "views": len(views),
+                "final_train_success": history[-1]["success"] if history else math.nan,
+                **self.provenance,
+            },
+        )

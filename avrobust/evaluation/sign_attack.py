@@ -1,0 +1,210 @@
+"""Running a sign perturbation end to end: render a sweep of viewpoints, optimise a sticker
+texture through the compositor, then close the loop by painting it on the sign in the backend,
+rendering again and classifying. Success is counted only on signs the model reads correctly
+when clean (as REAP does), and the gap between compositor and re-rendered success is reported.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from avrobust.attacks.compositor import composite
+from avrobust.attacks.sign_sticker import SignView, StickerAttack, sign_views
+from avrobust.backends.base import EpisodeSpec
+from avrobust.backends.embedded import EmbeddedBackend
+from avrobust.core.errors import ConfigError
+from avrobust.core.frame import Frame
+from avrobust.core.patch import Patch
+from avrobust.core.sensors import CameraSpec
+from avrobust.data.crops import square_crop
+from avrobust.models.adapters import ClassifierAdapter
+from avrobust.scenario.campaign import apply_conditions
+from avrobust.scenario.library import load_scenario
+
+
+@dataclass(frozen=True)
+class Viewpoint:
+    distance: float
+    angle: float
+    weather: str
+    lateral: float
+
+
+@dataclass
+class Sweep:
+    """Viewpoints around a sign: distances (m), sign angles (degrees), weather presets and the
+    ego's lateral offsets in its lane (m)."""
+
+    distances: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 25.0)
+    angles: tuple[float, ...] = (0.0, 15.0, 30.0)
+    weathers: tuple[str, ...] = ("ClearNoon", "CloudyNoon", "Dusk")
+    laterals: tuple[float, ...] = (-0.5, 0.5)
+
+    def viewpoints(self) -> list[Viewpoint]:
+        return [
+            Viewpoint(*v)
+            for v in itertools.product(self.distances, self.angles, self.weathers, self.laterals)
+        ]
+
+
+@dataclass
+class SweepFrames:
+    viewpoints: list[Viewpoint]
+    frames: list[Frame]
+
+
+def render_sweep(
+    scenario: str,
+    sweep: Sweep,
+    camera: CameraSpec,
+    textures: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SweepFrames:
+    """One frame per viewpoint, the ego standing still; ``textures`` maps surface names to
+    ``(texture, mask)`` painted on them in the backend first."""
+    base = load_scenario(scenario)
+    frames, vps = [], []
+    for vp in sweep.viewpoints():
+        sc = apply_conditions(
+            base, {"distance": vp.distance, "angle": vp.angle, "weather": vp.weather}
+        )
+        sc = sc.model_copy(
+            update={"ego": sc.ego.model_copy(update={"speed": 0.0, "lateral_offset": vp.lateral})}
+        )
+        spec = EpisodeSpec.from_scenario(sc, camera=camera, lidar=None, frames=1)
+        with EmbeddedBackend() as backend:
+            backend.start(spec)
+            for name, (tex, mask) in (textures or {}).items():
+                backend.apply_texture(name, tex, mask)
+            frames.append(next(iter(backend.frames())))
+        vps.append(vp)
+        if progress:
+            progress(1)
+    return SweepFrames(vps, frames)
+
+
+def _classify(
+    classifier: ClassifierAdapter, views: list[SignView], patch: Patch | None = None
+) -> list[str]:
+    crops = []
+    for v in views:
+        img = v.frame.image
+        if patch is not None:
+            img = composite(img, patch.texture, patch.mask, v.frame.surfaces[v.surface])
+        crops.append(square_crop(img, v.box))
+    if not crops:
+        return []
+    names, _ = classifier.predict(torch.stack(crops))
+    return names
+
+
+@dataclass
+class PatchEvaluation:
+    """Success of a sign patch over a sweep, counted on signs read correctly when clean."""
+
+    views: int
+    clean_correct: int
+    compositor_success: float
+    rendered_success: float
+    by_distance: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_weather: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_angle: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def evaluate_sign_patch(
+    patch: Patch,
+    classifier: ClassifierAdapter,
+    scenario: str,
+    surface: str,
+    true_class: str,
+    target: str | None,
+    sweep: Sweep,
+    camera: CameraSpec,
+    progress: Callable[[int], None] | None = None,
+) -> PatchEvaluation:
+    """Render the sweep clean and with the patch painted on the sign, classify both, and
+    compare with the compositor's prediction of the same views."""
+    clean = render_sweep(scenario, sweep, camera, progress=progress)
+    attacked = render_sweep(
+        scenario, sweep, camera, {surface: (patch.texture, patch.mask)}, progress=progress
+    )
+    rows = []
+    for vp, fc, fa in zip(clean.viewpoints, clean.frames, attacked.frames, strict=True):
+        vc, va = sign_views([fc], surface), sign_views([fa], surface)
+        if not vc or not va:
+            continue
+        clean_pred = _classify(classifier, vc)[0]
+        if clean_pred != true_class:
+            continue  # only signs the model reads correctly when clean count
+        comp = _classify(classifier, vc, patch)[0]
+        rend = _classify(classifier, va)[0]
+
+        def hit(p: str) -> bool:
+            return p == target if target is not None else p != true_class
+
+        rows.append((vp, hit(comp), hit(rend)))
+    if not rows:
+        raise ConfigError(
+            "the model reads the sign correctly in none of the sweep's views", field="sweep"
+        )
+
+    def rate(sel) -> dict[str, float]:
+        sub = [r for r in rows if sel(r[0])]
+        n = len(sub)
+        return {
+            "views": n,
+            "compositor": sum(r[1] for r in sub) / max(n, 1),
+            "rendered": sum(r[2] for r in sub) / max(n, 1),
+        }
+
+    n = len(rows)
+    return PatchEvaluation(
+        views=len(clean.frames),
+        clean_correct=n,
+        compositor_success=sum(r[1] for r in rows) / n,
+        rendered_success=sum(r[2] for r in rows) / n,
+        by_distance={f"{d:g} m": rate(lambda v, d=d: v.distance == d) for d in sweep.distances},
+        by_weather={w: rate(lambda v, w=w: v.weather == w) for w in sweep.weathers},
+        by_angle={f"{a:g} deg": rate(lambda v, a=a: v.angle == a) for a in sweep.angles},
+    )
+
+
+def run_sign_attack(
+    scenario: str,
+    surface: str,
+    classifier: ClassifierAdapter,
+    true_class: str,
+    target: str | None,
+    mask: torch.Tensor,
+    attack_kwargs: dict,
+    train_sweep: Sweep,
+    camera: CameraSpec,
+    on_step=None,
+    progress=None,
+) -> Patch:
+    """Render the training sweep and optimise a sticker patch for ``surface``."""
+    sweep = render_sweep(scenario, train_sweep, camera, progress=progress)
+    views = sign_views(sweep.frames, surface)
+    frame = next((f for f in sweep.frames if surface in f.surfaces), None)
+    if frame is None:
+        raise ConfigError(f"scenario {scenario} has no surface {surface!r}", field="surface")
+    # The sign's own face texture is the starting point (read from a backend).
+    spec = EpisodeSpec.from_scenario(load_scenario(scenario), camera=camera, lidar=None, frames=1)
+    with EmbeddedBackend() as backend:
+        backend.start(spec)
+        base = backend.surface_texture(surface)
+        size = frame.surfaces[surface].size_m
+    if mask.shape[1:] != base.shape[1:]:
+        mask = torch.nn.functional.interpolate(mask[None], size=base.shape[1:], mode="nearest")[0]
+    attack = StickerAttack(
+        classifier,
+        true_class,
+        target,
+        **attack_kwargs,
+        provenance={"scenario": scenario, "surface": surface, "train_views": len(views)},
+    )
+    return attack(views, base, mask, size, on_step)

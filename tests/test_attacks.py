@@ -1,0 +1,141 @@
+"""Camera attack building blocks: compositor geometry and gradients, EOT replay, printability,
+and a short sign attack that beats the clean rate after re-rendering."""
+
+import math
+
+import pytest
+import torch
+
+from avrobust.attacks.compositor import composite, composite_in_crop, texture_to_image
+from avrobust.attacks.eot import EOT
+from avrobust.attacks.masks import sticker_mask
+from avrobust.attacks.printability import load_palette, nps, snap_to_palette, total_variation
+from avrobust.core.errors import ConfigError, DataError
+from avrobust.core.surface import SurfaceView
+from avrobust.data.crops import square_crop
+
+QUAD = torch.tensor([[100.0, 50.0], [300.0, 60.0], [280.0, 200.0], [120.0, 180.0]])
+
+
+def _view(h=240, w=400, quad=QUAD) -> SurfaceView:
+    return SurfaceView(
+        "s", 1, quad, torch.ones(h, w), torch.ones(3), torch.zeros(3), (1.0, 1.0), 10.0, 0.0
+    )
+
+
+def test_texture_corners_land_on_the_quad_corners():
+    h, w = 64, 128
+    m = texture_to_image(QUAD, h, w).double()
+    # Texture corners in continuous coordinates are index -0.5 .. size - 0.5.
+    corners = torch.tensor(
+        [[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]],
+        dtype=torch.float64,
+    )
+    mapped = corners @ m.T
+    mapped = mapped[:, :2] / mapped[:, 2:]
+    assert torch.allclose(mapped + 0.5, QUAD.double(), atol=1e-3)
+
+
+def test_composited_texture_covers_the_quad_to_the_pixel():
+    image = torch.zeros(3, 240, 400)
+    # A texture at least as fine as the quad on screen (as the sign faces are, 256 px).
+    out = composite(image, torch.ones(3, 256, 256), torch.ones(1, 256, 256), _view())
+    covered = out[0] > 0.5
+    for (x, y), (dx, dy) in zip(QUAD.tolist(), [(1, 1), (-1, 1), (-1, -1), (1, -1)], strict=True):
+        inside = (int(x + 2 * dx), int(y + 2 * dy))
+        outside = (int(x - 2 * dx), int(y - 2 * dy))
+        assert covered[inside[1], inside[0]], (x, y)
+        assert not covered[outside[1], outside[0]], (x, y)
+
+
+def test_relighting_and_visibility_mask():
+    view = _view()
+    view.mask[:, :200] = 0  # the left half is occluded
+    view.gain = torch.tensor([0.5, 0.5, 0.5])
+    view.offset = torch.tensor([0.1, 0.1, 0.1])
+    out = composite(torch.zeros(3, 240, 400), torch.ones(3, 8, 8), torch.ones(1, 8, 8), view)
+    assert out[:, 120, 150].abs().max() == 0  # occluded: untouched
+    assert torch.allclose(out[:, 120, 250], torch.full((3,), 0.6))
+
+
+def test_gradients_reach_the_texture_only_through_the_mask():
+    tex = torch.rand(3, 16, 16, requires_grad=True)
+    mask = torch.zeros(1, 16, 16)
+    mask[:, :, :8] = 1
+    out = composite(torch.rand(3, 240, 400), tex, mask, _view())
+    out.sum().backward()
+    assert tex.grad[:, :, :7].abs().sum() > 0
+    assert tex.grad[:, :, 9:].abs().sum() == 0
+
+
+def test_crop_compositor_equals_composite_then_crop():
+    image = torch.rand(3, 240, 400)
+    tex = torch.rand(3, 64, 64)
+    mask = sticker_mask("rp2_bars", 64)
+    box = torch.tensor([140.0, 70.0, 260.0, 185.0])
+    full = square_crop(composite(image, tex, mask, _view()), box)
+    local = composite_in_crop(image, tex, mask, _view(), box)
+    assert torch.allclose(full, local, atol=1e-5)
+
+
+def test_eot_is_replayable_and_differentiable():
+    eot = EOT("standard")
+    x = torch.rand(4, 3, 32, 32, requires_grad=True)
+    a, b, c = eot(x, 7), eot(x, 7), eot(x, 8)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    a.sum().backward()
+    assert x.grad.abs().sum() > 0
+    with pytest.raises(KeyError, match="unknown EOT preset"):
+        EOT("stormy")
+
+
+def test_nps_is_zero_for_palette_colours_and_positive_otherwise():
+    palette = load_palette("printer30")
+    assert palette.shape == (30, 3)
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, 30, (16, 16), generator=g)
+    tex = palette[idx].permute(2, 0, 1)
+    assert nps(tex, palette).item() == pytest.approx(0.0, abs=1e-12)
+    noisy = torch.rand(3, 16, 16, generator=g)
+    assert nps(noisy, palette) > 0
+    assert nps(snap_to_palette(noisy, palette), palette).item() == pytest.approx(0.0, abs=1e-12)
+    assert total_variation(torch.ones(3, 8, 8)) == 0 and total_variation(noisy) > 0
+
+
+def test_palette_and_mask_errors(tmp_path):
+    with pytest.raises(DataError, match="no palette"):
+        load_palette("nonexistent")
+    bad = tmp_path / "p.csv"
+    bad.write_text("r,g,b\n1,2,x\n")
+    with pytest.raises(DataError, match=r"p\.csv:2"):
+        load_palette(bad)
+    with pytest.raises(ConfigError, match="unknown sticker mask"):
+        sticker_mask("smiley")
+    assert sticker_mask("rp2_bars").mean() < 0.25
+
+
+def test_short_sign_attack_beats_the_clean_rate_after_re_rendering():
+    from avrobust.core.sensors import CameraSpec
+    from avrobust.evaluation.sign_attack import Sweep, evaluate_sign_patch, run_sign_attack
+    from avrobust.models.adapters import load_classifier
+    from avrobust.models.weights import ASSETS
+
+    clf = load_classifier(ASSETS / "sign_classifier.pt")
+    cam = CameraSpec(320, 240, math.radians(45), noise_stddev=0.0)
+    sweep = Sweep(distances=(8.0, 14.0), angles=(0.0,), weathers=("ClearNoon",), laterals=(0.0,))
+    patch = run_sign_attack(
+        "urban_stop",
+        "stop_sign",
+        clf,
+        "stop",
+        None,
+        sticker_mask("poster"),
+        {"steps": 20, "batch": 2, "eot": "light", "eot_draws": 1},
+        sweep,
+        cam,
+    )
+    ev = evaluate_sign_patch(patch, clf, "urban_stop", "stop_sign", "stop", None, sweep, cam)
+    # Clean, the classifier reads every view as a stop sign (success 0 by construction).
+    assert ev.clean_correct == 2
+    assert ev.rendered_success > 0.0 and ev.compositor_success > 0.0
+    assert patch.provenance["attack"] == "sign-sticker" and patch.palette is not None
