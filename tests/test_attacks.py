@@ -139,3 +139,27 @@ def test_short_sign_attack_beats_the_clean_rate_after_re_rendering():
     assert ev.clean_correct == 2
     assert ev.rendered_success > 0.0 and ev.compositor_success > 0.0
     assert patch.provenance["attack"] == "sign-sticker" and patch.palette is not None
+
+
+def test_pgd_respects_its_budget_and_fools_a_linear_model():
+    from avrobust.attacks.digital import PGD, fgsm
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4))
+    x = torch.rand(16, 3, 8, 8)
+    y = model(x).argmax(1)
+    for norm, eps in (("linf", 8 / 255), ("l2", 0.5)):
+        adv = PGD(model, eps=eps, alpha=eps / 4, steps=20, norm=norm)(
+            x, y, torch.Generator().manual_seed(1)
+        )
+        d = (adv - x).flatten(1)
+        size = d.abs().max(1).values if norm == "linf" else d.norm(dim=1)
+        assert (size <= eps + 1e-5).all() and adv.min() >= 0 and adv.max() <= 1
+        assert (model(adv).argmax(1) != y).float().mean() > (0.0 if norm == "l2" else 0.3)
+    one = fgsm(model, eps=8 / 255)(x, y)
+    assert (one - x).abs().max() <= 8 / 255 + 1e-6
+    target = torch.zeros_like(y)
+    hit = PGD(model, eps=0.3, alpha=0.05, steps=30, targeted=True)(x, target)
+    assert (model(hit).argmax(1) == 0).float().mean() > (model(x).argmax(1) == 0).float().mean()
+    with pytest.raises(ConfigError, match="norm"):
+        PGD(model, norm="l1")
