@@ -570,6 +570,34 @@ def attack_sign(
         console.print(table)
 
 
+export_app = typer.Typer(help="Print files of patches at true size.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("patch")
+def export_patch_cmd(
+    patch: Annotated[Path, typer.Argument(help="Patch file (.patch).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.pdf, .png, .tiff).")],
+    width_cm: Annotated[
+        float | None, typer.Option(help="Printed width (default: the patch's own).")
+    ] = None,
+    dpi: Annotated[int, typer.Option(help="Resolution of the printed image.")] = 300,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="pdf, png or tiff (default: from --out).")
+    ] = None,
+    page: Annotated[str, typer.Option(help="A4 or Letter (PDF).")] = "A4",
+) -> None:
+    """Write a patch at its true physical size, with crop marks, scale bar and markers."""
+    from avrobust.export.print_sheet import export_patch
+
+    path, lay = export_patch(patch, out, width_cm, dpi, fmt, page)
+    pages = lay.tiles[0] * lay.tiles[1]
+    console.print(
+        f"{path}: {lay.width_mm / 10:.2f} x {lay.height_mm / 10:.2f} cm at {lay.dpi} dpi"
+        + (f", {pages} {lay.page} pages" if path.suffix == ".pdf" else "")
+    )
+
+
 def main() -> None:
     """Console-script entry: user errors print one line and exit 2, without a traceback."""
     try:

@@ -1,0 +1,1 @@
+"""Print-ready files of patches at true physical size."""
