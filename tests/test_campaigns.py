@@ -288,3 +288,37 @@ def test_encounters_need_one_stable_reading():
     (e,) = encounter_records("j", sc, rows("110110110"), True)
     assert e.failed is True and e.frames_failed == 3 and e.longest_failure == 1
     assert encounter_records("j", sc, rows("111"), False)[0].failed is None
+
+
+def test_patch_attack_in_a_campaign_changes_the_verdicts(tmp_path):
+    import torch
+
+    from avrobust.core.patch import Patch
+
+    # A "patch" that paints the whole stop-sign face as a no-entry sign: a physical attack the
+    # classifier must fall for, rendered by the backend.
+    from avrobust.sim.signs import draw_face
+
+    face = torch.from_numpy(draw_face("no_entry", 256))
+    patch_file = Patch(face, torch.ones(1, 256, 256), (0.9, 0.9), "fake_no_entry").save(
+        tmp_path / "fake.patch"
+    )
+    p = tmp_path / "attacked.yaml"
+    p.write_text(
+        "name: attacked\nscenarios: [urban_stop]\nsweep: {distance: [12]}\n"
+        "models: [{name: sign-classifier}]\n"
+        f"attacks: [{{name: none}}, {{name: patch, params: {{file: '{patch_file}', "
+        "surface: stop_sign}}]\n"
+        "episode: {frames: 3, rate: 10}\n"
+        "sensors: {camera: {width: 320, height: 240, fov: 45}, lidar: null}\n"
+    )
+    out = tmp_path / "run"
+    assert run_campaign(p, out).done == 2
+    with ResultsStore(out, create=False) as store:
+        rows = store.query(
+            "SELECT json_extract(j.attack, '$.name'), f.predicted FROM frames f "
+            "JOIN jobs j ON j.id = f.job_id WHERE f.target = 'stop_1'"
+        )
+    clean = {pred for name, pred in rows if name == "none"}
+    attacked = {pred for name, pred in rows if name == "patch"}
+    assert clean == {"stop"} and attacked == {"no_entry"}

@@ -17,10 +17,16 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
 
 
 def test_atomic_write_replaces_on_success(tmp_path):
+    import os
+
     target = tmp_path / "sub" / "out.txt"
     with atomic_write(target, "w") as fh:
         fh.write("new")
     assert target.read_text() == "new"
+    # Readable like any new file, not private like the temporary it was written as.
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_error_message_names_file_line_field_and_allowed():

@@ -58,3 +58,27 @@ def _sign_classifier(weights: str | None = None, min_box_px: float = 8.0):
     from avrobust.models.victims import SignClassifierOnTruth
 
     return SignClassifierOnTruth(weights, min_box_px)
+
+
+class PatchAttack:
+    """Paint a saved patch (texture and mask) on a named attack surface of every frame's scene:
+    the physical attack as the backend renders it."""
+
+    name = "patch"
+
+    def __init__(self, file: str, surface: str) -> None:
+        from pathlib import Path
+
+        from avrobust.core.patch import Patch
+
+        self.file = Path(file)
+        self.patch = Patch.load(self.file)
+        self.surface = surface
+
+    def prepare(self, backend: Any, scenario: Any) -> None:
+        backend.apply_texture(self.surface, self.patch.texture, self.patch.mask)
+
+
+@register("attack", "patch", "apply a saved patch file to a surface (params: file, surface)")
+def _patch_attack(file: str, surface: str) -> PatchAttack:
+    return PatchAttack(file, surface)
