@@ -343,6 +343,27 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")])
                 "-" if corr is None else f"{corr:.0%}",
             )
         console.print(table)
+        by_attack = store.query(
+            "SELECT json_extract(j.model, '$.name'), json_extract(j.attack, '$.name'), "
+            "COUNT(*), AVG(f.correct) FROM frames f JOIN jobs j ON j.id = f.job_id "
+            "WHERE f.correct IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        if by_attack:
+            enc = dict(
+                ((m, a), (n, failed))
+                for m, a, n, failed in store.query(
+                    "SELECT json_extract(j.model, '$.name'), json_extract(j.attack, '$.name'), "
+                    "COUNT(*), SUM(e.failed) FROM encounters e JOIN jobs j ON j.id = e.job_id "
+                    "WHERE e.failed IS NOT NULL GROUP BY 1, 2"
+                )
+            )
+            table = Table(show_header=True, title="model verdicts by attack")
+            for col in ("model", "attack", "frames judged", "correct", "encounters failed"):
+                table.add_column(col)
+            for m, a, n, corr in by_attack:
+                en, ef = enc.get((m, a), (0, 0))
+                table.add_row(m, a, str(n), f"{corr:.0%}", f"{ef}/{en}" if en else "-")
+            console.print(table)
         for jid, err in store.query("SELECT id, error FROM jobs WHERE status='failed'"):
             console.print(f"[red]failed[/] {jid}: {err.splitlines()[-1]}", highlight=False)
 
