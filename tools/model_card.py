@@ -22,14 +22,6 @@ SHORT = {
     "background": "bg",
     "no_entry": "no entry",
 }
-SHORT = {
-    "speed_limit_30": "30",
-    "speed_limit_50": "50",
-    "speed_limit_80": "80",
-    "pedestrian_crossing": "crossing",
-    "background": "bg",
-    "no_entry": "no entry",
-}
 
 
 def _pct(x: float | None) -> str:

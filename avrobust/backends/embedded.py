@@ -190,8 +190,8 @@ class EmbeddedBackend:
         _, sim = self._require()
         return list(sim.world.surfaces)
 
-    def surface_texture(self, surface: str) -> torch.Tensor:
-        """The surface's own texture (``[3, h, w]``), as the scene drew it."""
+    def _surface_sim(self, surface: str) -> Simulator:
+        """The simulator, once ``surface`` is known to be one of its attack surfaces."""
         _, sim = self._require()
         if surface not in sim.world.surfaces:
             raise ConfigError(
@@ -199,18 +199,17 @@ class EmbeddedBackend:
                 field="surface",
                 allowed=", ".join(sim.world.surfaces) or "none",
             )
+        return sim
+
+    def surface_texture(self, surface: str) -> torch.Tensor:
+        """The surface's own texture (``[3, h, w]``), as the scene drew it."""
+        sim = self._surface_sim(surface)
         return sim.world.materials[surface].texture.clone()
 
     def apply_texture(
         self, surface: str, texture: torch.Tensor, mask: torch.Tensor | None = None
     ) -> None:
-        _, sim = self._require()
-        if surface not in sim.world.surfaces:
-            raise ConfigError(
-                f"no attack surface named {surface!r} in this scene",
-                field="surface",
-                allowed=", ".join(sim.world.surfaces) or "none",
-            )
+        sim = self._surface_sim(surface)
         base = sim.world.materials[surface].texture
         tex = texture.to(torch.float32)
         if tex.shape[1:] != base.shape[1:]:
