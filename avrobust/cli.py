@@ -78,7 +78,7 @@ def doctor(
 
 
 scenario_app = typer.Typer(
-    help="Scenes and scenarios: list them, render a frame.", no_args_is_help=True
+    help="Scenarios: list, validate, import OpenSCENARIO, render a frame.", no_args_is_help=True
 )
 app.add_typer(scenario_app, name="scenario")
 

@@ -128,3 +128,19 @@ def test_scenario_validate_exit_codes(tmp_path):
 
     result = runner.invoke(app, ["scenario", "validate", *map(str, library_dir().glob("*.yaml"))])
     assert result.exit_code == 0, result.output
+
+
+def test_unavailable_backend_stops_before_any_job(tmp_path):
+    from avrobust.scenario.library import library_dir
+
+    campaign = library_dir() / "campaigns" / "smoke.yaml"
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [*AVROBUST, "run", str(campaign), "--out", str(out), "--backend", "carla"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "backend 'carla' is not available" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from avrobust.evaluation.executors import run_jobs
 from avrobust.evaluation.records import JobOutcome
+from avrobust.evaluation.runner import make_backend
 from avrobust.evaluation.store import ResultsStore
 from avrobust.scenario.campaign import Job, expand, load_campaign
 
@@ -57,6 +58,7 @@ def run_campaign(
         updates["timeout"] = timeout
     if updates:
         campaign = campaign.model_copy(update=updates)
+    make_backend(campaign.backend).close()  # an unavailable backend stops here, not per job
     jobs = expand(campaign, path.parent)
     with ResultsStore(out) as store:
         store.register(campaign.name, path.read_text(encoding="utf-8"), jobs)
