@@ -33,9 +33,9 @@ class CameraOutput:
 
     Attributes:
         image: ``[3, H, W]`` float32 in [0, 1].
-        depth: ``[H, W]`` distance along the optical axis (inf: sky).
-        instance: ``[H, W]`` int64 instance id (0: sky).
-        material: ``[H, W]`` int64 material index (-1: sky).
+        depth: ``[H, W]`` distance along the optical axis (inf: sky), or None unless asked for.
+        instance: ``[H, W]`` int64 instance id (0: sky), or None unless asked for.
+        material: ``[H, W]`` int64 material index (-1: sky), or None unless asked for.
         gain: ``[H, W, 3]`` light times fog transmittance times exposure at each pixel: the
             factor between a texture's albedo and the pixel value (None unless asked for).
         offset: ``[H, W, 3]`` light added regardless of albedo (airlight, glare, reflections)
@@ -44,9 +44,9 @@ class CameraOutput:
     """
 
     image: torch.Tensor
-    depth: torch.Tensor
-    instance: torch.Tensor
-    material: torch.Tensor
+    depth: torch.Tensor | None
+    instance: torch.Tensor | None
+    material: torch.Tensor | None
     gain: torch.Tensor | None
     offset: torch.Tensor | None
     exposure: float
@@ -102,7 +102,8 @@ class CameraRenderer:
                 own; pass tensors with ``requires_grad`` to get gradients.
             ego_pose: ``[4, 4]`` world-from-ego pose, for the headlights.
             ego_velocity: ``[3]`` world-frame velocity (m/s), for motion blur.
-            maps: also return the per-pixel ``gain`` and ``offset`` (surface views need them).
+            maps: also return depth, instance and material maps and the per-pixel ``gain`` and
+                ``offset`` (ground truth and surface views need them).
         """
         textures = textures or {}
         intr = self._render_intr
@@ -157,11 +158,14 @@ class CameraRenderer:
         air = light.airlight[:, None] * (1 - trans)
         radiance = radiance * trans + air
         sky_trans = math.exp(-light.fog_beta * 2000.0)
-        sky = self._sky(light, dirs) * sky_trans + light.airlight[:, None] * (1 - sky_trans)
-        image = torch.where(valid[None], radiance, sky)
+        miss = torch.nonzero(~valid).flatten()
+        sky = self._sky(light, dirs.index_select(0, miss)) * sky_trans + light.airlight[:, None] * (
+            1 - sky_trans
+        )
+        image = radiance.index_copy(1, miss, sky)
         glare = self._glare(light, dirs, geometry, origin)
         if glare is not None:
-            image = image + glare
+            image = image.index_add(1, glare[0], glare[1])
 
         # --- exposure (auto, from a detached luminance estimate) -------------------------------
         lum = float(LUMA @ image.detach().mean(1))
@@ -176,30 +180,23 @@ class CameraRenderer:
             image = image + noise * self.spec.noise_stddev
         image = image.clamp(0, 1)
 
-        # --- per-pixel bookkeeping -------------------------------------------------------
-        forward = dirs @ pose[:3, 0]  # cosine to the optical axis
-        depth = torch.where(valid, th * forward, torch.full((), float("inf")))
-        no_id = torch.zeros((), dtype=torch.int64)
-        instance = torch.where(valid, geometry.tri_instance.index_select(0, prim), no_id)
-        material = torch.where(valid, mat, no_id - 1)
-        gain = offset = None
+        # --- per-pixel bookkeeping: ground truth only (attack steps and timing runs skip it) ---
+        depth = instance = material = gain = offset = None
         if maps:
+            forward = dirs @ pose[:3, 0]  # cosine to the optical axis
+            depth = torch.where(valid, th * forward, torch.full((), float("inf"))).reshape(h, w)
+            no_id = torch.zeros((), dtype=torch.int64)
+            instance = torch.where(valid, geometry.tri_instance.index_select(0, prim), no_id)
+            instance = instance.reshape(h, w)
+            material = torch.where(valid, mat, no_id - 1).reshape(h, w)
             g = torch.where(valid[None], gain_hit * trans, torch.zeros(())).detach() * exposure
             o = air if reflect is None else air + reflect * trans
-            o = torch.where(valid[None], o, sky).detach()
+            o = o.detach().index_copy(1, miss, sky.detach())
             if glare is not None:
-                o = o + glare
+                o = o.index_add(1, glare[0], glare[1])
             gain = g.reshape(3, h, w).permute(1, 2, 0)
             offset = (o * exposure).reshape(3, h, w).permute(1, 2, 0)
-        out = CameraOutput(
-            image,
-            depth.reshape(h, w),
-            instance.reshape(h, w),
-            material.reshape(h, w),
-            gain,
-            offset,
-            exposure,
-        )
+        out = CameraOutput(image, depth, instance, material, gain, offset, exposure)
         if self.spec.antialias > 1:
             out = _downsample(out, self.spec.antialias)
         return out
@@ -308,8 +305,10 @@ class CameraRenderer:
     @staticmethod
     def _glare(
         light: Lighting, dirs: torch.Tensor, geometry: SceneGeometry, origin: torch.Tensor
-    ) -> torch.Tensor | None:
-        """``[3, N]`` glare of a low sun in or near the view, or None."""
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Glare of a low sun in or near the view as ``(pixel indices, [3, K] light)``, or
+        None; only pixels within about 37 degrees of the sun get any (beyond, the veil is
+        under 0.3% of full scale)."""
         strength = float(light.sun.max())
         if strength <= 0:
             return None
@@ -318,10 +317,14 @@ class CameraRenderer:
             return None
         if bool(occluded(geometry.scene, origin[None], light.sun_dir[None])[0]):
             return None
+        near = torch.nonzero(cos > 0.8).flatten()
+        if near.numel() == 0:
+            return None
+        c = cos.index_select(0, near)
         # A bright core around the sun and a broad veil that washes out contrast.
-        core = torch.exp((cos - 1) / 0.0004) * 3.0
-        veil = torch.exp((cos - 1) / 0.04) * 0.35
-        return light.sun[:, None] * (core + veil)[None]
+        core = torch.exp((c - 1) / 0.0004) * 3.0
+        veil = torch.exp((c - 1) / 0.04) * 0.35
+        return near, light.sun[:, None] * (core + veil)[None]
 
     @staticmethod
     def _rain(image: torch.Tensor, rain: float, generator: torch.Generator) -> torch.Tensor:
@@ -352,14 +355,21 @@ class CameraRenderer:
 
 
 def _downsample(out: CameraOutput, factor: int) -> CameraOutput:
-    pool = lambda x: F.avg_pool2d(x[None], factor)[0]  # noqa: E731
-    nearest = lambda x: x[::factor, ::factor]  # noqa: E731
+    def pool(x):
+        return F.avg_pool2d(x[None], factor)[0]
+
+    def nearest(x):
+        return None if x is None else x[::factor, ::factor]
+
+    def pool_map(x):
+        return None if x is None else pool(x.permute(2, 0, 1)).permute(1, 2, 0)
+
     return CameraOutput(
         pool(out.image),
         nearest(out.depth),
         nearest(out.instance),
         nearest(out.material),
-        None if out.gain is None else pool(out.gain.permute(2, 0, 1)).permute(1, 2, 0),
-        None if out.offset is None else pool(out.offset.permute(2, 0, 1)).permute(1, 2, 0),
+        pool_map(out.gain),
+        pool_map(out.offset),
         out.exposure,
     )
