@@ -619,6 +619,39 @@ def export_patch_cmd(
     )
 
 
+@export_app.command("chart")
+def export_chart_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Chart file (.pdf or .png).")],
+    palette: Annotated[str, typer.Option(help="Palette name or CSV file.")] = "printer30",
+) -> None:
+    """Print the palette as a colour chart with ArUco markers (for avrobust printer fit)."""
+    from avrobust.attacks.printability import load_palette
+    from avrobust.export.chart import write_chart
+
+    console.print(str(write_chart(load_palette(palette), out)))
+
+
+printer_app = typer.Typer(help="Printer colour calibration.", no_args_is_help=True)
+app.add_typer(printer_app, name="printer")
+
+
+@printer_app.command("fit")
+def printer_fit(
+    photo: Annotated[Path, typer.Argument(help="Photo of the printed chart.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Printer model to write (.json).")],
+    palette: Annotated[str, typer.Option(help="The palette the chart was printed from.")] = (
+        "printer30"
+    ),
+) -> None:
+    """Find the chart in a photo, sample its swatches and fit the printer colour model."""
+    from avrobust.attacks.printability import load_palette
+    from avrobust.export.chart import fit_printer_model
+
+    model = fit_printer_model(photo, load_palette(palette))
+    model.save(out)
+    console.print(f"{out}: RMS error {model.residual:.3f} over the swatches")
+
+
 def main() -> None:
     """Console-script entry: user errors print one line and exit 2, without a traceback."""
     try:

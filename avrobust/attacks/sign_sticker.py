@@ -65,10 +65,14 @@ class StickerAttack:
     nps_weight: float = 0.01
     tv_weight: float = 2.5
     palette: str = "printer30"
+    printer: str | None = None  # a fitted printer model (JSON): optimise what will be printed
     seed: int = 0
     provenance: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from avrobust.export.chart import PrinterModel
+
+        self._printer = None if self.printer is None else PrinterModel.load(self.printer)
         classes = self.classifier.classes
         for name in (self.true_class, self.target):
             if name is not None and name not in classes:
@@ -79,6 +83,8 @@ class StickerAttack:
     def _logits(
         self, views: list[SignView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, seed: int
     ) -> torch.Tensor:
+        if self._printer is not None:
+            texture = self._printer(texture)
         x = torch.stack(
             [
                 composite_in_crop(v.frame.image, texture, mask, v.frame.surfaces[v.surface], v.box)
