@@ -144,3 +144,30 @@ def test_unavailable_backend_stops_before_any_job(tmp_path):
     assert proc.returncode == 2
     assert "backend 'carla' is not available" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_export_and_printer_commands(tmp_path):
+    chart = tmp_path / "chart.png"
+    assert runner.invoke(app, ["export", "chart", "--out", str(chart)]).exit_code == 0
+    result = runner.invoke(app, ["printer", "fit", str(chart), "--out", str(tmp_path / "p.json")])
+    assert result.exit_code == 0, result.output
+    assert "RMS error 0.00" in result.output
+    from avrobust.models.weights import ASSETS
+
+    patch = ASSETS.parent / "patches" / "stop_to_80.patch"
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            "patch",
+            str(patch),
+            "--out",
+            str(tmp_path / "s.png"),
+            "--width-cm",
+            "10",
+            "--dpi",
+            "100",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "10.00 x 10.00 cm at 100 dpi" in result.output
