@@ -185,3 +185,33 @@ def test_crop_distance_bands():
         ">=60 m",
         "n/a",
     ]
+
+
+def test_torchvision_detector_loads_as_a_user_model():
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+
+    from avrobust.core.detections import Detections
+    from avrobust.models.detector_adapter import load_detector
+
+    torch.manual_seed(0)
+    net = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=4)
+    classes = ("__background__", "car", "pedestrian", "traffic_sign")
+    det = load_detector(net, classes, score_threshold=0.0)
+    with torch.no_grad():
+        out = det(torch.rand(2, 3, 120, 160))
+    assert isinstance(out, Detections) and out.kind == "2d" and out.batch_size == 2
+    assert out.class_names == classes
+    assert (out.boxes[:, 2] >= out.boxes[:, 0]).all()
+    with pytest.raises(ModelError, match="only 2 class names"):
+        load_detector(net, ("__background__", "car"), 0.0)(torch.rand(1, 3, 120, 160))
+
+
+def test_detector_loader_errors(tmp_path):
+    from avrobust.models.detector_adapter import load_detector
+
+    with pytest.raises(ModelError, match="no such model file"):
+        load_detector(tmp_path / "none.ts", ("a",))
+    junk = tmp_path / "junk.ts"
+    junk.write_bytes(b"not torchscript")
+    with pytest.raises(ModelError, match="not a loadable TorchScript detector"):
+        load_detector(junk, ("a",))
