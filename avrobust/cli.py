@@ -509,6 +509,9 @@ def attack_sign(
         "ClearNoon,CloudyNoon,Dusk"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the optimisation.")] = 0,
+    printer: Annotated[
+        Path | None, typer.Option(help="Printer model (avrobust printer fit) to optimise through.")
+    ] = None,
     evaluate: Annotated[bool, typer.Option(help="Re-render and report success.")] = True,
 ) -> None:
     """Optimise a sticker perturbation on a sign against the shipped sign classifier, save it
@@ -550,7 +553,12 @@ def attack_sign(
             true_class,
             target,
             sticker_mask(mask),
-            {"steps": steps, "eot": eot, "seed": seed},
+            {
+                "steps": steps,
+                "eot": eot,
+                "seed": seed,
+                "printer": None if printer is None else str(printer),
+            },
             sweep,
             cam,
             on_step=lambda s, loss, rate: pr.update(
