@@ -27,10 +27,21 @@ def _run_json(spec: str) -> JobOutcome:
     return run_job(job)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, slot=None, workers: int = 1) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if slot is not None and workers > 1 and hasattr(os, "sched_setaffinity"):
+        # Give each worker its own share of the cores: Open3D's ray casting otherwise spreads
+        # over every core in every worker and the workers thrash each other.
+        with slot.get_lock():
+            k = slot.value
+            slot.value += 1
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) >= workers:
+            per = len(cores) // workers
+            start = (k % workers) * per
+            os.sched_setaffinity(0, cores[start:start + per])
 
 
 def run_local(jobs: list[Job], workers: int = 1) -> Iterator[JobOutcome]:
@@ -43,12 +54,14 @@ def run_local(jobs: list[Job], workers: int = 1) -> Iterator[JobOutcome]:
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
 
+    ctx = get_context("spawn")
+
     def new_pool(n: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=n,
-            mp_context=get_context("spawn"),
+            mp_context=ctx,
             initializer=_init_worker,
-            initargs=(threads,),
+            initargs=(threads, ctx.Value("i", 0), n),
         )
 
     pool = new_pool(workers)
