@@ -73,19 +73,6 @@ def composite(
     return base * (1 - alpha) + colour.clamp(0, 1) * alpha
 
 
-def composite_batch(
-    images: torch.Tensor,
-    texture: torch.Tensor,
-    mask: torch.Tensor,
-    views: list[SurfaceView],
-    relight: bool = True,
-) -> torch.Tensor:
-    """:func:`composite` over ``[B, 3, H, W]`` images, one view per image."""
-    return torch.stack(
-        [composite(img, texture, mask, v, relight) for img, v in zip(images, views, strict=True)]
-    )
-
-
 def composite_in_crop(
     image: torch.Tensor,
     texture: torch.Tensor,

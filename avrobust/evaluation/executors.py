@@ -41,7 +41,7 @@ def _init_worker(threads: int, slot=None, workers: int = 1) -> None:
         if len(cores) >= workers:
             per = len(cores) // workers
             start = (k % workers) * per
-            os.sched_setaffinity(0, cores[start:start + per])
+            os.sched_setaffinity(0, cores[start : start + per])
 
 
 def run_local(jobs: list[Job], workers: int = 1) -> Iterator[JobOutcome]:

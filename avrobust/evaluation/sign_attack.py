@@ -55,6 +55,7 @@ class Sweep:
 class SweepFrames:
     viewpoints: list[Viewpoint]
     frames: list[Frame]
+    surface_textures: dict[str, torch.Tensor] = field(default_factory=dict)  # as drawn
 
 
 def render_sweep(
@@ -68,6 +69,7 @@ def render_sweep(
     ``(texture, mask)`` painted on them in the backend first."""
     base = load_scenario(scenario)
     frames, vps = [], []
+    own: dict[str, torch.Tensor] = {}
     for vp in sweep.viewpoints():
         sc = apply_conditions(
             base, {"distance": vp.distance, "angle": vp.angle, "weather": vp.weather}
@@ -78,13 +80,15 @@ def render_sweep(
         spec = EpisodeSpec.from_scenario(sc, camera=camera, lidar=None, frames=1)
         with EmbeddedBackend() as backend:
             backend.start(spec)
+            if not own:
+                own = {n: backend.surface_texture(n) for n in backend.surface_names()}
             for name, (tex, mask) in (textures or {}).items():
                 backend.apply_texture(name, tex, mask)
             frames.append(next(iter(backend.frames())))
         vps.append(vp)
         if progress:
             progress(1)
-    return SweepFrames(vps, frames)
+    return SweepFrames(vps, frames, own)
 
 
 def _classify(
@@ -192,12 +196,9 @@ def run_sign_attack(
     frame = next((f for f in sweep.frames if surface in f.surfaces), None)
     if frame is None:
         raise ConfigError(f"scenario {scenario} has no surface {surface!r}", field="surface")
-    # The sign's own face texture is the starting point (read from a backend).
-    spec = EpisodeSpec.from_scenario(load_scenario(scenario), camera=camera, lidar=None, frames=1)
-    with EmbeddedBackend() as backend:
-        backend.start(spec)
-        base = backend.surface_texture(surface)
-        size = frame.surfaces[surface].size_m
+    # The sign's own face texture is the starting point.
+    base = sweep.surface_textures[surface]
+    size = frame.surfaces[surface].size_m
     if mask.shape[1:] != base.shape[1:]:
         mask = torch.nn.functional.interpolate(mask[None], size=base.shape[1:], mode="nearest")[0]
     attack = StickerAttack(

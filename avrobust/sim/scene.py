@@ -267,6 +267,15 @@ def _clutter(
             return True
         return abs(s - road.intersection_s) > hw + sw + margin
 
+    def trees(arm, to_world, side, n, near, far, check_cross):
+        """``n`` trees along an arm on one side, between ``near`` and ``far`` metres out."""
+        for _ in range(n):
+            s = rng.uniform(0, arm.length)
+            if check_cross and not clear_of_cross(arm, to_world, s, 4.0):
+                continue
+            lat = side * rng.uniform(near, far)
+            add(assets.tree_parts(world, rng), to_world @ arm.pose(s, lat), "vegetation", "tree")
+
     for arm, to_world in arms:
         for side in (1, -1):
             edge = hw + sw
@@ -305,28 +314,25 @@ def _clutter(
                         p = to_world @ arm.pose(s + 3.0, side * (hw + sw - 0.6))
                         add(assets.prop_parts(world, "bin"), p, "prop", "bin")
             elif road.environment == "rural":
-                n = int(arm.length / 12 * desc.clutter)
-                for _ in range(n):
-                    s = rng.uniform(0, arm.length)
-                    if not clear_of_cross(arm, to_world, s, 4.0):
-                        continue
-                    lat = side * (edge + rng.uniform(3.0, 18.0))
-                    add(
-                        assets.tree_parts(world, rng),
-                        to_world @ arm.pose(s, lat),
-                        "vegetation",
-                        "tree",
-                    )
+                trees(
+                    arm,
+                    to_world,
+                    side,
+                    int(arm.length / 12 * desc.clutter),
+                    edge + 3.0,
+                    edge + 18.0,
+                    check_cross=True,
+                )
             else:  # highway: continuous guard rails on both sides and a few distant trees
                 rail = assets.rail_parts(world, 4.0)
                 for s in np.arange(2.0, arm.length, 4.0):
                     add(rail, to_world @ arm.pose(s, side * (hw + 1.0)), "prop", "rail")
-                for _ in range(int(arm.length / 25 * desc.clutter)):
-                    s = rng.uniform(0, arm.length)
-                    lat = side * (hw + rng.uniform(10.0, 30.0))
-                    add(
-                        assets.tree_parts(world, rng),
-                        to_world @ arm.pose(s, lat),
-                        "vegetation",
-                        "tree",
-                    )
+                trees(
+                    arm,
+                    to_world,
+                    side,
+                    int(arm.length / 25 * desc.clutter),
+                    hw + 10.0,
+                    hw + 30.0,
+                    check_cross=False,
+                )

@@ -109,7 +109,7 @@ class Simulator:
                 gen,
                 textures,
                 ego,
-                self.ego_velocity(t),
+                self.ego_velocity(t) if self.camera.spec.motion_blur > 0 else None,
                 maps=truth,
             )
             image = cam_out.image

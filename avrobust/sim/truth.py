@@ -26,6 +26,18 @@ class TruthBuilder:
         self.world = world
         self.max_range = max_range
         self._object_scenes: dict[str, o3d.t.geometry.RaycastingScene] = {}
+        # Per camera: pixel rays and pixel coordinates, the same every frame.
+        self._pixels: tuple[object, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def _pixel_tables(self, calibration: Calibration):
+        """``(rays [H, W, 3], u [H*W], v [H*W])`` for the calibration's camera, cached."""
+        intr = calibration.intrinsics
+        if self._pixels is None or self._pixels[0] != intr:
+            vv, uu = torch.meshgrid(
+                torch.arange(intr.height), torch.arange(intr.width), indexing="ij"
+            )
+            self._pixels = (intr, calibration.pixel_rays(), uu.flatten(), vv.flatten())
+        return self._pixels[1:]
 
     def _object_scene(self, obj: SimObject) -> o3d.t.geometry.RaycastingScene:
         if obj.name not in self._object_scenes:
@@ -100,12 +112,12 @@ class TruthBuilder:
         n_ids = int(max(int(inst.max()), int(ids.max()))) + 1
         flat = inst.flatten()
         counts = torch.bincount(flat, minlength=n_ids)
-        vv, uu = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        rays_body, uu, vv = self._pixel_tables(calibration)
         big = torch.iinfo(torch.int64).max
-        umin = torch.full((n_ids,), big).scatter_reduce(0, flat, uu.flatten(), "amin")
-        vmin = torch.full((n_ids,), big).scatter_reduce(0, flat, vv.flatten(), "amin")
-        umax = torch.full((n_ids,), -1).scatter_reduce(0, flat, uu.flatten(), "amax")
-        vmax = torch.full((n_ids,), -1).scatter_reduce(0, flat, vv.flatten(), "amax")
+        umin = torch.full((n_ids,), big).scatter_reduce(0, flat, uu, "amin")
+        vmin = torch.full((n_ids,), big).scatter_reduce(0, flat, vv, "amin")
+        umax = torch.full((n_ids,), -1).scatter_reduce(0, flat, uu, "amax")
+        vmax = torch.full((n_ids,), -1).scatter_reduce(0, flat, vv, "amax")
         vis_px = counts[ids]
         boxes_2d = torch.stack([umin[ids], vmin[ids], umax[ids] + 1, vmax[ids] + 1], 1).float()
         boxes_2d[vis_px == 0] = 0
@@ -113,9 +125,6 @@ class TruthBuilder:
         proj, valid = boxes_lidar.project(calibration)
         proj = proj.clip(w, h).xyxy
         world_from_cam = ego_pose @ calibration.camera_pose
-        from avrobust.core.calibration import Calibration as _C
-
-        rays_body = _C(calibration.intrinsics).pixel_rays()
         visible = torch.zeros(len(objs))
         for k, o in enumerate(objs):
             if vis_px[k] == 0 or not valid[k]:
