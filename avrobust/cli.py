@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -396,13 +397,32 @@ def dataset_build(
     fov: Annotated[float, typer.Option(help="Horizontal field of view, degrees.")] = 90.0,
     lidar: Annotated[bool, typer.Option("--lidar", help="Also write LiDAR sweeps.")] = False,
     workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenarios",
+            help="Scenario names or files to vary (repeat or comma-separate); "
+            "default: procedural scenes.",
+        ),
+    ] = None,
+    backend: Annotated[str, typer.Option(help="Backend that renders the samples.")] = "embedded",
 ) -> None:
     """Render randomised scenes into a KITTI tree plus sign crops for classification."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from avrobust.data.dataset import DatasetConfig, build_dataset
 
-    cfg = DatasetConfig(frames=frames, seed=seed, width=width, height=height, fov=fov, lidar=lidar)
+    names = tuple(n.strip() for item in scenarios or () for n in item.split(",") if n.strip())
+    cfg = DatasetConfig(
+        frames=frames,
+        seed=seed,
+        width=width,
+        height=height,
+        fov=fov,
+        lidar=lidar,
+        scenarios=names,
+        backend=backend,
+    )
     with Progress(
         "[bold]samples",
         BarColumn(),
@@ -420,34 +440,11 @@ train_app = typer.Typer(help="Train victim models on simulator data.", no_args_i
 app.add_typer(train_app, name="train")
 
 
-@train_app.command("sign-classifier")
-def train_sign_classifier_cmd(
-    data: Annotated[Path, typer.Option(help="Training dataset (avrobust dataset build).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for checkpoint and weights.")],
-    val: Annotated[
-        Path | None, typer.Option(help="Held-out dataset (built with another seed).")
-    ] = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training crops.")] = 14,
-    batch: Annotated[int, typer.Option(help="Crops per step.")] = 128,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 3e-3,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-) -> None:
-    """Train the traffic-sign classifier; rerun the same command to resume from the checkpoint."""
+@contextlib.contextmanager
+def _step_progress():
+    """A progress bar over training steps with the loss and an ETA; yields the callback."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from avrobust.models.train_classifier import ClassifierTrainConfig, train_sign_classifier
-
-    cfg = ClassifierTrainConfig(
-        str(data),
-        str(out),
-        None if val is None else str(val),
-        epochs,
-        batch,
-        lr,
-        seed=seed,
-        device=device,
-    )
     with Progress(
         "[bold]steps",
         BarColumn(),
@@ -462,6 +459,36 @@ def train_sign_classifier_cmd(
         def on_step(step: int, total: int, loss: float) -> None:
             progress.update(task, completed=step, total=total, loss=f"loss {loss:.3f}")
 
+        yield on_step
+
+
+@train_app.command("sign-classifier")
+def train_sign_classifier_cmd(
+    data: Annotated[Path, typer.Option(help="Training dataset (avrobust dataset build).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for checkpoint and weights.")],
+    val: Annotated[
+        Path | None, typer.Option(help="Held-out dataset (built with another seed).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Passes over the training crops.")] = 14,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 128,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 3e-3,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train the traffic-sign classifier; rerun the same command to resume from the checkpoint."""
+    from avrobust.models.train_classifier import ClassifierTrainConfig, train_sign_classifier
+
+    cfg = ClassifierTrainConfig(
+        str(data),
+        str(out),
+        None if val is None else str(val),
+        epochs,
+        batch,
+        lr,
+        seed=seed,
+        device=device,
+    )
+    with _step_progress() as on_step:
         metrics = train_sign_classifier(cfg, on_step)
     v = metrics.get("validation")
     if v:
@@ -470,6 +497,79 @@ def train_sign_classifier_cmd(
             f"{v['top1_signs_ge_20px']:.3f} ({v['count_signs_ge_20px']} crops)"
         )
     console.print(f"weights: {out / 'sign_classifier.pt'}")
+
+
+@train_app.command("camera-detector")
+def train_camera_detector_cmd(
+    data: Annotated[Path, typer.Option(help="Training dataset (avrobust dataset build).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for checkpoint and weights.")],
+    val: Annotated[
+        Path | None, typer.Option(help="Held-out dataset (built with another seed).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Passes (one random crop per image).")] = 20,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train the camera object detector (cars, pedestrians, traffic signs); rerun the same
+    command to resume from the checkpoint."""
+    from avrobust.models.train_detector import DetectorTrainConfig, train_camera_detector
+
+    cfg = DetectorTrainConfig(
+        str(data),
+        str(out),
+        None if val is None else str(val),
+        epochs,
+        batch,
+        lr=lr,
+        seed=seed,
+        device=device,
+    )
+    with _step_progress() as on_step:
+        metrics = train_camera_detector(cfg, on_step)
+    v = metrics.get("validation")
+    if v and v.get("clear"):
+        c = v["clear"]
+        aps = ", ".join(f"{k} {x:.3f}" for k, x in c["ap50"].items() if x is not None)
+        console.print(f"clear weather, within {v['max_distance']:g} m: AP@0.5 {aps}")
+    console.print(f"weights: {out / 'camera_detector.pt'}")
+
+
+@train_app.command("lidar-detector")
+def train_lidar_detector_cmd(
+    data: Annotated[Path, typer.Option(help="Training dataset built with --lidar.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for checkpoint and weights.")],
+    val: Annotated[
+        Path | None, typer.Option(help="Held-out dataset (built with another seed).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Passes (one random crop per sweep).")] = 10,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train the LiDAR 3D detector (cars, pedestrians); rerun the same command to resume."""
+    from avrobust.models.train_lidar import LidarTrainConfig, train_lidar_detector
+
+    cfg = LidarTrainConfig(
+        str(data),
+        str(out),
+        None if val is None else str(val),
+        epochs,
+        batch,
+        lr=lr,
+        seed=seed,
+        device=device,
+    )
+    with _step_progress() as on_step:
+        metrics = train_lidar_detector(cfg, on_step)
+    v = metrics.get("validation")
+    if v and v.get("clear"):
+        c = v["clear"]
+        aps = ", ".join(f"{k} {x:.3f}" for k, x in c["bev"].items() if x is not None)
+        console.print(f"clear weather, within {v['max_distance']:g} m: BEV AP40 {aps}")
+    console.print(f"weights: {out / 'lidar_detector.pt'}")
 
 
 attack_app = typer.Typer(
@@ -584,19 +684,129 @@ def attack_sign(
                 cam,
                 progress=lambda n: pr.advance(task, n),
             )
-        table = Table(title=f"success on {ev.clean_correct} views read correctly when clean")
-        for col in ("condition", "views", "compositor", "re-rendered"):
-            table.add_column(col)
-        table.add_row(
-            "all",
-            str(ev.clean_correct),
-            f"{ev.compositor_success:.0%}",
-            f"{ev.rendered_success:.0%}",
+        _success_table(
+            ev,
+            f"success on {ev.clean_correct} views read correctly when clean",
+            (ev.by_distance, ev.by_angle, ev.by_weather),
         )
-        for group in (ev.by_distance, ev.by_angle, ev.by_weather):
-            for k, v in group.items():
-                table.add_row(k, str(v["views"]), f"{v['compositor']:.0%}", f"{v['rendered']:.0%}")
-        console.print(table)
+
+
+def _success_table(ev, title: str, groups) -> None:
+    table = Table(title=title)
+    for col in ("condition", "views", "compositor", "re-rendered"):
+        table.add_column(col)
+    table.add_row(
+        "all", str(ev.clean_correct), f"{ev.compositor_success:.0%}", f"{ev.rendered_success:.0%}"
+    )
+    for group in groups:
+        for k, v in group.items():
+            table.add_row(k, str(v["views"]), f"{v['compositor']:.0%}", f"{v['rendered']:.0%}")
+    console.print(table)
+
+
+@attack_app.command("patch")
+def attack_patch(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Patch file to write (.patch).")],
+    scenario: Annotated[str, typer.Option(help="Scenario with the surface.")] = "lead_vehicle",
+    surface: Annotated[str, typer.Option(help="Attack surface the patch covers.")] = "lead_rear",
+    goal: Annotated[
+        str, typer.Option(help="hide: the host object is not detected; appear: a phantom is.")
+    ] = "hide",
+    category: Annotated[str, typer.Option(help="Detector class to hide or make appear.")] = "car",
+    detector: Annotated[
+        Path | None, typer.Option(help="Detector weights (default: the shipped one).")
+    ] = None,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 300,
+    batch: Annotated[int, typer.Option(help="Views per step.")] = 4,
+    eot: Annotated[str, typer.Option(help="EOT preset: none, light, standard, harsh.")] = (
+        "standard"
+    ),
+    distances: Annotated[str, typer.Option(help="Training distances, metres.")] = "6,10,15,20,25",
+    weathers: Annotated[str, typer.Option(help="Training weather presets.")] = (
+        "ClearNoon,CloudyNoon,Dusk"
+    ),
+    laterals: Annotated[str, typer.Option(help="Ego offsets in its lane, metres.")] = "-0.6,0,0.6",
+    seed: Annotated[int, typer.Option(help="Seed of the optimisation.")] = 0,
+    printer: Annotated[
+        Path | None, typer.Option(help="Printer model (avrobust printer fit) to optimise through.")
+    ] = None,
+    evaluate: Annotated[bool, typer.Option(help="Re-render and report success.")] = True,
+) -> None:
+    """Optimise a patch on an attack surface against the camera detector (hide the object it
+    is on, or make an object appear), save it, and evaluate it by painting it in the scene and
+    rendering again."""
+    import math as _math
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from avrobust.core.sensors import CameraSpec
+    from avrobust.evaluation.detector_attack import evaluate_detector_patch, run_detector_attack
+    from avrobust.evaluation.viewpoints import Sweep
+    from avrobust.models.camera_detector import load_camera_detector
+    from avrobust.models.weights import ASSETS
+
+    det = load_camera_detector(detector or ASSETS / "camera_detector.pt")
+    cam = CameraSpec(640, 480, _math.radians(90))
+    sweep = Sweep(
+        _floats(distances, "--distances"),
+        (0.0,),
+        tuple(w for w in weathers.split(",") if w),
+        _floats(laterals, "--laterals"),
+    )
+    n_views = len(sweep.viewpoints())
+    with Progress(
+        "[bold]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        "{task.fields[info]}",
+        "ETA",
+        TimeRemainingColumn(),
+        console=console,
+    ) as pr:
+        views = pr.add_task("render views", total=n_views, info="")
+        opt = pr.add_task("optimise", total=steps, info="")
+        patch = run_detector_attack(
+            scenario,
+            surface,
+            det,
+            goal,
+            category,
+            None,
+            {
+                "steps": steps,
+                "batch": batch,
+                "eot": eot,
+                "seed": seed,
+                "printer": None if printer is None else str(printer),
+            },
+            sweep,
+            cam,
+            on_step=lambda s, loss, rate: pr.update(
+                opt, completed=s + 1, info=f"loss {loss:.2f} success {rate:.0%}"
+            ),
+            progress=lambda n: pr.advance(views, n),
+        )
+    patch.save(out)
+    console.print(f"patch: {out} (sha256 {patch.sha256()[:12]}, {patch.size_m} m)")
+    if evaluate:
+        with Progress("[bold]re-render", BarColumn(), MofNCompleteColumn(), console=console) as pr:
+            task = pr.add_task("eval", total=2 * n_views)
+            ev = evaluate_detector_patch(
+                patch,
+                det,
+                scenario,
+                surface,
+                goal,
+                category,
+                sweep,
+                cam,
+                progress=lambda n: pr.advance(task, n),
+            )
+        _success_table(
+            ev,
+            f"{goal} success on {ev.clean_correct} views the clean detector gets right",
+            (ev.by_distance, ev.by_weather),
+        )
 
 
 export_app = typer.Typer(help="Print files of patches at true size.", no_args_is_help=True)

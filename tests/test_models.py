@@ -213,5 +213,27 @@ def test_detector_loader_errors(tmp_path):
         load_detector(tmp_path / "none.ts", ("a",))
     junk = tmp_path / "junk.ts"
     junk.write_bytes(b"not torchscript")
-    with pytest.raises(ModelError, match="not a loadable TorchScript detector"):
+    with pytest.raises(ModelError, match="neither a TorchScript archive nor avrobust weights"):
         load_detector(junk, ("a",))
+
+
+def test_dataset_from_user_scenarios_varies_them_reproducibly(tmp_path):
+    import json
+
+    from avrobust.core.errors import AvrobustError
+
+    cfg = DatasetConfig(frames=2, seed=5, scenarios=("urban_stop", "lead_vehicle"), **SMALL)
+    build_dataset(cfg, tmp_path / "a")
+    build_dataset(cfg, tmp_path / "b")
+    for sub in ("image_2", "label_2"):
+        names = sorted(p.name for p in (tmp_path / "a" / sub).iterdir())
+        _, mismatch, errors = filecmp.cmpfiles(tmp_path / "a" / sub, tmp_path / "b" / sub, names)
+        assert not mismatch and not errors
+    metas = [json.loads((tmp_path / "a" / "meta" / f"{i:06d}.json").read_text()) for i in range(2)]
+    assert [m["conditions"]["base"] for m in metas] == ["urban_stop", "lead_vehicle"]
+    scene = metas[0]["scenario"]
+    # The user's scene, varied: its actors, one frame, the dataset's camera.
+    assert {v["name"] for v in scene["vehicles"]} == {"oncoming", "parked_1"}
+    assert scene["episode"]["frames"] == 1 and scene["sensors"]["camera"]["width"] == 320
+    with pytest.raises(AvrobustError, match="no_such_scenario"):
+        build_dataset(DatasetConfig(frames=1, scenarios=("no_such_scenario",)), tmp_path / "c")

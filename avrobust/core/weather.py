@@ -96,3 +96,20 @@ def preset(name: str) -> Weather:
     if name not in PRESETS:
         raise KeyError(f"unknown weather preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+#: The condition groups model cards and reports break results down by.
+CONDITION_GROUPS = ("clear", "rain", "fog", "night")
+
+
+def condition_group(weather: Weather | str) -> str:
+    """``night`` (sun below 5 degrees: night and dusk), else ``fog`` (fog or dust density at
+    least 20), else ``rain`` (falling rain or a wet road), else ``clear``."""
+    w = preset(weather) if isinstance(weather, str) else weather
+    if w.sun_altitude_angle < 5.0:
+        return "night"
+    if w.fog_density >= 20.0 or w.dust_storm >= 20.0:
+        return "fog"
+    if w.precipitation > 0 or w.precipitation_deposits > 0 or w.wetness > 0:
+        return "rain"
+    return "clear"

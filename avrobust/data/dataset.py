@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from avrobust.backends.base import EpisodeSpec
-from avrobust.backends.embedded import EmbeddedBackend
 from avrobust.core.errors import ConfigError
 from avrobust.core.files import atomic_write
 from avrobust.core.frame import Frame
@@ -78,6 +77,8 @@ class DatasetConfig:
     max_sign_distance: float = 60.0
     min_crop_px: int = 12
     weathers: dict[str, float] = field(default_factory=lambda: dict(WEATHER_MIX))
+    scenarios: tuple[str, ...] = ()
+    backend: str = "embedded"
 
     def __post_init__(self) -> None:
         unknown = [w for w in self.weathers if w not in PRESETS]
@@ -87,6 +88,7 @@ class DatasetConfig:
             )
         if self.frames < 1:
             raise ConfigError("frames must be at least 1", field="--frames")
+        object.__setattr__(self, "scenarios", tuple(str(x) for x in self.scenarios))
 
 
 def random_scenario(cfg: DatasetConfig, index: int) -> tuple[Scenario, dict]:
@@ -195,6 +197,66 @@ def random_scenario(cfg: DatasetConfig, index: int) -> tuple[Scenario, dict]:
     return scenario, {"weather": preset, **weather}
 
 
+def scenario_variant(cfg: DatasetConfig, base: Scenario, index: int) -> tuple[Scenario, dict]:
+    """Sample ``index`` drawn from a user's scenario: one frame at a random time of its
+    episode (so at a random distance along the route), every sign of a random class with its
+    placement jittered, vehicles and pedestrians moved along the road and repainted, a
+    weather preset and sun from the mix, the dataset's camera with a jittered mount."""
+    rng = np.random.default_rng([cfg.seed, index, 2])
+    d = base.model_dump(mode="json")
+    ep = d["episode"]
+    d["episode"] = {
+        "frames": 1,
+        "rate": ep["rate"],
+        "start_time": ep["start_time"] + float(rng.uniform(0, ep["frames"] / ep["rate"])),
+    }
+    for sign in d["signs"]:
+        sign["type"] = str(rng.choice(SIGN_TYPES))
+        sign["s"] = max(0.0, sign["s"] + float(rng.uniform(-3, 3)))
+        sign["offset"] = float(np.clip(sign["offset"] + rng.uniform(-0.5, 0.5), -3, 10))
+        sign["height"] = float(np.clip(sign["height"] + rng.uniform(-0.4, 0.6), 0.3, 6))
+        sign["yaw"] = float(np.clip(sign["yaw"] + rng.uniform(-15, 15), -90, 90))
+    for v in d["vehicles"]:
+        if v.get("s") is not None:
+            v["s"] = max(0.0, v["s"] + float(rng.uniform(-8, 8)))
+        v["colour"] = int(rng.integers(0, 8))
+    for p in d["pedestrians"]:
+        if p.get("s") is not None:
+            p["s"] = max(0.0, p["s"] + float(rng.uniform(-5, 5)))
+        p["height"] = float(rng.uniform(1.5, 1.95))
+    names = list(cfg.weathers)
+    w = np.array([cfg.weathers[n] for n in names], dtype=float)
+    preset = str(rng.choice(names, p=w / w.sum()))
+    d["weather"] = {"preset": preset, "sun_azimuth_angle": float(rng.uniform(0, 360))}
+    cam = d["sensors"].get("camera") or {}
+    mount = cam.get("mount") or {"x": 1.5, "z": 1.5}
+    mount["pitch"] = float(mount.get("pitch", 0.0) + rng.uniform(-1.5, 1.5))
+    mount["yaw"] = float(mount.get("yaw", 0.0) + rng.uniform(-5, 5))
+    d["sensors"]["camera"] = {
+        **cam,
+        "width": cfg.width,
+        "height": cfg.height,
+        "fov": cfg.fov,
+        "mount": mount,
+    }
+    d["sensors"]["lidar"] = (d["sensors"].get("lidar") or {}) if cfg.lidar else None
+    d["targets"] = []  # the expected classes changed with the signs
+    d["name"] = f"{base.name}-{index:06d}"
+    d["seed"] = int(rng.integers(0, 2**31 - 1))
+    return Scenario.model_validate(d), {"weather": preset, "base": base.name, **d["weather"]}
+
+
+def sample_scenario(cfg: DatasetConfig, index: int) -> tuple[Scenario, dict]:
+    """The scene of sample ``index``: procedural, or a variant of one of ``cfg.scenarios``
+    (taken in turn)."""
+    if not cfg.scenarios:
+        return random_scenario(cfg, index)
+    from avrobust.scenario.library import load_scenario
+
+    base = load_scenario(cfg.scenarios[index % len(cfg.scenarios)])
+    return scenario_variant(cfg, base, index)
+
+
 def sign_crops(
     frame: Frame, rng: np.random.Generator, min_px: int
 ) -> list[tuple[torch.Tensor, str, dict]]:
@@ -257,13 +319,19 @@ def sign_crops(
 def build_sample(cfg: DatasetConfig, index: int, out: Path) -> int:
     """Render and write sample ``index``; returns the number of crops written."""
     name = f"{index:06d}"
-    scenario, conditions = random_scenario(cfg, index)
-    spec = EpisodeSpec.from_scenario(
-        scenario, lidar=LidarSpec() if cfg.lidar else None, seed=scenario.seed
-    )
-    with EmbeddedBackend() as backend:
+    scenario, conditions = sample_scenario(cfg, index)
+    lidar = None
+    if cfg.lidar:
+        lidar = scenario.sensors.lidar.to_spec() if scenario.sensors.lidar else LidarSpec()
+    spec = EpisodeSpec.from_scenario(scenario, lidar=lidar, seed=scenario.seed)
+    from avrobust.evaluation.runner import make_backend
+
+    backend = make_backend(cfg.backend)
+    try:
         backend.start(spec)
         frame = next(iter(backend.frames()))
+    finally:
+        backend.close()
     frame.index = index
     kitti.write_frame(out, frame, name)
     rng = np.random.default_rng([cfg.seed, index, 1])
@@ -313,8 +381,15 @@ def build_dataset(
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "dataset.json"
     settings = {k: v for k, v in cfg.__dict__.items() if k != "frames"}
+    settings["scenarios"] = list(cfg.scenarios)
+    for name in cfg.scenarios:  # fail now, naming the file, not in a worker later
+        from avrobust.scenario.library import load_scenario
+
+        load_scenario(name)
     if config_path.exists():
         stored = json.loads(config_path.read_text())
+        # Folders built before these settings existed hold their defaults.
+        stored = {"scenarios": [], "backend": "embedded", **stored}
         if stored != settings:
             raise ConfigError(
                 "this folder holds a dataset built with other settings; use "

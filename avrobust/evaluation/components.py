@@ -60,6 +60,44 @@ def _sign_classifier(weights: str | None = None, min_box_px: float = 8.0):
     return SignClassifierOnTruth(weights, min_box_px)
 
 
+@register(
+    "model",
+    "camera-detector",
+    "the shipped camera detector (cars, pedestrians, traffic signs) on each frame "
+    "(params: weights, score_threshold)",
+)
+def _camera_detector(weights: str | None = None, score_threshold: float = 0.3):
+    from avrobust.models.victims import CameraDetectorVictim
+
+    return CameraDetectorVictim(weights, score_threshold)
+
+
+@register(
+    "model",
+    "sign-pipeline",
+    "sign recognition as deployed: the camera detector finds signs, the sign classifier names "
+    "them (params: detector, classifier, score_threshold)",
+)
+def _sign_pipeline(
+    detector: str | None = None, classifier: str | None = None, score_threshold: float = 0.3
+):
+    from avrobust.models.victims import SignRecognitionPipeline
+
+    return SignRecognitionPipeline(detector, classifier, score_threshold)
+
+
+@register(
+    "model",
+    "lidar-detector",
+    "the shipped LiDAR detector (cars, pedestrians; 3D boxes) on each sweep "
+    "(params: weights, score_threshold)",
+)
+def _lidar_detector(weights: str | None = None, score_threshold: float = 0.3):
+    from avrobust.models.victims import LidarDetectorVictim
+
+    return LidarDetectorVictim(weights, score_threshold)
+
+
 class PatchAttack:
     """Paint a saved patch (texture and mask) on a named attack surface of every frame's scene:
     the physical attack as the backend renders it."""

@@ -44,15 +44,23 @@ def _surfaces_on(scenario: Scenario) -> dict[str, list[str]]:
     return out
 
 
-def _match(dets: Detections | None, box: torch.Tensor) -> tuple[bool, str | None, float | None]:
-    """The best 2D detection overlapping the target's box with IoU >= 0.5, if any."""
-    if dets is None:
+def _match(
+    dets: Detections | None, box: torch.Tensor, box3d=None
+) -> tuple[bool, str | None, float | None]:
+    """The best detection overlapping the target with IoU >= 0.5, if any: with its 2D box for
+    2D detections, with its 3D box's footprint (BEV IoU) for 3D ones."""
+    if dets is None or len(dets) == 0:
         return False, None, None
-    if len(dets) == 0 or box[2] <= box[0]:
-        return False, None, None
-    from torchvision.ops import box_iou
+    if dets.kind == "3d":
+        from avrobust.models.box3d_metrics import bev_iou
 
-    iou = box_iou(dets.boxes, box[None].to(dets.boxes))[:, 0]
+        iou = bev_iou(dets.box3d(), box3d)[:, 0].float()
+    else:
+        if box[2] <= box[0]:
+            return False, None, None
+        from torchvision.ops import box_iou
+
+        iou = box_iou(dets.boxes, box[None].to(dets.boxes))[:, 0]
     best = int(torch.argmax(iou * (iou >= 0.5) + dets.scores * 1e-3 * (iou >= 0.5)))
     if iou[best] < 0.5:
         return False, None, None
@@ -70,9 +78,12 @@ def frame_records(
     detections: Detections | None,
     with_model: bool,
     categories: tuple[str, ...] | None = None,
+    by_category: bool = False,
 ) -> list[FrameRecord]:
     """Rows for the targets in ``frame``; the model's verdict only for targets whose category
-    the model perceives (``categories``; None: all)."""
+    the model perceives (``categories``; None: all). A model that names categories (a
+    detector: ``by_category``) is right when it names the target's category; one that names
+    classes (a sign recogniser) must name the target's ``expect`` class."""
     truth = frame.truth
     ids = truth.ids.tolist()
     out = []
@@ -100,8 +111,8 @@ def frame_records(
             int(truth.num_points[i]),
         )
         if with_model and (categories is None or truth.categories[i] in categories):
-            detected, predicted, score = _match(detections, box)
-            want = expect.get(name)
+            detected, predicted, score = _match(detections, box, truth.boxes_3d[i])
+            want = truth.categories[i] if by_category else expect.get(name)
             rec.detected = detected
             rec.predicted = predicted
             rec.correct = detected and (want is None or predicted == want)
@@ -188,6 +199,7 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
                 dets,
                 with_model,
                 getattr(model, "categories", None),
+                getattr(model, "label_level", "class") == "category",
             )
             outcome.num_frames += 1
     finally:

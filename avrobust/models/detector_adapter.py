@@ -70,9 +70,13 @@ class DetectorAdapter(nn.Module):
 
 
 def load_detector(
-    spec: str | Path | nn.Module, classes: tuple[str, ...], score_threshold: float = 0.3
+    spec: str | Path | nn.Module,
+    classes: tuple[str, ...] | None = None,
+    score_threshold: float = 0.3,
 ) -> DetectorAdapter:
-    """A detector from a module, a TorchScript file or ``package.module:callable``."""
+    """A detector from a module, a TorchScript file, an avrobust weights file
+    (``kind: camera-detector``) or ``package.module:callable``. ``classes`` names the label
+    indices; avrobust's own detector carries them."""
     if isinstance(spec, nn.Module):
         module = spec
     elif isinstance(spec, str) and ":" in spec and not Path(spec).exists():
@@ -85,17 +89,38 @@ def load_detector(
         path = Path(spec)
         if not path.is_file():
             raise ModelError("no such model file", file=path)
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            try:
-                module = torch.jit.load(str(path), map_location="cpu")
-            except Exception as exc:
-                raise ModelError(
-                    f"not a loadable TorchScript detector ({exc})".splitlines()[0], file=path
-                ) from None
+        module = _load_file(path)
     if not isinstance(module, nn.Module):
         raise ModelError(f"{spec} did not give an nn.Module", field="model")
+    if classes is None:
+        classes = tuple(getattr(module, "classes", ()) or ())
+    if not classes:
+        raise ModelError(
+            "the detector's class names are needed (pass classes=...)", field="classes"
+        )
     module.eval()
     return DetectorAdapter(module, classes, score_threshold)
+
+
+def _load_file(path: Path) -> nn.Module:
+    """A TorchScript archive or avrobust weights of the camera detector."""
+    import warnings
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            scripted = any("/code/" in n for n in zf.namelist())
+        if scripted:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                try:
+                    return torch.jit.load(str(path), map_location="cpu")
+                except Exception as exc:
+                    raise ModelError(
+                        f"not a loadable TorchScript detector ({exc})".splitlines()[0], file=path
+                    ) from None
+    else:  # torch.save writes zip archives too: anything else is neither
+        raise ModelError("neither a TorchScript archive nor avrobust weights", file=path)
+    from avrobust.models.camera_detector import TorchvisionStyle, load_camera_detector
+
+    return TorchvisionStyle(load_camera_detector(path))

@@ -8,7 +8,9 @@ import torch
 
 from avrobust.core.detections import Detections
 from avrobust.core.frame import Frame
+from avrobust.data.classes import DETECTION_CLASSES
 from avrobust.models.adapters import ClassifierAdapter, load_classifier
+from avrobust.models.detector_adapter import load_detector
 from avrobust.models.weights import ASSETS
 
 
@@ -52,3 +54,69 @@ class SignClassifierOnTruth:
             probs = self.classifier(crops).softmax(1)
         scores, labels = probs.max(1)
         return Detections(boxes, scores, labels, "2d", self.classifier.classes)
+
+
+class CameraDetectorVictim:
+    """The camera object detector on each frame's image: right about a target when a detection
+    of the target's category overlaps its box (IoU >= 0.5)."""
+
+    name = "camera-detector"
+    categories = DETECTION_CLASSES
+    label_level = "category"
+
+    def __init__(self, weights: str | Path | None = None, score_threshold: float = 0.3) -> None:
+        path = Path(weights) if weights else ASSETS / "camera_detector.pt"
+        self.detector = load_detector(path, score_threshold=score_threshold)
+
+    def __call__(self, frame: Frame) -> Detections:
+        return self.detector(frame)
+
+
+class SignRecognitionPipeline:
+    """Traffic-sign recognition as AV stacks do it: the camera detector finds signs, the
+    classifier names each detected sign's crop (``background`` when it sees no sign there)."""
+
+    name = "sign-pipeline"
+    categories = ("traffic_sign",)
+
+    def __init__(
+        self,
+        detector: str | Path | None = None,
+        classifier: str | Path | None = None,
+        score_threshold: float = 0.3,
+    ) -> None:
+        self.detector = load_detector(
+            Path(detector) if detector else ASSETS / "camera_detector.pt",
+            score_threshold=score_threshold,
+        )
+        self.classifier: ClassifierAdapter = load_classifier(
+            Path(classifier) if classifier else ASSETS / "sign_classifier.pt"
+        )
+
+    def __call__(self, frame: Frame) -> Detections:
+        signs = self.detector(frame).of_class("traffic_sign")
+        if len(signs) == 0:
+            return Detections.empty("2d", self.classifier.classes)
+        with torch.no_grad():
+            probs = self.classifier(crop_boxes(frame.image, signs.boxes)).softmax(1)
+        conf, labels = probs.max(1)
+        # A stack reports a sign when both stages agree it is one: detection times class score.
+        return Detections(signs.boxes, signs.scores * conf, labels, "2d", self.classifier.classes)
+
+
+class LidarDetectorVictim:
+    """The LiDAR detector on each frame's sweep: right about a target when a 3D detection of
+    its category overlaps its box (BEV IoU at least 0.5)."""
+
+    name = "lidar-detector"
+    categories = ("car", "pedestrian")
+    label_level = "category"
+
+    def __init__(self, weights: str | Path | None = None, score_threshold: float = 0.3) -> None:
+        from avrobust.models.lidar_adapter import load_lidar_detector
+
+        path = Path(weights) if weights else ASSETS / "lidar_detector.pt"
+        self.detector = load_lidar_detector(path, score_threshold=score_threshold)
+
+    def __call__(self, frame: Frame) -> Detections:
+        return self.detector(frame)
