@@ -14,7 +14,7 @@ from avrobust.core.errors import ConfigError, DataError
 from avrobust.evaluation.campaign_run import plan, run_campaign
 from avrobust.evaluation.store import ResultsStore
 from avrobust.scenario.campaign import apply_conditions, expand, load_campaign
-from avrobust.scenario.library import load_scenario
+from avrobust.scenario.library import library_dir, load_scenario
 
 TINY = """\
 name: tiny
@@ -90,6 +90,14 @@ def test_impossible_conditions_are_config_errors():
         apply_conditions(load_scenario("urban_stop"), {"distance": 500.0})
     with pytest.raises(ConfigError, match="not one"):
         apply_conditions(load_scenario("lead_vehicle"), {"angle": 10.0})
+
+
+def test_a_vehicle_target_too_near_the_start_moves_ahead():
+    base = load_scenario("lead_vehicle")  # lead at s = 20, ego from 0
+    near = apply_conditions(base, {"distance": 10.0})
+    assert near.ego.start == 10.0 and near.vehicles[0].s == 20.0
+    far = apply_conditions(base, {"distance": 30.0})
+    assert far.ego.start == 0.0 and far.vehicles[0].s == 30.0
 
 
 def test_campaign_file_errors_name_the_field(tmp_path):
@@ -322,3 +330,22 @@ def test_patch_attack_in_a_campaign_changes_the_verdicts(tmp_path):
     clean = {pred for name, pred in rows if name == "none"}
     attacked = {pred for name, pred in rows if name == "patch"}
     assert clean == {"stop"} and attacked == {"no_entry"}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((library_dir() / "campaigns").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_every_shipped_campaign_expands_and_names_known_components(path):
+    from pathlib import Path
+
+    from avrobust.evaluation import registry
+
+    campaign = load_campaign(path)
+    jobs = expand(campaign)
+    assert jobs
+    for job in jobs[:50]:
+        for kind, ref in (("model", job.model), ("attack", job.attack), ("defence", job.defence)):
+            assert ref["name"] in registry.names(kind), (kind, ref["name"])
+        f = job.attack.get("params", {}).get("file")
+        if f:
+            assert (Path(__file__).resolve().parents[1] / f).is_file(), f

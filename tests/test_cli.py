@@ -171,3 +171,20 @@ def test_export_and_printer_commands(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "10.00 x 10.00 cm at 100 dpi" in " ".join(result.output.split())
+
+
+def test_attack_patch_optimises_saves_and_evaluates(tmp_path):
+    from avrobust.core.patch import Patch
+
+    out = tmp_path / "hide.patch"
+    args = ["attack", "patch", "--out", str(out), "--steps", "2", "--batch", "1"]
+    args += ["--distances", "10", "--weathers", "ClearNoon", "--laterals", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    patch = Patch.load(out)
+    assert patch.size_m == (1.4, 0.6) and patch.provenance["goal"] == "hide"
+    assert "hide success" in result.output
+    from avrobust.core.errors import ConfigError
+
+    bad = runner.invoke(app, ["attack", "patch", "--out", str(out), "--surface", "nope"])
+    assert isinstance(bad.exception, ConfigError) and "no surface 'nope'" in str(bad.exception)

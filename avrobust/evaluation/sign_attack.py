@@ -6,7 +6,6 @@ when clean (as REAP does), and the gap between compositor and re-rendered succes
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,81 +13,12 @@ import torch
 
 from avrobust.attacks.compositor import composite
 from avrobust.attacks.sign_sticker import SignView, StickerAttack, sign_views
-from avrobust.backends.base import EpisodeSpec
-from avrobust.backends.embedded import EmbeddedBackend
 from avrobust.core.errors import ConfigError
-from avrobust.core.frame import Frame
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
 from avrobust.data.crops import square_crop
+from avrobust.evaluation.viewpoints import Sweep, render_sweep
 from avrobust.models.adapters import ClassifierAdapter
-from avrobust.scenario.campaign import apply_conditions
-from avrobust.scenario.library import load_scenario
-
-
-@dataclass(frozen=True)
-class Viewpoint:
-    distance: float
-    angle: float
-    weather: str
-    lateral: float
-
-
-@dataclass
-class Sweep:
-    """Viewpoints around a sign: distances (m), sign angles (degrees), weather presets and the
-    ego's lateral offsets in its lane (m)."""
-
-    distances: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 25.0)
-    angles: tuple[float, ...] = (0.0, 15.0, 30.0)
-    weathers: tuple[str, ...] = ("ClearNoon", "CloudyNoon", "Dusk")
-    laterals: tuple[float, ...] = (-0.5, 0.5)
-
-    def viewpoints(self) -> list[Viewpoint]:
-        return [
-            Viewpoint(*v)
-            for v in itertools.product(self.distances, self.angles, self.weathers, self.laterals)
-        ]
-
-
-@dataclass
-class SweepFrames:
-    viewpoints: list[Viewpoint]
-    frames: list[Frame]
-    surface_textures: dict[str, torch.Tensor] = field(default_factory=dict)  # as drawn
-
-
-def render_sweep(
-    scenario: str,
-    sweep: Sweep,
-    camera: CameraSpec,
-    textures: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> SweepFrames:
-    """One frame per viewpoint, the ego standing still; ``textures`` maps surface names to
-    ``(texture, mask)`` painted on them in the backend first."""
-    base = load_scenario(scenario)
-    frames, vps = [], []
-    own: dict[str, torch.Tensor] = {}
-    for vp in sweep.viewpoints():
-        sc = apply_conditions(
-            base, {"distance": vp.distance, "angle": vp.angle, "weather": vp.weather}
-        )
-        sc = sc.model_copy(
-            update={"ego": sc.ego.model_copy(update={"speed": 0.0, "lateral_offset": vp.lateral})}
-        )
-        spec = EpisodeSpec.from_scenario(sc, camera=camera, lidar=None, frames=1)
-        with EmbeddedBackend() as backend:
-            backend.start(spec)
-            if not own:
-                own = {n: backend.surface_texture(n) for n in backend.surface_names()}
-            for name, (tex, mask) in (textures or {}).items():
-                backend.apply_texture(name, tex, mask)
-            frames.append(next(iter(backend.frames())))
-        vps.append(vp)
-        if progress:
-            progress(1)
-    return SweepFrames(vps, frames, own)
 
 
 def _classify(

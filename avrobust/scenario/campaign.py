@@ -171,6 +171,10 @@ def apply_conditions(scenario: Scenario, conditions: dict[str, Any]) -> Scenario
         obj = data[group][idx]
         if "distance" in conditions:
             start = obj["s"] - float(conditions["distance"])
+            if start < 0 and group != "signs" and obj.get("s") is not None:
+                # A vehicle or pedestrian near the road's start moves ahead instead.
+                obj["s"] = data["ego"]["start"] + float(conditions["distance"])
+                start = data["ego"]["start"]
             if start < 0:
                 raise ConfigError(
                     f"scenario {scenario.name}: the ego cannot start "

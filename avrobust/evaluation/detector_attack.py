@@ -1,0 +1,152 @@
+"""A detector patch end to end: render a sweep of viewpoints, optimise the patch through the
+compositor, then paint it on the surface in the backend, render again and run the detector on
+the whole frames. For ``hide``, success is counted on views where the clean detector finds the
+object (IoU at least 0.5 with its box, as campaigns score it); for ``appear``, on views where
+the clean detector reports no object of the category over the patch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torchvision.ops import box_iou
+
+from avrobust.attacks.compositor import composite
+from avrobust.attacks.detector_patch import DetectorPatchAttack, PatchView, patch_views
+from avrobust.core.errors import ConfigError
+from avrobust.core.patch import Patch
+from avrobust.core.sensors import CameraSpec
+from avrobust.evaluation.viewpoints import Sweep, render_sweep
+from avrobust.models.camera_detector import CameraDetector
+
+
+def goal_met(
+    pred: dict[str, torch.Tensor], view: PatchView, goal: str, cls: int, threshold: float
+) -> bool:
+    """Whether one frame's detections meet the goal for the view's region."""
+    keep = (pred["labels"] == cls) & (pred["scores"] >= threshold)
+    boxes = pred["boxes"][keep]
+    if goal == "hide":
+        if len(boxes) == 0:
+            return True
+        return bool(box_iou(boxes, view.box[None])[:, 0].max() < 0.5)
+    # appear: a detection of the category whose centre lies on the patch's region
+    if len(boxes) == 0:
+        return False
+    cx, cy = (boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2
+    x1, y1, x2, y2 = view.box.tolist()
+    return bool(((cx >= x1) & (cx <= x2) & (cy >= y1) & (cy <= y2)).any())
+
+
+@dataclass
+class DetectorPatchEvaluation:
+    """Success over a sweep, counted on the views where the clean detector gets it right."""
+
+    goal: str
+    views: int
+    clean_correct: int
+    compositor_success: float
+    rendered_success: float
+    by_distance: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_weather: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def evaluate_detector_patch(
+    patch: Patch,
+    detector: CameraDetector,
+    scenario: str,
+    surface: str,
+    goal: str,
+    category: str,
+    sweep: Sweep,
+    camera: CameraSpec,
+    score_threshold: float = 0.3,
+    progress: Callable[[int], None] | None = None,
+) -> DetectorPatchEvaluation:
+    """Render the sweep clean and with the patch painted, detect on both, and compare with the
+    compositor's prediction of the same views."""
+    cls = detector.classes.index(category)
+    clean = render_sweep(scenario, sweep, camera, progress=progress)
+    attacked = render_sweep(
+        scenario, sweep, camera, {surface: (patch.texture, patch.mask)}, progress=progress
+    )
+    rows = []
+    for vp, fc, fa in zip(clean.viewpoints, clean.frames, attacked.frames, strict=True):
+        vc, va = patch_views([fc], surface, goal), patch_views([fa], surface, goal)
+        if not vc or not va:
+            continue
+        v = vc[0]
+        comp_img = composite(fc.image, patch.texture, patch.mask, fc.surfaces[surface])
+        preds = detector.detect(torch.stack([fc.image, comp_img, fa.image]), score_threshold)
+        met = [
+            goal_met(p, v if i < 2 else va[0], goal, cls, score_threshold)
+            for i, p in enumerate(preds)
+        ]
+        if met[0]:
+            continue  # clean already hidden (or a phantom already there): not counted
+        rows.append((vp, met[1], met[2]))
+    if not rows:
+        raise ConfigError("the clean detector gets none of the sweep's views right", field="sweep")
+
+    def rate(sel) -> dict[str, float]:
+        sub = [r for r in rows if sel(r[0])]
+        n = len(sub)
+        return {
+            "views": n,
+            "compositor": sum(r[1] for r in sub) / max(n, 1),
+            "rendered": sum(r[2] for r in sub) / max(n, 1),
+        }
+
+    n = len(rows)
+    return DetectorPatchEvaluation(
+        goal=goal,
+        views=len(clean.frames),
+        clean_correct=n,
+        compositor_success=sum(r[1] for r in rows) / n,
+        rendered_success=sum(r[2] for r in rows) / n,
+        by_distance={f"{d:g} m": rate(lambda v, d=d: v.distance == d) for d in sweep.distances},
+        by_weather={w: rate(lambda v, w=w: v.weather == w) for w in sweep.weathers},
+    )
+
+
+def run_detector_attack(
+    scenario: str,
+    surface: str,
+    detector: CameraDetector,
+    goal: str,
+    category: str,
+    mask: torch.Tensor | None,
+    attack_kwargs: dict,
+    train_sweep: Sweep,
+    camera: CameraSpec,
+    on_step=None,
+    progress=None,
+) -> Patch:
+    """Render the training sweep and optimise a patch for ``surface`` (the whole surface when
+    ``mask`` is None)."""
+    from avrobust.scenario.library import load_scenario
+
+    names = [s.name for s in load_scenario(scenario).surfaces]
+    if surface not in names:  # before minutes of rendering
+        raise ConfigError(
+            f"scenario {scenario} has no surface {surface!r}",
+            field="surface",
+            allowed=", ".join(names) or "none",
+        )
+    sweep = render_sweep(scenario, train_sweep, camera, progress=progress)
+    views = patch_views(sweep.frames, surface, goal)
+    base = sweep.surface_textures[surface]
+    size = next(f.surfaces[surface].size_m for f in sweep.frames if surface in f.surfaces)
+    if mask is None:
+        mask = torch.ones(1, *base.shape[1:])
+    elif mask.shape[1:] != base.shape[1:]:
+        mask = torch.nn.functional.interpolate(mask[None], size=base.shape[1:], mode="nearest")[0]
+    attack = DetectorPatchAttack(
+        detector,
+        goal,
+        category,
+        **attack_kwargs,
+        provenance={"scenario": scenario, "surface": surface, "train_views": len(views)},
+    )
+    return attack(views, base, mask, size, on_step)

@@ -1,0 +1,86 @@
+"""Viewpoint sweeps for optimising and evaluating physical attacks: one still frame per
+combination of distance to the scenario's first target, the target sign's angle, weather and
+the ego's lateral offset, optionally with textures painted on attack surfaces first."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from avrobust.backends.base import EpisodeSpec
+from avrobust.backends.embedded import EmbeddedBackend
+from avrobust.core.frame import Frame
+from avrobust.core.sensors import CameraSpec
+from avrobust.scenario.campaign import apply_conditions
+from avrobust.scenario.library import load_scenario
+
+
+@dataclass(frozen=True)
+class Viewpoint:
+    distance: float
+    angle: float
+    weather: str
+    lateral: float
+
+
+@dataclass
+class Sweep:
+    """Viewpoints around the scenario's first target: distances (m), the sign's angle
+    (degrees; a target that is not a sign keeps its heading, so leave ``angles`` at one
+    value), weather presets and the ego's lateral offsets in its lane (m)."""
+
+    distances: tuple[float, ...] = (5.0, 10.0, 15.0, 20.0, 25.0)
+    angles: tuple[float, ...] = (0.0, 15.0, 30.0)
+    weathers: tuple[str, ...] = ("ClearNoon", "CloudyNoon", "Dusk")
+    laterals: tuple[float, ...] = (-0.5, 0.5)
+
+    def viewpoints(self) -> list[Viewpoint]:
+        return [
+            Viewpoint(*v)
+            for v in itertools.product(self.distances, self.angles, self.weathers, self.laterals)
+        ]
+
+
+@dataclass
+class SweepFrames:
+    viewpoints: list[Viewpoint]
+    frames: list[Frame]
+    surface_textures: dict[str, torch.Tensor] = field(default_factory=dict)  # as drawn
+
+
+def render_sweep(
+    scenario: str,
+    sweep: Sweep,
+    camera: CameraSpec,
+    textures: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SweepFrames:
+    """One frame per viewpoint, the ego standing still; ``textures`` maps surface names to
+    ``(texture, mask)`` painted on them in the backend first."""
+    base = load_scenario(scenario)
+    is_sign = bool(base.targets) and base.targets[0].object in {s.name for s in base.signs}
+    frames, vps = [], []
+    own: dict[str, torch.Tensor] = {}
+    for vp in sweep.viewpoints():
+        conditions = {"distance": vp.distance, "weather": vp.weather}
+        if is_sign:  # only a sign turns; other targets keep their heading
+            conditions["angle"] = vp.angle
+        sc = apply_conditions(base, conditions)
+        sc = sc.model_copy(
+            update={"ego": sc.ego.model_copy(update={"speed": 0.0, "lateral_offset": vp.lateral})}
+        )
+        spec = EpisodeSpec.from_scenario(sc, camera=camera, lidar=None, frames=1)
+        with EmbeddedBackend() as backend:
+            backend.start(spec)
+            if not own:
+                own = {n: backend.surface_texture(n) for n in backend.surface_names()}
+            for name, (tex, mask) in (textures or {}).items():
+                backend.apply_texture(name, tex, mask)
+            frames.append(next(iter(backend.frames())))
+        vps.append(vp)
+        if progress:
+            progress(1)
+    return SweepFrames(vps, frames, own)
