@@ -292,7 +292,15 @@ def lidar_detector_card(metrics: dict, data_cmd: str, val_cmd: str, sha: str, si
         rule,
     ]
     lines += [_ap3_row(g, r, classes) for g, r in v["by_condition"].items()]
-    lines += ["", "Clear weather by range:", "", head, rule]
+    lines += [
+        "",
+        "Clear weather by range (objects outside a band are don't-care regions, but a "
+        "detection of one that misses the IoU threshold still counts as a false positive, so a "
+        "band's AP can sit below the overall AP):",
+        "",
+        head,
+        rule,
+    ]
     lines += [_ap3_row(b, r, classes) for b, r in v["clear_by_distance"].items()]
     lines += [
         "",
