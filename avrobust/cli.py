@@ -726,6 +726,11 @@ def attack_patch(
         "ClearNoon,CloudyNoon,Dusk"
     ),
     laterals: Annotated[str, typer.Option(help="Ego offsets in its lane, metres.")] = "-0.6,0,0.6",
+    angles: Annotated[str, typer.Option(help="Sign angles, degrees (a sign target only).")] = "0",
+    mask: Annotated[
+        str,
+        typer.Option(help="whole (the surface), or on a sign face rp2_bars, lower_patch, poster."),
+    ] = "whole",
     seed: Annotated[int, typer.Option(help="Seed of the optimisation.")] = 0,
     printer: Annotated[
         Path | None, typer.Option(help="Printer model (avrobust printer fit) to optimise through.")
@@ -747,9 +752,11 @@ def attack_patch(
 
     det = load_camera_detector(detector or ASSETS / "camera_detector.pt")
     cam = CameraSpec(640, 480, _math.radians(90))
+    from avrobust.attacks.masks import sticker_mask
+
     sweep = Sweep(
         _floats(distances, "--distances"),
-        (0.0,),
+        _floats(angles, "--angles"),
         tuple(w for w in weathers.split(",") if w),
         _floats(laterals, "--laterals"),
     )
@@ -771,7 +778,7 @@ def attack_patch(
             det,
             goal,
             category,
-            None,
+            None if mask == "whole" else sticker_mask(mask),
             {
                 "steps": steps,
                 "batch": batch,
