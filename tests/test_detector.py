@@ -261,3 +261,12 @@ def test_bad_detection_sets_are_clear_errors(tmp_path, tiny_kitti):
     (copy / "label_2" / "000001.txt").unlink()
     with pytest.raises(DataError, match=r"no such label file"):
         load_detection_set(copy)
+
+
+def test_the_sign_pipeline_refuses_a_detector_without_signs(tmp_path):
+    from avrobust.models.victims import SignRecognitionPipeline
+
+    cars_only = CameraDetector(("car",))
+    path = save_weights(tmp_path / "cars.pt", cars_only, "camera-detector", {"classes": ["car"]})
+    with pytest.raises(ModelError, match="'traffic_sign' class"):
+        SignRecognitionPipeline(detector=path)

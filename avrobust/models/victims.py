@@ -92,6 +92,14 @@ class SignRecognitionPipeline:
         self.classifier: ClassifierAdapter = load_classifier(
             Path(classifier) if classifier else ASSETS / "sign_classifier.pt"
         )
+        if "traffic_sign" not in self.detector.classes:
+            from avrobust.core.errors import ModelError
+
+            raise ModelError(
+                "the sign pipeline needs a detector with a 'traffic_sign' class",
+                field="detector",
+                allowed=", ".join(self.detector.classes),
+            )
 
     def __call__(self, frame: Frame) -> Detections:
         signs = self.detector(frame).of_class("traffic_sign")
