@@ -597,7 +597,7 @@ def attack_sign(
         str | None, typer.Option(help="Class to be read as (none: anything else).")
     ] = "speed_limit_80",
     mask: Annotated[
-        str, typer.Option(help="rp2_bars, lower_patch or poster: where stickers go.")
+        str, typer.Option(help="rp2_bars, lower_patch, centre_patch or poster: where stickers go.")
     ] = "rp2_bars",
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 400,
     eot: Annotated[str, typer.Option(help="EOT preset: none, light, standard, harsh.")] = (
@@ -729,7 +729,10 @@ def attack_patch(
     angles: Annotated[str, typer.Option(help="Sign angles, degrees (a sign target only).")] = "0",
     mask: Annotated[
         str,
-        typer.Option(help="whole (the surface), or on a sign face rp2_bars, lower_patch, poster."),
+        typer.Option(
+            help="whole (the surface), or on a sign face rp2_bars, lower_patch, centre_patch, "
+            "poster."
+        ),
     ] = "whole",
     seed: Annotated[int, typer.Option(help="Seed of the optimisation.")] = 0,
     printer: Annotated[

@@ -112,6 +112,9 @@ def test_palette_and_mask_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown sticker mask"):
         sticker_mask("smiley")
     assert sticker_mask("rp2_bars").mean() < 0.25
+    # The hiding patch stays within a quarter of a stop octagon (0.828 of the face square).
+    centre = sticker_mask("centre_patch")
+    assert centre.mean() / (2 * (2**0.5 - 1)) <= 0.25 and centre[0, 128, 128] == 1
 
 
 def test_short_sign_attack_beats_the_clean_rate_after_re_rendering():

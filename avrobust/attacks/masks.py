@@ -12,7 +12,9 @@ def sticker_mask(kind: str, size: int = 256) -> torch.Tensor:
 
     ``rp2_bars``: two horizontal bars above and below the sign's centre, as RP2's stickers
     (14% of the square, about 17% of a stop sign's octagon); ``poster``: the whole face;
-    ``lower_patch``: a square on the lower half (REAP's patch placement).
+    ``lower_patch``: a square on the lower half (REAP's patch placement); ``centre_patch``: a
+    centred square of 20% of the square, about 24% of a stop octagon (a hiding patch within
+    a quarter of the face).
     """
     m = torch.zeros(1, size, size)
     s = size
@@ -23,10 +25,12 @@ def sticker_mask(kind: str, size: int = 256) -> torch.Tensor:
         m[:] = 1
     elif kind == "lower_patch":
         m[:, int(0.55 * s) : int(0.9 * s), int(0.325 * s) : int(0.675 * s)] = 1
+    elif kind == "centre_patch":
+        m[:, int(0.275 * s) : int(0.725 * s), int(0.275 * s) : int(0.725 * s)] = 1
     else:
         raise ConfigError(
             f"unknown sticker mask {kind!r}",
             field="mask",
-            allowed="rp2_bars, poster, lower_patch, or an image file",
+            allowed="rp2_bars, poster, lower_patch, centre_patch, or an image file",
         )
     return m
