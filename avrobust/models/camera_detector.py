@@ -25,27 +25,10 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from avrobust.data.classes import DETECTION_CLASSES
+from avrobust.models.blocks import Residual, conv_bn_relu
 
 STRIDE = 4
 PAD_TO = 32
-
-
-def _cbr(cin: int, cout: int, stride: int = 1, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
-        nn.BatchNorm2d(cout),
-        nn.ReLU(inplace=True),
-    )
-
-
-class _Res(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.a = _cbr(c, c)
-        self.b = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.b(self.a(x)))
 
 
 class CameraDetector(nn.Module):
@@ -55,19 +38,19 @@ class CameraDetector(nn.Module):
     def __init__(self, classes: tuple[str, ...] = DETECTION_CLASSES, width: int = 48) -> None:
         super().__init__()
         self.classes = tuple(classes)
-        self.s2 = _cbr(3, 16, 2)
-        self.s4 = nn.Sequential(_cbr(16, 32, 2), _cbr(32, 32))
-        self.s8 = nn.Sequential(_cbr(32, 64, 2), _Res(64))
-        self.s16 = nn.Sequential(_cbr(64, 128, 2), _Res(128))
-        self.s32 = nn.Sequential(_cbr(128, 160, 2), _Res(160))
+        self.s2 = conv_bn_relu(3, 16, 2)
+        self.s4 = nn.Sequential(conv_bn_relu(16, 32, 2), conv_bn_relu(32, 32))
+        self.s8 = nn.Sequential(conv_bn_relu(32, 64, 2), Residual(64))
+        self.s16 = nn.Sequential(conv_bn_relu(64, 128, 2), Residual(128))
+        self.s32 = nn.Sequential(conv_bn_relu(128, 160, 2), Residual(160))
         self.lat32 = nn.Conv2d(160, 96, 1)
         self.lat16 = nn.Conv2d(128, 96, 1)
-        self.smooth16 = _cbr(96, 96)
+        self.smooth16 = conv_bn_relu(96, 96)
         self.lat8 = nn.Conv2d(64, 96, 1)
-        self.smooth8 = _cbr(96, 64)
+        self.smooth8 = conv_bn_relu(96, 64)
         self.lat4 = nn.Conv2d(32, 64, 1)
-        self.smooth4 = _cbr(64, width)
-        self.shared = _cbr(width, 64)
+        self.smooth4 = conv_bn_relu(64, width)
+        self.shared = conv_bn_relu(width, 64)
         self.heatmap = nn.Conv2d(64, len(self.classes), 1)
         self.size = nn.Conv2d(64, 2, 1)
         self.offset = nn.Conv2d(64, 2, 1)

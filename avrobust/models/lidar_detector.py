@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from avrobust.core.boxes import Box3D
+from avrobust.models.blocks import Residual, conv_bn_relu
 
 LIDAR_CLASSES = ("car", "pedestrian")
 
@@ -81,22 +82,6 @@ def pillar_index(points: torch.Tensor, grid: BEVGrid) -> torch.Tensor:
     return ix * grid.ny + iy
 
 
-def _cbr(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
-    )
-
-
-class _Res(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.a = _cbr(c, c)
-        self.b = nn.Sequential(nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.b(self.a(x)))
-
-
 class LidarDetector(nn.Module):
     """Points in, per-cell head outputs out (see the module notes)."""
 
@@ -105,12 +90,12 @@ class LidarDetector(nn.Module):
         self.classes = tuple(classes)
         self.grid = grid or BEVGrid()
         self.pfn = nn.Sequential(nn.Linear(9, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU())
-        self.b1 = nn.Sequential(_cbr(32, 48, 2), _cbr(48, 48))
-        self.b2 = nn.Sequential(_cbr(48, 96, 2), _Res(96))
-        self.b3 = nn.Sequential(_cbr(96, 128, 2), _Res(128))
+        self.b1 = nn.Sequential(conv_bn_relu(32, 48, 2), conv_bn_relu(48, 48))
+        self.b2 = nn.Sequential(conv_bn_relu(48, 96, 2), Residual(96))
+        self.b3 = nn.Sequential(conv_bn_relu(96, 128, 2), Residual(128))
         self.up2 = nn.Sequential(nn.Conv2d(96, 48, 1, bias=False), nn.BatchNorm2d(48))
         self.up3 = nn.Sequential(nn.Conv2d(128, 48, 1, bias=False), nn.BatchNorm2d(48))
-        self.shared = _cbr(48, 48)
+        self.shared = conv_bn_relu(48, 48)
         self.heatmap = nn.Conv2d(48, len(self.classes), 1)
         self.regress = nn.Conv2d(48, 8, 1)  # dx, dy, z, log l, w, h, sin 2yaw, cos 2yaw
         nn.init.constant_(self.heatmap.bias, -4.6)

@@ -16,6 +16,7 @@ from torch import nn
 
 from avrobust.core.device import resolve_device
 from avrobust.core.files import atomic_write
+from avrobust.models.checkpoint import resume_checkpoint, save_checkpoint
 from avrobust.models.crops import CropSet, load_crops
 from avrobust.models.sign_classifier import SignClassifier
 from avrobust.models.weights import save_weights
@@ -131,16 +132,8 @@ def train_sign_classifier(
         weight=_class_weights(train.labels, len(train.classes)).to(device), label_smoothing=0.05
     )
     gen = torch.Generator().manual_seed(cfg.seed)
-    start_epoch, history = 0, []
     ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, history = state["epoch"], state["history"]
+    start_epoch, history = resume_checkpoint(ckpt, model, opt, sched, gen, device)
     step = start_epoch * steps_per_epoch
     t0 = time.monotonic()
     for epoch in range(start_epoch, cfg.epochs):
@@ -172,19 +165,7 @@ def train_sign_classifier(
         if val is not None:
             entry["val_top1"] = evaluate(model, val, device)["top1"]
         history.append(entry)
-        with atomic_write(ckpt) as fh:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch + 1,
-                    "history": history,
-                },
-                fh,
-            )
+        save_checkpoint(ckpt, model, opt, sched, gen, epoch + 1, history)
         if cfg.max_steps is not None and step >= cfg.max_steps:
             break
     metrics = {

@@ -19,6 +19,7 @@ from avrobust.core.boxes import Box3D
 from avrobust.core.device import resolve_device
 from avrobust.core.errors import ConfigError
 from avrobust.core.files import atomic_write
+from avrobust.models.checkpoint import resume_checkpoint, save_checkpoint
 from avrobust.models.detection_loss import focal_loss, gaussian_radius
 from avrobust.models.lidar_data import LidarSample, load_lidar_set
 from avrobust.models.lidar_detector import BEVGrid, LidarDetector, yaw_encoding
@@ -201,22 +202,8 @@ def train_lidar_detector(
         total = min(total, cfg.max_steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total, pct_start=0.1)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start_epoch, history = 0, []
     ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state.get("config") != asdict(cfg):
-            raise ConfigError(
-                "the checkpoint was written with other settings; use another --out or the "
-                "same settings",
-                file=ckpt,
-            )
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        start_epoch, history = state["epoch"], state["history"]
+    start_epoch, history = resume_checkpoint(ckpt, model, opt, sched, gen, device, asdict(cfg))
     step = sum(h["steps"] for h in history)
     t0 = time.monotonic() - (history[-1]["seconds"] if history else 0.0)
     half = cfg.crop // grid.stride
@@ -262,20 +249,7 @@ def train_lidar_detector(
             ap = lidar_ap(predict_lidar(model, check, device), check, model.classes)
             entry["val_bev_car_40m"] = ap["bev"].get("car")
         history.append(entry)
-        with atomic_write(ckpt) as fh:
-            torch.save(
-                {
-                    "config": asdict(cfg),
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch + 1,
-                    "history": history,
-                },
-                fh,
-            )
+        save_checkpoint(ckpt, model, opt, sched, gen, epoch + 1, history, asdict(cfg))
         if step >= total:
             break
     metrics = {
