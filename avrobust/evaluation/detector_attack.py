@@ -17,7 +17,7 @@ from avrobust.attacks.detector_patch import DetectorPatchAttack, PatchView, patc
 from avrobust.core.errors import ConfigError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
-from avrobust.evaluation.viewpoints import Sweep, render_sweep
+from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
 from avrobust.models.camera_detector import CameraDetector
 
 
@@ -89,15 +89,6 @@ def evaluate_detector_patch(
     if not rows:
         raise ConfigError("the clean detector gets none of the sweep's views right", field="sweep")
 
-    def rate(sel) -> dict[str, float]:
-        sub = [r for r in rows if sel(r[0])]
-        n = len(sub)
-        return {
-            "views": n,
-            "compositor": sum(r[1] for r in sub) / max(n, 1),
-            "rendered": sum(r[2] for r in sub) / max(n, 1),
-        }
-
     n = len(rows)
     return DetectorPatchEvaluation(
         goal=goal,
@@ -105,8 +96,8 @@ def evaluate_detector_patch(
         clean_correct=n,
         compositor_success=sum(r[1] for r in rows) / n,
         rendered_success=sum(r[2] for r in rows) / n,
-        by_distance={f"{d:g} m": rate(lambda v, d=d: v.distance == d) for d in sweep.distances},
-        by_weather={w: rate(lambda v, w=w: v.weather == w) for w in sweep.weathers},
+        by_distance=success_by(rows, sweep, "distance"),
+        by_weather=success_by(rows, sweep, "weather"),
     )
 
 

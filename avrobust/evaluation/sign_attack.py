@@ -17,7 +17,7 @@ from avrobust.core.errors import ConfigError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
 from avrobust.data.crops import square_crop
-from avrobust.evaluation.viewpoints import Sweep, render_sweep
+from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
 from avrobust.models.adapters import ClassifierAdapter
 
 
@@ -86,24 +86,15 @@ def evaluate_sign_patch(
             "the model reads the sign correctly in none of the sweep's views", field="sweep"
         )
 
-    def rate(sel) -> dict[str, float]:
-        sub = [r for r in rows if sel(r[0])]
-        n = len(sub)
-        return {
-            "views": n,
-            "compositor": sum(r[1] for r in sub) / max(n, 1),
-            "rendered": sum(r[2] for r in sub) / max(n, 1),
-        }
-
     n = len(rows)
     return PatchEvaluation(
         views=len(clean.frames),
         clean_correct=n,
         compositor_success=sum(r[1] for r in rows) / n,
         rendered_success=sum(r[2] for r in rows) / n,
-        by_distance={f"{d:g} m": rate(lambda v, d=d: v.distance == d) for d in sweep.distances},
-        by_weather={w: rate(lambda v, w=w: v.weather == w) for w in sweep.weathers},
-        by_angle={f"{a:g} deg": rate(lambda v, a=a: v.angle == a) for a in sweep.angles},
+        by_distance=success_by(rows, sweep, "distance"),
+        by_weather=success_by(rows, sweep, "weather"),
+        by_angle=success_by(rows, sweep, "angle"),
     )
 
 

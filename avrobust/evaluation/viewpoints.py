@@ -84,3 +84,24 @@ def render_sweep(
         if progress:
             progress(1)
     return SweepFrames(vps, frames, own)
+
+
+def success_by(
+    rows: list[tuple[Viewpoint, bool, bool]], sweep: Sweep, key: str
+) -> dict[str, dict[str, float]]:
+    """Per value of ``key`` (``distance``, ``angle`` or ``weather``) of the sweep: views and
+    success rates through the compositor and re-rendered, from ``(viewpoint, compositor hit,
+    re-rendered hit)`` rows."""
+    values = {"distance": sweep.distances, "angle": sweep.angles, "weather": sweep.weathers}[key]
+    unit = {"distance": " m", "angle": " deg", "weather": ""}[key]
+    out = {}
+    for value in values:
+        sub = [r for r in rows if getattr(r[0], key) == value]
+        n = len(sub)
+        label = value if key == "weather" else f"{value:g}{unit}"
+        out[label] = {
+            "views": n,
+            "compositor": sum(r[1] for r in sub) / max(n, 1),
+            "rendered": sum(r[2] for r in sub) / max(n, 1),
+        }
+    return out
