@@ -22,6 +22,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+# Where the shipped weights live (as avrobust.models.weights.ASSETS, without importing torch).
+ASSETS_MODELS = Path(avrobust.__file__).resolve().parents[1] / "assets" / "models"
 err_console = Console(stderr=True)
 
 
@@ -440,13 +442,33 @@ train_app = typer.Typer(help="Train victim models on simulator data.", no_args_i
 app.add_typer(train_app, name="train")
 
 
+class _TrainBars:
+    """Progress bars of a training command: steps with the loss and an ETA (call it as
+    ``on_step``), and a bar per preparation stage (``prepare(label)`` gives its callback)."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("steps", total=None, loss="")
+
+    def __call__(self, step: int, total: int, loss: float) -> None:
+        self.progress.update(self.task, completed=step, total=total, loss=f"loss {loss:.3f}")
+
+    def prepare(self, label: str):
+        task = self.progress.add_task(label, total=None, loss="")
+
+        def update(done: int, total: int) -> None:
+            self.progress.update(task, completed=done, total=total)
+
+        return update
+
+
 @contextlib.contextmanager
 def _step_progress():
     """A progress bar over training steps with the loss and an ETA; yields the callback."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress(
-        "[bold]steps",
+        "[bold]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         "{task.fields[loss]}",
@@ -454,12 +476,7 @@ def _step_progress():
         TimeRemainingColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task("train", total=None, loss="")
-
-        def on_step(step: int, total: int, loss: float) -> None:
-            progress.update(task, completed=step, total=total, loss=f"loss {loss:.3f}")
-
-        yield on_step
+        yield _TrainBars(progress)
 
 
 @train_app.command("sign-classifier")
@@ -564,12 +581,95 @@ def train_lidar_detector_cmd(
     )
     with _step_progress() as on_step:
         metrics = train_lidar_detector(cfg, on_step)
-    v = metrics.get("validation")
-    if v and v.get("clear"):
-        c = v["clear"]
-        aps = ", ".join(f"{k} {x:.3f}" for k, x in c["bev"].items() if x is not None)
-        console.print(f"clear weather, within {v['max_distance']:g} m: BEV AP40 {aps}")
+    _print_bev(metrics.get("validation"))
     console.print(f"weights: {out / 'lidar_detector.pt'}")
+
+
+@train_app.command("fusion-painting")
+def train_fusion_painting_cmd(
+    data: Annotated[Path, typer.Option(help="Training dataset built with --lidar.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for checkpoint and weights.")],
+    val: Annotated[
+        Path | None, typer.Option(help="Held-out dataset (built with another seed).")
+    ] = None,
+    camera: Annotated[
+        Path, typer.Option(help="Camera detector weights whose detections paint the points.")
+    ] = ASSETS_MODELS / "camera_detector.pt",
+    init: Annotated[
+        Path | None,
+        typer.Option(help="LiDAR detector weights to start from (painted inputs start at 0)."),
+    ] = None,
+    epochs: Annotated[int, typer.Option(help="Passes (one random crop per sweep).")] = 10,
+    batch: Annotated[int, typer.Option(help="Crops per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+) -> None:
+    """Train the PointPainting fusion detector: the camera detector's class scores paint each
+    point, a LiDAR detector learns from painted sweeps; rerun the same command to resume."""
+    from avrobust.models.train_lidar import LidarTrainConfig, train_lidar_detector
+
+    cfg = LidarTrainConfig(
+        str(data),
+        str(out),
+        None if val is None else str(val),
+        epochs,
+        batch,
+        lr=lr,
+        seed=seed,
+        device=device,
+        init=None if init is None else str(init),
+        camera=str(camera),
+    )
+    with _step_progress() as bars:
+        # The camera's detections are cached beside the data: only the first run waits.
+        metrics = train_lidar_detector(cfg, bars, bars.prepare("camera detections"))
+    _print_bev(metrics.get("validation"))
+    console.print(f"weights: {out / 'fusion_painting.pt'}")
+
+
+@train_app.command("fusion-late")
+def train_fusion_late_cmd(
+    data: Annotated[
+        Path,
+        typer.Option(help="A --lidar dataset that neither base detector was trained on."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the weights.")],
+    val: Annotated[
+        Path | None, typer.Option(help="Held-out dataset for the LiDAR-vs-fusion report.")
+    ] = None,
+    camera: Annotated[Path, typer.Option(help="Camera detector weights.")] = ASSETS_MODELS
+    / "camera_detector.pt",
+    lidar: Annotated[Path, typer.Option(help="LiDAR detector weights.")] = ASSETS_MODELS
+    / "lidar_detector.pt",
+    steps: Annotated[int, typer.Option(help="Full-batch optimisation steps.")] = 600,
+    seed: Annotated[int, typer.Option(help="Seed of the head's initialisation.")] = 0,
+) -> None:
+    """Fit the late-fusion head (CLOCs-style) that re-scores the LiDAR detector's boxes with
+    the camera detector's support."""
+    from avrobust.models.train_late_fusion import LateFusionConfig, train_late_fusion
+
+    cfg = LateFusionConfig(
+        str(data),
+        str(out),
+        None if val is None else str(val),
+        str(camera),
+        str(lidar),
+        steps=steps,
+        seed=seed,
+    )
+    with _step_progress() as bars:
+        metrics = train_late_fusion(cfg, bars, bars.prepare)
+    _print_bev(metrics.get("lidar_only"), "LiDAR alone")
+    _print_bev(metrics.get("validation"), "late fusion")
+    console.print(f"weights: {out / 'fusion_late.pt'}")
+
+
+def _print_bev(report: dict | None, who: str = "") -> None:
+    if report and report.get("clear"):
+        aps = ", ".join(f"{k} {x:.3f}" for k, x in report["clear"]["bev"].items() if x is not None)
+        lead = f"{who}: " if who else ""
+        console.print(f"{lead}clear weather, within {report['max_distance']:g} m: BEV AP40 {aps}")
 
 
 attack_app = typer.Typer(

@@ -98,6 +98,37 @@ def _lidar_detector(weights: str | None = None, score_threshold: float = 0.3):
     return LidarDetectorVictim(weights, score_threshold)
 
 
+@register(
+    "model",
+    "fusion-late",
+    "late camera-LiDAR fusion (CLOCs-style): the camera detector re-scores the LiDAR "
+    "detector's 3D boxes (params: weights, score_threshold, camera, lidar)",
+)
+def _fusion_late(
+    weights: str | None = None,
+    score_threshold: float = 0.3,
+    camera: str | None = None,
+    lidar: str | None = None,
+):
+    from avrobust.models.victims import FusionDetectorVictim
+
+    return FusionDetectorVictim("late", weights, score_threshold, camera, lidar)
+
+
+@register(
+    "model",
+    "fusion-painting",
+    "early camera-LiDAR fusion (PointPainting): points painted with the camera detector's "
+    "class scores feed a LiDAR detector (params: weights, score_threshold, camera)",
+)
+def _fusion_painting(
+    weights: str | None = None, score_threshold: float = 0.3, camera: str | None = None
+):
+    from avrobust.models.victims import FusionDetectorVictim
+
+    return FusionDetectorVictim("painting", weights, score_threshold, camera)
+
+
 class PatchAttack:
     """Paint a saved patch (texture and mask) on a named attack surface of every frame's scene:
     the physical attack as the backend renders it."""

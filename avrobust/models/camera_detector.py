@@ -124,9 +124,16 @@ def decode(
         size = out["size"][i].reshape(2, -1)[:, cell[i]].clamp(-2.0, 7.0).exp()
         x = (cx[i] + off[0]) * STRIDE
         y = (cy[i] + off[1]) * STRIDE
-        boxes = torch.stack([x - size[0] / 2, y - size[1] / 2, x + size[0] / 2, y + size[1] / 2], 1)
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+        # Clamped out of place: attacks differentiate through the boxes.
+        boxes = torch.stack(
+            [
+                (x - size[0] / 2).clamp(0, w),
+                (y - size[1] / 2).clamp(0, h),
+                (x + size[0] / 2).clamp(0, w),
+                (y + size[1] / 2).clamp(0, h),
+            ],
+            1,
+        )
         keep = scores[i] >= score_threshold
         bx, sc, lb = boxes[keep], scores[i][keep], labels[i][keep]
         keep = batched_nms(bx, sc, lb, nms_iou)

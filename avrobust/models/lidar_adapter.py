@@ -102,17 +102,9 @@ def load_lidar_detector(
         except (ImportError, AttributeError) as exc:
             raise ModelError(f"cannot import {spec!r} ({exc})", field="model") from None
     elif isinstance(spec, (str, Path)):
-        from avrobust.models.lidar_detector import LidarDetector, grid_from_dict
-        from avrobust.models.weights import load_weights
+        from avrobust.models.lidar_detector import load_lidar_model
 
-        state, meta = load_weights(spec, "lidar-detector")
-        model = LidarDetector(tuple(meta["classes"]), grid_from_dict(meta["grid"]))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ModelError(
-                f"weights do not fit the LiDAR detector ({exc})".splitlines()[0], file=spec
-            ) from None
+        model = load_lidar_model(spec)
         fn = _Ours(model)
     else:
         fn = spec

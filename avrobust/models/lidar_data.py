@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from avrobust.core.boxes import Box3D
+from avrobust.core.calibration import Calibration
 from avrobust.core.errors import DataError
 from avrobust.data import kitti
 from avrobust.models.lidar_detector import LIDAR_CLASSES, BEVGrid
@@ -25,7 +26,8 @@ class LidarSample:
     """One sweep: ``points`` ``[N, 4]`` (inside the grid), ``boxes`` (LiDAR frame),
     ``labels`` (indices into the set's classes), ``occluded`` (KITTI level), ``num_points``
     (returns inside each box), the camera wedge (``fov_axis`` direction and ``fov_half``
-    half-angle, radians) and the weather preset."""
+    half-angle, radians), the weather preset and the frame's ``calibration`` (``None`` once
+    augmentation has moved the points away from it)."""
 
     points: torch.Tensor
     boxes: Box3D
@@ -36,6 +38,7 @@ class LidarSample:
     fov_half: float
     weather: str
     name: str
+    calibration: Calibration | None = None
 
     def in_fov(self, xy: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
         """Whether ground points ``[M, 2]`` lie inside the camera's wedge."""
@@ -103,6 +106,7 @@ def load_lidar_set(
                 half,
                 weather,
                 n,
+                calib,
             )
         )
     return out

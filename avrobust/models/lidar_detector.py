@@ -18,12 +18,14 @@ as KITTI-style detectors do), 0.2 m pillars.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from avrobust.core.boxes import Box3D
+from avrobust.core.errors import ModelError
 from avrobust.models.blocks import Residual, conv_bn_relu
 
 LIDAR_CLASSES = ("car", "pedestrian")
@@ -85,11 +87,20 @@ def pillar_index(points: torch.Tensor, grid: BEVGrid) -> torch.Tensor:
 class LidarDetector(nn.Module):
     """Points in, per-cell head outputs out (see the module notes)."""
 
-    def __init__(self, classes: tuple[str, ...] = LIDAR_CLASSES, grid: BEVGrid | None = None):
+    def __init__(
+        self,
+        classes: tuple[str, ...] = LIDAR_CLASSES,
+        grid: BEVGrid | None = None,
+        extra_features: int = 0,
+    ):
         super().__init__()
         self.classes = tuple(classes)
         self.grid = grid or BEVGrid()
-        self.pfn = nn.Sequential(nn.Linear(9, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU())
+        # Channels beyond intensity that every point carries (PointPainting's class scores).
+        self.extra_features = extra_features
+        self.pfn = nn.Sequential(
+            nn.Linear(9 + extra_features, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU()
+        )
         self.b1 = nn.Sequential(conv_bn_relu(32, 48, 2), conv_bn_relu(48, 48))
         self.b2 = nn.Sequential(conv_bn_relu(48, 96, 2), Residual(96))
         self.b3 = nn.Sequential(conv_bn_relu(96, 128, 2), Residual(128))
@@ -106,13 +117,20 @@ class LidarDetector(nn.Module):
     def canvas(
         self, points: list[torch.Tensor], grids: list[BEVGrid] | None = None
     ) -> torch.Tensor:
-        """``[B, 32, nx, ny]`` pillar features of each sweep (``[N, 4]`` x, y, z, intensity),
+        """``[B, 32, nx, ny]`` pillar features of each sweep (``[N, 4 + extra_features]`` x, y,
+        z, intensity and the extra channels),
         on the detector's grid or, per sweep, a part of it of one common size (``grids``:
         training crops)."""
         grids = grids or [self.grid] * len(points)
         g = grids[0]
         feats, index = [], []
         for b, pts in enumerate(points):
+            if pts.dim() != 2 or pts.shape[1] < 4 + self.extra_features:
+                raise ModelError(
+                    f"points must be [N, {4 + self.extra_features}] (x, y, z, intensity"
+                    + (", painted scores" if self.extra_features else "")
+                    + f"), got {tuple(pts.shape)}"
+                )
             g = grids[b]
             pts = pts[g.in_range(pts)]
             idx = pillar_index(pts, g)
@@ -133,6 +151,7 @@ class LidarDetector(nn.Module):
                     (pts[:, :3] - mean[idx]) / g.pillar,
                     ((pts[:, 0] - cx) / g.pillar)[:, None],
                     ((pts[:, 1] - cy) / g.pillar)[:, None],
+                    pts[:, 4 : 4 + self.extra_features],
                 ],
                 dim=1,
             )
@@ -212,3 +231,20 @@ def grid_from_dict(d: dict) -> BEVGrid:
     return BEVGrid(
         tuple(d["x_range"]), tuple(d["y_range"]), tuple(d["z_range"]), d["pillar"], d["stride"]
     )
+
+
+def load_lidar_model(path: str | Path, kind: str = "lidar-detector") -> LidarDetector:
+    """A LiDAR detector (plain or painted) from its weights file."""
+    from avrobust.models.weights import load_weights
+
+    state, meta = load_weights(path, kind)
+    model = LidarDetector(
+        tuple(meta["classes"]), grid_from_dict(meta["grid"]), meta.get("extra_features", 0)
+    )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(
+            f"weights do not fit the LiDAR detector ({exc})".splitlines()[0], file=path
+        ) from None
+    return model.eval()

@@ -17,21 +17,27 @@ from torch import nn
 
 from avrobust.core.boxes import Box3D
 from avrobust.core.device import resolve_device
-from avrobust.core.errors import ConfigError
+from avrobust.core.errors import ConfigError, ModelError
 from avrobust.core.files import atomic_write
 from avrobust.models.checkpoint import resume_checkpoint, save_checkpoint
 from avrobust.models.detection_loss import focal_loss, gaussian_radius
+from avrobust.models.fusion_data import camera_detections
 from avrobust.models.lidar_data import LidarSample, load_lidar_set
 from avrobust.models.lidar_detector import BEVGrid, LidarDetector, yaw_encoding
 from avrobust.models.lidar_metrics import lidar_ap, lidar_report
-from avrobust.models.weights import save_weights
+from avrobust.models.painting import Painter
+from avrobust.models.weights import base_record, load_weights, save_weights
 
 
 @dataclass
 class LidarTrainConfig:
     """Attributes: data, out, val (as for the camera detector), epochs, batch, crop (pillars
     per side of the training crops, a multiple of 8), lr, weight_decay, seed, device,
-    max_steps, val_samples (sweeps of the per-epoch check), limit (first N training sweeps)."""
+    max_steps, val_samples (sweeps of the per-epoch check), limit (first N training sweeps),
+    init (a ``lidar-detector`` weights file to start from), camera (a ``camera-detector``
+    weights file: train the PointPainting detector on points painted with its detections),
+    paint_drop and paint_drop_all (training-time dropout of each camera detection, of all of
+    a sweep's: see :func:`~avrobust.models.painting.drop_detections`)."""
 
     data: str
     out: str
@@ -46,6 +52,10 @@ class LidarTrainConfig:
     max_steps: int | None = None
     val_samples: int = 150
     limit: int | None = None
+    init: str | None = None
+    camera: str | None = None
+    paint_drop: float = 0.2
+    paint_drop_all: float = 0.1
 
 
 def augment(s: LidarSample, gen: torch.Generator) -> LidarSample:
@@ -166,34 +176,93 @@ def _crop_start(s: LidarSample, grid: BEVGrid, crop: int, gen: torch.Generator) 
     return x0, y0
 
 
-def predict_lidar(model: LidarDetector, samples: list[LidarSample], device, batch: int = 4):
+def weights_kind(cfg: LidarTrainConfig) -> str:
+    return "fusion-painting" if cfg.camera else "lidar-detector"
+
+
+def weights_name(cfg: LidarTrainConfig) -> str:
+    return weights_kind(cfg).replace("-", "_") + ".pt"
+
+
+def start_from(model: LidarDetector, path: str) -> None:
+    """Load a trained LiDAR detector's weights into ``model``; the painted channels that the
+    file's first layer lacks start at zero weight, so training begins from the plain
+    detector's behaviour."""
+    state, _ = load_weights(path, "lidar-detector")
+    key = "pfn.0.weight"
+    mine = model.state_dict()[key]
+    if state[key].shape != mine.shape:
+        w = torch.zeros_like(mine)
+        w[:, : state[key].shape[1]] = state[key]
+        state = {**state, key: w}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ModelError(
+            f"cannot start from these weights ({exc})".splitlines()[0], file=path
+        ) from None
+
+
+def predict_lidar(
+    model: LidarDetector,
+    samples: list[LidarSample],
+    device,
+    batch: int = 4,
+    score_threshold: float = 0.1,
+):
     model.eval()
     preds = []
     with torch.no_grad():
         for i in range(0, len(samples), batch):
             pts = [s.points.to(device) for s in samples[i : i + batch]]
-            for boxes, scores, labels in model.detect(pts):
+            for boxes, scores, labels in model.detect(pts, score_threshold):
                 preds.append((boxes.to("cpu"), scores.cpu(), labels.cpu()))
     return preds
 
 
 def train_lidar_detector(
-    cfg: LidarTrainConfig, on_step: Callable[[int, int, float], None] | None = None
+    cfg: LidarTrainConfig,
+    on_step: Callable[[int, int, float], None] | None = None,
+    on_paint: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Train (resuming from ``out/checkpoint.pt``); writes ``out/lidar_detector.pt`` and
-    ``out/metrics.json``; returns the metrics."""
+    """Train (resuming from ``out/checkpoint.pt``); writes ``out/lidar_detector.pt`` (with
+    ``camera``: ``out/fusion_painting.pt``) and ``out/metrics.json``; returns the metrics.
+    ``on_paint(done, total)`` follows the camera detections painting needs."""
     if cfg.crop % 8:
         raise ConfigError(f"crop must be a multiple of 8 pillars, got {cfg.crop}", field="crop")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    model = LidarDetector().to(device)
+    painter = None
+    if cfg.camera:
+        _, cam_meta = load_weights(cfg.camera, "camera-detector")
+        painter = Painter(tuple(cam_meta["classes"]))
+    model = LidarDetector(extra_features=painter.channels if painter else 0)
+    if cfg.init:
+        start_from(model, cfg.init)
+    model = model.to(device)
     grid = model.grid
     if cfg.crop > min(grid.nx, grid.ny):
         raise ConfigError(f"crop larger than the grid ({grid.nx} pillars)", field="crop")
     train = load_lidar_set(cfg.data, limit=cfg.limit)
     val = load_lidar_set(cfg.val) if cfg.val else None
+    if painter:
+        names = [s.name for s in train] + ([s.name for s in val] if val else [])
+
+        def progress(done: int, total: int, offset: int = 0) -> None:
+            if on_paint:
+                on_paint(offset + done, len(names))
+
+        train_dets = camera_detections(cfg.data, cfg.camera, names[: len(train)], on_step=progress)
+        if val:
+            val_dets = camera_detections(
+                cfg.val,
+                cfg.camera,
+                names[len(train) :],
+                on_step=lambda d, t: progress(d, t, len(train)),
+            )
+            val = [painter(s, d) for s, d in zip(val, val_dets, strict=True)]
     check = val[: cfg.val_samples] if val else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch)
@@ -214,7 +283,13 @@ def train_lidar_detector(
         for b in range(steps_per_epoch):
             if step >= total:
                 break
-            batch = [augment(train[i], gen) for i in order[b * cfg.batch : (b + 1) * cfg.batch]]
+            batch = [train[i] for i in order[b * cfg.batch : (b + 1) * cfg.batch]]
+            if painter:
+                batch = [
+                    painter(s, train_dets[i], gen, cfg.paint_drop, cfg.paint_drop_all)
+                    for s, i in zip(batch, order[b * cfg.batch : (b + 1) * cfg.batch], strict=True)
+                ]
+            batch = [augment(s, gen) for s in batch]
             starts = [_crop_start(s, grid, cfg.crop, gen) for s in batch]
             # Pillarise only the crops: no work or gradient for the rest of the grid.
             crops = model.canvas(
@@ -260,12 +335,15 @@ def train_lidar_detector(
     }
     if val:
         metrics["validation"] = lidar_report(predict_lidar(model, val, device), val, model.classes)
-    save_weights(
-        out / "lidar_detector.pt",
-        model.cpu(),
-        "lidar-detector",
-        {"classes": list(model.classes), "grid": asdict(grid), "metrics": metrics},
-    )
+    meta = {
+        "classes": list(model.classes),
+        "grid": asdict(grid),
+        "extra_features": model.extra_features,
+        "metrics": metrics,
+    }
+    if painter:
+        meta.update(paint_classes=list(painter.paint_classes), **base_record("camera", cfg.camera))
+    save_weights(out / weights_name(cfg), model.cpu(), weights_kind(cfg), meta)
     with atomic_write(out / "metrics.json", "w") as fh:
         json.dump(metrics, fh, indent=2)
     return metrics

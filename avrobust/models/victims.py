@@ -128,3 +128,47 @@ class LidarDetectorVictim:
 
     def __call__(self, frame: Frame) -> Detections:
         return self.detector(frame)
+
+
+class FusionDetectorVictim:
+    """A camera-LiDAR fusion detector on each frame's image and sweep: right about a target
+    when a 3D detection of its category overlaps its box (BEV IoU at least 0.5).
+
+    ``kind``: ``late`` (CLOCs-style re-scoring of the LiDAR boxes by the camera) or
+    ``painting`` (PointPainting)."""
+
+    categories = ("car", "pedestrian")
+    label_level = "category"
+
+    def __init__(
+        self,
+        kind: str,
+        weights: str | Path | None = None,
+        score_threshold: float = 0.3,
+        camera: str | Path | None = None,
+        lidar: str | Path | None = None,
+    ) -> None:
+        from avrobust.models.fusion_detectors import load_late_fusion, load_painting
+
+        self.name = f"fusion-{kind}"
+        if kind == "late":
+            self.model = load_late_fusion(weights, camera, lidar)
+        elif kind == "painting":
+            self.model = load_painting(weights, camera)
+        else:
+            from avrobust.core.errors import ModelError
+
+            raise ModelError(f"unknown fusion {kind!r}", field="kind", allowed="late, painting")
+        self.classes = self.model.classes
+        self.score_threshold = score_threshold
+
+    def __call__(self, frame: Frame) -> Detections:
+        from avrobust.core.errors import ModelError
+
+        if frame.image is None or frame.points is None:
+            raise ModelError(f"{self.name} needs both a camera image and a LiDAR sweep")
+        boxes, scores, labels = self.model.detect(frame.image, frame.points, frame.calibration)
+        keep = scores >= self.score_threshold
+        return Detections(
+            boxes.as_tensor()[keep].float(), scores[keep], labels[keep], "3d", self.classes
+        )

@@ -50,3 +50,11 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
 
 def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def base_record(role: str, path: str | Path) -> dict[str, str]:
+    """How a derived model's weights file names the ``role`` weights it was trained with: the
+    shipped file's name (or the path as given) and its SHA-256."""
+    p = Path(path).resolve()
+    name = p.name if p.parent == ASSETS else str(path)
+    return {f"{role}_file": name, f"{role}_sha256": file_sha256(p)}
