@@ -410,7 +410,6 @@ def dataset_build(
     backend: Annotated[str, typer.Option(help="Backend that renders the samples.")] = "embedded",
 ) -> None:
     """Render randomised scenes into a KITTI tree plus sign crops for classification."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from avrobust.data.dataset import DatasetConfig, build_dataset
 
@@ -425,14 +424,7 @@ def dataset_build(
         scenarios=names,
         backend=backend,
     )
-    with Progress(
-        "[bold]samples",
-        BarColumn(),
-        MofNCompleteColumn(),
-        "ETA",
-        TimeRemainingColumn(),
-        console=console,
-    ) as progress:
+    with _count_bar("samples") as progress:
         task = progress.add_task("build", total=frames)
         counts = build_dataset(cfg, out, workers, lambda n: progress.advance(task, n))
     console.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
@@ -978,6 +970,44 @@ def printer_fit(
     model = fit_printer_model(photo, load_palette(palette))
     model.save(out)
     console.print(f"{out}: RMS error {model.residual:.3f} over the swatches")
+
+
+class _Cases:
+    """A progress bar over attack cases (``total(n)`` once, then ``tick(k)``)."""
+
+    def __init__(self, progress, task) -> None:
+        self.progress, self.task = progress, task
+
+    def total(self, n: int) -> None:
+        self.progress.update(self.task, total=n)
+
+    def __call__(self, k: int = 1) -> None:
+        self.progress.advance(self.task, k)
+
+
+def _count_bar(label: str):
+    """A rich progress bar that counts items, with an ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        f"[bold]{label}", BarColumn(), MofNCompleteColumn(), "ETA", TimeRemainingColumn(),
+        console=console,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _case_progress(label: str):
+    with _count_bar(label) as progress:
+        yield _Cases(progress, progress.add_task(label, total=None))
+
+
+def _register_lidar_attacks() -> None:
+    from avrobust import cli_lidar
+
+    cli_lidar.register(attack_app, console, _floats, _case_progress)
+
+
+_register_lidar_attacks()
 
 
 def main() -> None:

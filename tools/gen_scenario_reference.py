@@ -99,7 +99,26 @@ def render() -> str:
                 f"{_default(field)} | {_limits(field)} | {desc} |"
             )
         lines.append("")
+    lines += _components()
     return "\n".join(lines)
+
+
+def _components() -> list[str]:
+    """The names a campaign's models, attacks and defences may use, from the registry."""
+    from avrobust.evaluation.registry import describe
+
+    lines = [
+        "## Registered components",
+        "",
+        "The `name` of a `models[]`, `attacks[]` or `defences[]` entry, with its `params`.",
+        "",
+        "| kind | name | what it is |",
+        "| --- | --- | --- |",
+    ]
+    for kind in ("model", "attack", "defence"):
+        lines += [f"| {kind} | `{c.name}` | {c.description} |" for c in describe(kind)]
+    lines.append("")
+    return lines
 
 
 if __name__ == "__main__":

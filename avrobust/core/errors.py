@@ -66,3 +66,7 @@ class BackendError(AvrobustError):
 
 class DependencyError(AvrobustError):
     """An optional dependency needed for the requested feature is not installed."""
+
+
+class AttackError(AvrobustError):
+    """An attack broke its stated threat model (budget, angular window, range)."""

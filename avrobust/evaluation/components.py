@@ -151,3 +151,16 @@ class PatchAttack:
 @register("attack", "patch", "apply a saved patch file to a surface (params: file, surface)")
 def _patch_attack(file: str, surface: str) -> PatchAttack:
     return PatchAttack(file, surface)
+
+
+@register(
+    "attack",
+    "lidar-remove",
+    "white-box removal of the first target's LiDAR returns in every frame, against the "
+    "campaign's LiDAR or fusion model (params: points (budget, default 250), method "
+    "(white-box or random), margin_deg)",
+)
+def _lidar_remove(points: int = 250, method: str = "white-box", margin_deg: float = 3.0):
+    from avrobust.attacks.lidar.in_campaign import LidarRemovalAttack
+
+    return LidarRemovalAttack(points, method, margin_deg)

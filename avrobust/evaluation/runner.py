@@ -180,6 +180,7 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
     backend.start(EpisodeSpec.from_scenario(scenario, seed=job.seed))
     try:
         attack.prepare(backend, scenario)
+        perturb = getattr(attack, "perturb", None)
         targets = {t.object: backend.object_id(t.object) for t in scenario.targets}
         expect = {t.object: t.expect for t in scenario.targets}
         surfaces = _surfaces_on(scenario)
@@ -189,6 +190,8 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
                     f"job ran past its {job.timeout:g} s limit at frame {frame.index}",
                     field="timeout",
                 )
+            if perturb is not None:  # attacks on the sensor data in flight (LiDAR)
+                frame = perturb(frame, model)
             dets = perceive(frame) if with_model else None
             outcome.frames += frame_records(
                 job.id,

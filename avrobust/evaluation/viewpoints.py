@@ -13,7 +13,7 @@ import torch
 from avrobust.backends.base import EpisodeSpec
 from avrobust.backends.embedded import EmbeddedBackend
 from avrobust.core.frame import Frame
-from avrobust.core.sensors import CameraSpec
+from avrobust.core.sensors import CameraSpec, LidarSpec
 from avrobust.scenario.campaign import apply_conditions
 from avrobust.scenario.library import load_scenario
 
@@ -57,9 +57,10 @@ def render_sweep(
     camera: CameraSpec,
     textures: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     progress: Callable[[int], None] | None = None,
+    lidar: LidarSpec | None = None,
 ) -> SweepFrames:
     """One frame per viewpoint, the ego standing still; ``textures`` maps surface names to
-    ``(texture, mask)`` painted on them in the backend first."""
+    ``(texture, mask)`` painted on them in the backend first; ``lidar`` adds a sweep."""
     base = load_scenario(scenario)
     is_sign = bool(base.targets) and base.targets[0].object in {s.name for s in base.signs}
     frames, vps = [], []
@@ -72,7 +73,7 @@ def render_sweep(
         sc = sc.model_copy(
             update={"ego": sc.ego.model_copy(update={"speed": 0.0, "lateral_offset": vp.lateral})}
         )
-        spec = EpisodeSpec.from_scenario(sc, camera=camera, lidar=None, frames=1)
+        spec = EpisodeSpec.from_scenario(sc, camera=camera, lidar=lidar, frames=1)
         with EmbeddedBackend() as backend:
             backend.start(spec)
             if not own:

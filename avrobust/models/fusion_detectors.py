@@ -32,7 +32,8 @@ from avrobust.models.weights import ASSETS, file_sha256, load_weights
 Output = tuple[Box3D, torch.Tensor, torch.Tensor]
 
 
-def _camera_dets(camera: cam.CameraDetector, image: torch.Tensor, threshold: float) -> dict:
+def detect_2d(camera: cam.CameraDetector, image: torch.Tensor, threshold: float) -> dict:
+    """The camera detector's detections on one ``[3, H, W]`` image, differentiable in it."""
     h, w = image.shape[-2:]
     return cam.decode(camera(image[None]), (h, w), threshold)[0]
 
@@ -55,7 +56,7 @@ class LateFusionDetector(nn.Module):
     def forward(
         self, image: torch.Tensor, points: torch.Tensor, calibration: Calibration
     ) -> Output:
-        dets = _camera_dets(self.camera, image, self.camera_threshold)
+        dets = detect_2d(self.camera, image, self.camera_threshold)
         ((boxes, scores, labels),) = lid.decode(
             self.lidar([points]), self.lidar.grid, self.lidar_threshold
         )
@@ -94,7 +95,7 @@ class PaintingDetector(nn.Module):
         self, image: torch.Tensor, points: torch.Tensor, calibration: Calibration
     ) -> torch.Tensor:
         """The sweep with each point's painted scores and camera-visibility flag."""
-        dets = _camera_dets(self.camera, image, self.camera_threshold)
+        dets = detect_2d(self.camera, image, self.camera_threshold)
         scores = score_map(
             dets["boxes"],
             dets["scores"],

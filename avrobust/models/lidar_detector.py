@@ -115,15 +115,19 @@ class LidarDetector(nn.Module):
             self.regress.bias.copy_(torch.tensor([0.5, 0.5, -1.0, 1.2, 0.6, 0.4, 0.0, 1.0]))
 
     def canvas(
-        self, points: list[torch.Tensor], grids: list[BEVGrid] | None = None
+        self,
+        points: list[torch.Tensor],
+        grids: list[BEVGrid] | None = None,
+        weights: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """``[B, 32, nx, ny]`` pillar features of each sweep (``[N, 4 + extra_features]`` x, y,
         z, intensity and the extra channels),
         on the detector's grid or, per sweep, a part of it of one common size (``grids``:
-        training crops)."""
+        training crops). ``weights``: per sweep, a ``[N]`` factor on each point's features
+        (1 keeps a point, 0 removes it; removal attacks differentiate through it)."""
         grids = grids or [self.grid] * len(points)
         g = grids[0]
-        feats, index = [], []
+        feats, index, point_weights = [], [], []
         for b, pts in enumerate(points):
             if pts.dim() != 2 or pts.shape[1] < 4 + self.extra_features:
                 raise ModelError(
@@ -132,15 +136,20 @@ class LidarDetector(nn.Module):
                     + f"), got {tuple(pts.shape)}"
                 )
             g = grids[b]
-            pts = pts[g.in_range(pts)]
+            inside = g.in_range(pts)
+            pts = pts[inside]
+            if weights is not None:
+                point_weights.append(weights[b][inside])
             idx = pillar_index(pts, g)
             n = g.nx * g.ny
-            count = torch.zeros(n, device=pts.device).index_add_(
-                0, idx, torch.ones_like(idx, dtype=pts.dtype)
-            )
+            # A point's weight also weighs it in its pillar's mean, so weight 0 is removal.
+            w = point_weights[-1] if weights is not None else torch.ones_like(idx, dtype=pts.dtype)
+            count = torch.zeros(n, device=pts.device, dtype=pts.dtype).index_add(0, idx, w)
             mean = (
-                torch.zeros(n, 3, device=pts.device, dtype=pts.dtype).index_add_(0, idx, pts[:, :3])
-                / count.clamp(min=1)[:, None]
+                torch.zeros(n, 3, device=pts.device, dtype=pts.dtype).index_add(
+                    0, idx, pts[:, :3] * w[:, None]
+                )
+                / count.clamp(min=1e-6)[:, None]
             )
             cx = (idx // g.ny).to(pts.dtype) * g.pillar + g.x_range[0] + g.pillar / 2
             cy = (idx % g.ny).to(pts.dtype) * g.pillar + g.y_range[0] + g.pillar / 2
@@ -164,6 +173,8 @@ class LidarDetector(nn.Module):
             self.pfn.train()
         else:
             f = self.pfn(f)
+        if weights is not None:
+            f = f * torch.cat(point_weights)[:, None]
         idx = torch.cat(index)
         flat = torch.zeros(len(points) * g.nx * g.ny, 32, device=f.device, dtype=f.dtype)
         flat = flat.scatter_reduce(0, idx[:, None].expand(-1, 32), f, "amax", include_self=False)

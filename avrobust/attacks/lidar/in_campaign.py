@@ -1,0 +1,89 @@
+"""LiDAR removal as a campaign attack: every frame's sweep is attacked in flight, before the
+victim sees it, so per-frame and per-encounter results come from the same runner, store and
+report as every other attack.
+
+The attacker is white-box against the campaign's (undefended) model, which must use the LiDAR
+(``lidar-detector``, ``fusion-late`` or ``fusion-painting``), and hides the scenario's first
+target within the stated budget in every frame where the target is ahead and the victim finds
+it; other frames pass unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from avrobust.attacks.lidar.objective import FrameObjective
+from avrobust.attacks.lidar.remove import remove
+from avrobust.attacks.lidar.sweep import LidarSweep
+from avrobust.attacks.lidar.threat import LidarThreat, angle_window
+from avrobust.core.boxes import Box3D
+from avrobust.core.errors import ConfigError
+from avrobust.core.frame import Frame
+
+
+def raw_victim(model: Any):
+    """The differentiable network behind a campaign model that uses the LiDAR."""
+    from avrobust.models.victims import FusionDetectorVictim, LidarDetectorVictim
+
+    if isinstance(model, FusionDetectorVictim):
+        return model.model
+    if isinstance(model, LidarDetectorVictim):
+        return model.detector.fn.model
+    raise ConfigError(
+        f"LiDAR attacks need a model that uses the LiDAR, not {getattr(model, 'name', model)!r}",
+        field="models",
+        allowed="lidar-detector, fusion-late, fusion-painting",
+    )
+
+
+class LidarRemovalAttack:
+    name = "lidar-remove"
+
+    def __init__(self, points: int = 250, method: str = "white-box", margin_deg: float = 3.0):
+        self.points, self.method, self.margin = points, method, margin_deg
+        self.spec = None
+        self.target_id: int | None = None
+
+    def prepare(self, backend: Any, scenario: Any) -> None:
+        if scenario.sensors.lidar is None or not scenario.targets:
+            raise ConfigError("lidar-remove needs a scenario with a LiDAR and a target")
+        self.spec = scenario.sensors.lidar.to_spec()
+        self.target_id = backend.object_id(scenario.targets[0].object)
+
+    def threat(self, box: Box3D) -> LidarThreat:
+        x, y = float(box.center[0, 0]), float(box.center[0, 1])
+        half = float(box.size[0, :2].norm()) / 2
+        return LidarThreat(
+            points=self.points, azimuth=angle_window(x, y, half, self.margin), mode="remove"
+        )
+
+    def perturb(self, frame: Frame, model: Any) -> Frame:
+        t = frame.truth
+        hit = (t.ids == self.target_id).nonzero().flatten()
+        if frame.points is None or len(hit) == 0:
+            return frame
+        b = t.boxes_3d[hit[:1]]
+        box = Box3D(b.center.float(), b.size.float(), b.yaw.float())
+        if float(box.center[0, 0]) <= 0:
+            return frame
+        sweep = LidarSweep.from_frame(frame, self.spec)
+        res = remove(
+            FrameObjective(raw_victim(model), frame),
+            sweep,
+            self.spec,
+            self.threat(box),
+            box,
+            self.method,
+        )
+        keep = torch.isin(sweep.ray, res.sweep.ray)
+        instance = frame.point_instance[keep] if frame.point_instance is not None else None
+        return replace(
+            frame,
+            points=sweep.points[keep],
+            point_ring=sweep.ray[keep] // self.spec.columns,
+            point_instance=instance,
+            metadata={**frame.metadata, "lidar_attack": {"removed": len(res.removed)}},
+        )

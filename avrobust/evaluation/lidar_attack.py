@@ -1,0 +1,218 @@
+"""Measuring LiDAR attacks on still frames of a scenario, per frame and per victim.
+
+Spoofing: for each frame and each phantom distance, the phantom's place must be empty in the
+clean sweep (no detection of its class within 2 m; otherwise the case is skipped and counted),
+and the attack succeeds when the victim reports an object of that class centred within 2 m of
+the phantom. Removal: the target is the scenario's first target (a vehicle), found by the victim
+in the clean sweep (otherwise skipped); the attack succeeds when no detection of any class
+overlaps its box at all in bird's-eye view (a shifted or misnamed detection would still make a
+planner brake, so any overlap, not IoU 0.5 with the right class, is the bar).
+
+Every attacked sweep is checked against the threat model before it is judged.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from avrobust.attacks.lidar.objective import FrameObjective, Victim, found_near, overlaps
+from avrobust.attacks.lidar.remove import remove
+from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, spoof
+from avrobust.attacks.lidar.sweep import LidarSweep
+from avrobust.attacks.lidar.threat import LidarThreat, angle_window
+from avrobust.core.boxes import Box3D
+from avrobust.core.sensors import LidarSpec
+from avrobust.evaluation.viewpoints import SweepFrames
+
+SPOOF_RADIUS = 2.0
+
+
+@dataclass
+class LidarAttackRow:
+    """One attack on one frame."""
+
+    victim: str
+    attack: str  # spoof or remove
+    method: str
+    budget: int
+    distance: float  # metres from the LiDAR: the phantom's rear face; the target's centre
+    weather: str
+    lateral: float
+    frame: int
+    success: bool
+    score: float  # the victim's score for the phantom / target after the attack
+    changed: int  # rays changed
+    seconds: float
+
+
+@dataclass
+class LidarAttackRun:
+    threat: dict
+    rows: list[LidarAttackRow] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def success_rate(self, **match) -> tuple[float, int]:
+        """Share of successful rows among those matching ``match`` (field=value), and their
+        number."""
+        rows = [r for r in self.rows if all(getattr(r, k) == v for k, v in match.items())]
+        return (sum(r.success for r in rows) / len(rows) if rows else float("nan")), len(rows)
+
+    def to_dict(self) -> dict:
+        return {
+            "threat": self.threat,
+            "skipped": self.skipped,
+            "rows": [asdict(r) for r in self.rows],
+        }
+
+
+def spoof_frames(
+    victims: dict[str, Victim],
+    frames: SweepFrames,
+    spec: LidarSpec,
+    distances: tuple[float, ...] = (5.0, 7.5, 10.0),
+    methods: tuple[str, ...] = ("random", "black-box", "white-box"),
+    points: int = 60,
+    steps: int = 60,
+    category: str = "car",
+    progress: Callable[[int], None] | None = None,
+) -> LidarAttackRun:
+    """Spoof a phantom ``category`` straight ahead in every frame, its rear face at each of
+    ``distances`` metres from the LiDAR (where the victim would report the obstacle)."""
+    run = LidarAttackRun(
+        _threat_record(LidarThreat(points=points), "the phantom's bearing +- its half width + 3")
+    )
+    for name, victim in victims.items():
+        cls = victim.classes.index(category)
+        for k, (vp, frame) in enumerate(zip(frames.viewpoints, frames.frames, strict=True)):
+            obj = FrameObjective(victim, frame)
+            sweep = LidarSweep.from_frame(frame, spec)
+            clean = obj.detect(sweep.points)
+            for d in distances:
+                x = d + PHANTOM_SIZE[category][0] / 2  # the phantom's rear face d m ahead
+                if found_near(clean, cls, x, 0.0, SPOOF_RADIUS):
+                    run.skipped[name] = run.skipped.get(name, 0) + 1
+                    continue
+                threat = LidarThreat(points=points, azimuth=angle_window(x, 0.0, 1.5, 3.0))
+                for m in methods:
+                    t0 = time.monotonic()
+                    res = spoof(obj, sweep, spec, threat, x, 0.0, category, m, steps)
+                    ok = found_near(obj.detect(res.sweep.points), cls, x, 0.0, SPOOF_RADIUS)
+                    run.rows.append(
+                        LidarAttackRow(
+                            **_where(name, vp, k),
+                            attack="spoof",
+                            method=m,
+                            budget=points,
+                            distance=d,
+                            success=ok,
+                            score=res.score,
+                            changed=len(res.rays),
+                            seconds=time.monotonic() - t0,
+                        )
+                    )
+                    if progress:
+                        progress(1)
+    return run
+
+
+def removal_frames(
+    victims: dict[str, Victim],
+    frames: SweepFrames,
+    spec: LidarSpec,
+    budgets: tuple[int, ...] = (60, 120, 250),
+    methods: tuple[str, ...] = ("random", "white-box"),
+    category: str = "car",
+    progress: Callable[[int], None] | None = None,
+) -> LidarAttackRun:
+    """Hide each frame's first target (the nearest object of ``category`` ahead)."""
+    run = LidarAttackRun(
+        _threat_record(
+            LidarThreat(points=max(budgets), mode="remove"),
+            "the target's bearing +- its half diagonal + 3",
+        )
+        | {"points": list(budgets)}
+    )
+    for name, victim in victims.items():
+        cls = victim.classes.index(category)
+        for k, (vp, frame) in enumerate(zip(frames.viewpoints, frames.frames, strict=True)):
+            box = target_box(frame, category)
+            obj = FrameObjective(victim, frame)
+            sweep = LidarSweep.from_frame(frame, spec)
+            if box is None or not overlaps(obj.detect(sweep.points), cls, box):  # not found
+                run.skipped[name] = run.skipped.get(name, 0) + 1
+                continue
+            x, y = float(box.center[0, 0]), float(box.center[0, 1])
+            half = float(box.size[0, :2].norm()) / 2
+            for budget in budgets:
+                threat = LidarThreat(
+                    points=budget, azimuth=angle_window(x, y, half, 3.0), mode="remove"
+                )
+                for m in methods:
+                    t0 = time.monotonic()
+                    res = remove(obj, sweep, spec, threat, box, m)
+                    ok = not overlaps(obj.detect(res.sweep.points), None, box)
+                    run.rows.append(
+                        LidarAttackRow(
+                            **_where(name, vp, k),
+                            attack="remove",
+                            method=m,
+                            budget=budget,
+                            distance=round(x, 1),
+                            success=ok,
+                            score=res.score,
+                            changed=len(res.removed),
+                            seconds=time.monotonic() - t0,
+                        )
+                    )
+                    if progress:
+                        progress(1)
+    return run
+
+
+def target_box(frame, category: str) -> Box3D | None:
+    """The nearest ``category`` object ahead of the LiDAR (within 4 m of its axis)."""
+    t = frame.truth
+    best = None
+    for i, c in enumerate(t.categories):
+        cx, cy = float(t.boxes_3d.center[i, 0]), float(t.boxes_3d.center[i, 1])
+        if c == category and cx > 0 and abs(cy) < 4.0 and (best is None or cx < best[0]):
+            best = (cx, i)
+    if best is None:
+        return None
+    b = t.boxes_3d[best[1] : best[1] + 1]
+    return Box3D(b.center.float(), b.size.float(), b.yaw.float())
+
+
+def _where(victim: str, vp, frame: int) -> dict:
+    """The fields of a row that say which victim and which frame."""
+    return {"victim": victim, "weather": vp.weather, "lateral": vp.lateral, "frame": frame}
+
+
+def _threat_record(threat: LidarThreat, window: str) -> dict:
+    """The threat as reports print it; the azimuth window follows each case's object."""
+    return threat.to_dict() | {"azimuth": f"per case: {window} deg"}
+
+
+VICTIMS = ("lidar-detector", "fusion-late", "fusion-painting")
+
+
+def load_victims(names: tuple[str, ...]) -> dict[str, Victim]:
+    """The shipped LiDAR-using victims by campaign name."""
+    from avrobust.core.errors import ConfigError
+    from avrobust.models.fusion_detectors import load_late_fusion, load_painting
+    from avrobust.models.lidar_detector import load_lidar_model
+    from avrobust.models.weights import ASSETS
+
+    loaders = {
+        "lidar-detector": lambda: load_lidar_model(ASSETS / "lidar_detector.pt"),
+        "fusion-late": load_late_fusion,
+        "fusion-painting": load_painting,
+    }
+    out = {}
+    for n in names:
+        if n not in loaders:
+            raise ConfigError(f"unknown victim {n!r}", field="victims", allowed=", ".join(VICTIMS))
+        out[n] = loaders[n]()
+    return out

@@ -1,0 +1,257 @@
+"""LiDAR attacks: rays recovered from returns, the threat model enforced, spoofed returns on the
+victim's own rays, keep weights that act as removal, and short attacks on a rendered frame that
+beat their random baselines."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from avrobust.attacks.lidar.sweep import LidarSweep, ray_index
+from avrobust.attacks.lidar.threat import LidarThreat, angle_window
+from avrobust.core.errors import AttackError, ConfigError
+from avrobust.core.sensors import LidarSpec
+from avrobust.models.lidar_detector import LidarDetector
+
+SPEC = LidarSpec()
+
+
+def _returns(rays: torch.Tensor, ranges: torch.Tensor) -> LidarSweep:
+    pts = SPEC.ray_directions()[rays] * ranges[:, None]
+    return LidarSweep(torch.cat([pts, torch.full((len(rays), 1), 0.5)], 1), rays)
+
+
+def test_rays_are_recovered_from_the_returns_with_or_without_the_ring(gen):
+    rays = torch.randperm(SPEC.channels * SPEC.columns, generator=gen)[:5000]
+    sweep = _returns(rays, 2 + 60 * torch.rand(5000, generator=gen))
+    assert torch.equal(ray_index(sweep.points, SPEC, rays // SPEC.columns), rays)
+    assert torch.equal(ray_index(sweep.points, SPEC), rays)
+
+
+def test_replacing_keeps_one_return_per_ray_and_removal_drops_them():
+    sweep = _returns(torch.tensor([10, 11, 12]), torch.tensor([5.0, 6.0, 7.0]))
+    moved = sweep.replace(torch.tensor([11, 13]), torch.zeros(2, 4))
+    assert sorted(moved.ray.tolist()) == [10, 11, 12, 13]
+    assert torch.equal(moved.points[moved.ray == 10], sweep.points[:1])
+    assert moved.points[moved.ray == 11].abs().sum() == 0
+    assert sweep.remove(torch.tensor([10, 12])).ray.tolist() == [11]
+
+
+def _window_rays(az: float, n: int) -> torch.Tensor:
+    """``n`` rays of the middle lasers at azimuth ``az`` degrees and the columns after it."""
+    col = int((math.radians(az) + math.pi) / (2 * math.pi) * SPEC.columns)
+    return torch.tensor([16 * SPEC.columns + col + k for k in range(n)])
+
+
+def test_the_threat_model_refuses_every_way_of_exceeding_it():
+    clean = _returns(_window_rays(0.0, 5), torch.full((5,), 20.0))
+    threat = LidarThreat(points=3, azimuth=(-5.0, 5.0), range=(2.0, 30.0))
+    rays = _window_rays(0.0, 3)
+    ok = clean.replace(rays, _returns(rays, torch.tensor([8.0, 8.5, 9.0])).points)
+    assert threat.check(clean, ok, SPEC) == 3
+    more = _window_rays(0.0, 4)
+    too_many = clean.replace(more, _returns(more, torch.full((4,), 8.0)).points)
+    with pytest.raises(AttackError, match="over the budget"):
+        threat.check(clean, too_many, SPEC)
+    aside = _window_rays(40.0, 1)
+    with pytest.raises(AttackError, match="angular window"):
+        threat.check(clean, clean.replace(aside, _returns(aside, torch.tensor([8.0])).points), SPEC)
+    with pytest.raises(AttackError, match="outside"):
+        far = clean.replace(rays[:1], _returns(rays[:1], torch.tensor([35.0])).points)
+        threat.check(clean, far, SPEC)
+    off = _returns(rays[:1], torch.tensor([8.0])).points + torch.tensor([0.0, 0.05, 0.0, 0.0])
+    with pytest.raises(AttackError, match="off its ray"):
+        threat.check(clean, clean.replace(rays[:1], off), SPEC)
+    removal = LidarThreat(points=3, azimuth=(-5.0, 5.0), mode="remove")
+    assert removal.check(clean, clean.remove(rays[:2]), SPEC) == 2
+    with pytest.raises(AttackError, match="created or moved"):
+        removal.check(clean, ok, SPEC)
+    with pytest.raises(ConfigError, match="mode"):
+        LidarThreat(mode="append")  # type: ignore[arg-type]
+    assert "at most 3 returns replaced" in threat.describe()
+
+
+def test_keep_weights_of_one_change_nothing_and_of_zero_remove_the_point(gen):
+    model = LidarDetector().eval()
+    pts = torch.rand(800, 4, generator=gen) * torch.tensor([40.0, 40.0, 3.0, 1.0])
+    pts = pts - torch.tensor([0.0, 20.0, 2.0, 0.0])
+    base = model.canvas([pts])
+    assert torch.equal(model.canvas([pts], weights=[torch.ones(800)]), base)
+    w = torch.ones(800)
+    w[:100] = 0
+    assert torch.allclose(model.canvas([pts], weights=[w]), model.canvas([pts[100:]]))
+
+
+@pytest.fixture(scope="module")
+def lead_frames():
+    """The lead-vehicle scenario with its lead car at 30 m and at 15 m, camera and LiDAR."""
+    from avrobust.evaluation.viewpoints import Sweep, render_sweep
+    from avrobust.scenario.library import load_scenario
+
+    camera = load_scenario("lead_vehicle").sensors.camera.to_spec()
+    grid = Sweep((30.0, 15.0), (0.0,), ("ClearNoon",), (0.0,))
+    return render_sweep("lead_vehicle", grid, camera, lidar=SPEC).frames
+
+
+@pytest.fixture(scope="module")
+def shipped_lidar():
+    from avrobust.models.lidar_detector import load_lidar_model
+    from avrobust.models.weights import ASSETS
+
+    return load_lidar_model(ASSETS / "lidar_detector.pt")
+
+
+def test_white_box_spoofing_on_the_victims_rays_beats_random_placement(lead_frames, shipped_lidar):
+    from avrobust.attacks.lidar.objective import FrameObjective, found_near
+    from avrobust.attacks.lidar.spoof import spoof
+
+    frame = lead_frames[0]
+    obj = FrameObjective(shipped_lidar, frame)
+    sweep = LidarSweep.from_frame(frame, SPEC)
+    assert not found_near(obj.detect(sweep.points), 0, 7.5, 0.0, 2.0)
+    threat = LidarThreat(points=60, azimuth=angle_window(7.5, 0.0, 1.5, 3.0))
+    rand = spoof(obj, sweep, SPEC, threat, 7.5, method="random")
+    white = spoof(obj, sweep, SPEC, threat, 7.5, method="white-box", steps=20)
+    assert white.score > rand.score + 0.2
+    assert found_near(obj.detect(white.sweep.points), 0, 7.5, 0.0, 2.0)
+    assert not found_near(obj.detect(rand.sweep.points), 0, 7.5, 0.0, 2.0)
+    # The created returns lie on the rays they replace, within the budget and the window.
+    assert threat.check(sweep, white.sweep, SPEC) <= 60
+    created = torch.isin(white.sweep.ray, white.rays)
+    p = white.sweep.points[created, :3]
+    dirs = SPEC.ray_directions()[white.sweep.ray[created]]
+    assert torch.allclose(p, dirs * p.norm(dim=1, keepdim=True), atol=1e-4)
+    assert len(white.sweep.ray.unique()) == len(white.sweep)  # one return per ray
+
+
+def test_removal_hides_a_car_within_its_budget_and_random_removal_does_not(
+    lead_frames, shipped_lidar
+):
+    from avrobust.attacks.lidar.objective import FrameObjective, overlaps
+    from avrobust.attacks.lidar.remove import object_returns, remove
+    from avrobust.evaluation.lidar_attack import target_box
+
+    frame = lead_frames[1]
+    box = target_box(frame, "car")
+    obj = FrameObjective(shipped_lidar, frame)
+    sweep = LidarSweep.from_frame(frame, SPEC)
+    assert overlaps(obj.detect(sweep.points), None, box)
+    x, y = float(box.center[0, 0]), float(box.center[0, 1])
+    n = len(object_returns(sweep, box, SPEC, LidarThreat(azimuth=(-180.0, 180.0), mode="remove")))
+    budget = int(0.85 * n)
+    threat = LidarThreat(points=budget, azimuth=angle_window(x, y, 2.5, 3.0), mode="remove")
+    white = remove(obj, sweep, SPEC, threat, box, "white-box")
+    rand = remove(obj, sweep, SPEC, threat, box, "random")
+    assert len(white.removed) <= budget and len(rand.removed) <= budget
+    assert not overlaps(obj.detect(white.sweep.points), None, box)
+    assert white.score < rand.score
+    # Nothing but the object's returns went: every other return is untouched.
+    assert set(white.removed.tolist()) <= set(
+        sweep.ray[object_returns(sweep, box, SPEC, threat)].tolist()
+    )
+
+
+def test_removal_in_a_campaign_hides_the_lead_car_frame_by_frame(tmp_path):
+    from avrobust.evaluation.campaign_run import run_campaign
+    from avrobust.evaluation.store import ResultsStore
+
+    p = tmp_path / "removal.yaml"
+    p.write_text(
+        "name: removal\nscenarios: [lead_vehicle]\nsweep: {distance: [15]}\n"
+        "models: [{name: lidar-detector}]\n"
+        "attacks: [{name: none}, {name: lidar-remove, params: {points: 400}}]\n"
+        "episode: {frames: 2, rate: 10}\n"
+        "sensors: {camera: {width: 320, height: 240, fov: 90}}\n"
+    )
+    out = tmp_path / "run"
+    assert run_campaign(p, out).done == 2
+    with ResultsStore(out, create=False) as store:
+        rows = store.query(
+            "SELECT j.attack, f.detected FROM frames f JOIN jobs j ON f.job_id = j.id "
+            "WHERE f.target = 'lead' ORDER BY j.attack"
+        )
+    clean = [d for a, d in rows if '"none"' in a]
+    attacked = [d for a, d in rows if "lidar-remove" in a]
+    assert clean == [1, 1] and attacked == [0, 0], rows
+
+
+def _mesh():
+    import numpy as np
+    import open3d as o3d
+
+    mesh = o3d.geometry.TriangleMesh.create_box(1.0, 0.8, 0.5).translate((5.0, -0.4, 0.2))
+    mesh = mesh.subdivide_midpoint(1)
+    v = torch.tensor(np.asarray(mesh.vertices), dtype=torch.float64)
+    return mesh, v, torch.tensor(np.asarray(mesh.triangles), dtype=torch.long)
+
+
+def test_ray_triangle_ranges_match_open3d_to_the_millimetre(gen):
+    import numpy as np
+    import open3d as o3d
+
+    from avrobust.attacks.lidar.raycast import first_hit
+
+    mesh, v, f = _mesh()
+    dirs = torch.randn(3000, 3, generator=gen, dtype=torch.float64) * torch.tensor(
+        [0.05, 0.2, 0.2], dtype=torch.float64
+    ) + torch.tensor([1.0, 0.0, 0.06], dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    t, tri = first_hit(torch.zeros_like(dirs), dirs, v, f)
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
+    rays = np.concatenate([np.zeros((3000, 3)), dirs.numpy()], 1).astype(np.float32)
+    ref = torch.from_numpy(scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()).double()
+    assert 100 < int(torch.isfinite(ref).sum()) < 3000  # some hit, some miss
+    assert torch.equal(torch.isfinite(t), torch.isfinite(ref))
+    hit = torch.isfinite(t)
+    assert float((t[hit] - ref[hit]).abs().max()) < 1e-3
+    assert (tri[~hit] == -1).all() and (tri[hit] >= 0).all()
+
+
+def test_ray_triangle_gradients_match_finite_differences():
+    from avrobust.attacks.lidar.raycast import first_hit
+
+    _, v, f = _mesh()
+    dirs = torch.tensor(
+        [[1.0, 0.02, 0.07], [1.0, -0.05, 0.1], [1.0, 0.06, 0.05]], dtype=torch.float64
+    )
+    dirs = dirs / dirs.norm(dim=1, keepdim=True)
+    origins = torch.zeros_like(dirs)
+
+    def ranges(vertices):
+        return first_hit(origins, dirs, vertices, f)[0]
+
+    assert torch.isfinite(ranges(v)).all()
+    verts = v.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(ranges, (verts,), eps=1e-6, atol=1e-5)
+
+
+def test_lidar_attack_commands_write_cases_and_pictures(tmp_path):
+    import json
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from avrobust.cli import app
+
+    one = ["--victims", "lidar-detector", "--weathers", "ClearNoon", "--laterals", "0"]
+    out = tmp_path / "spoof.json"
+    spoof = ["attack", "lidar-spoof", "--out", str(out), "--pictures", str(tmp_path), *one]
+    frames = ["--distances", "30", "--phantoms", "7.5", "--methods", "random,white-box"]
+    result = CliRunner().invoke(app, [*spoof, *frames, "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["method"] for r in rows] == ["random", "white-box"]
+    assert all(r["changed"] <= 60 for r in rows)
+    picture = cv2.imread(str(tmp_path / "spoof_lidar-detector.png"))
+    assert picture is not None and picture.shape[1] > 2 * picture.shape[0]
+    remove = ["attack", "lidar-remove", "--out", str(tmp_path / "r.json"), *one]
+    result = CliRunner().invoke(app, [*remove, "--distances", "20", "--budgets", "30"])
+    assert result.exit_code == 0, result.output
+    assert "hiding the lead car" in result.output
+    bad = CliRunner().invoke(
+        app, ["attack", "lidar-remove", "--out", "x.json", "--victims", "nope"]
+    )
+    assert "unknown victim" in str(bad.exception)
