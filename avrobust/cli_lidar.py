@@ -117,6 +117,42 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
             for p in spoof_pictures(models, frames, lidar, run, pictures):
                 console.print(f"picture: {p}")
 
+    @attack_app.command("lidar-frustum")
+    def lidar_frustum(
+        out: Out,
+        scenario: Annotated[str, typer.Option(help="Scenario whose first target is used.")] = (
+            "lead_vehicle"
+        ),
+        victims: Victims = ALL_VICTIMS,
+        shifts: Annotated[
+            str, typer.Option(help="Phantom's range minus the target's, metres.")
+        ] = "-5",
+        points: Annotated[int, typer.Option(help="Spoofed returns per sweep (budget).")] = 60,
+        methods: Annotated[str, typer.Option(help="random, black-box, white-box.")] = (
+            "black-box,white-box"
+        ),
+        steps: Annotated[int, typer.Option(help="Optimisation steps or queries.")] = 60,
+        distances: Annotated[str, typer.Option(help="Distances of the target, metres.")] = (
+            "15,20,25"
+        ),
+        weathers: Weathers = WEATHERS,
+        laterals: Laterals = "-0.5,0.5",
+    ) -> None:
+        """The frustum attack on fusion: spoof a car inside the camera's view of a real one
+        at a shifted depth, so camera and LiDAR agree on the image but not on the range;
+        report the share of frames where each victim reports the car at the wrong depth."""
+        from avrobust.evaluation.lidar_attack import frustum_frames
+
+        models, frames, lidar = _setup(
+            victims, scenario, floats(distances, "distances"), weathers, laterals, floats, console
+        )
+        sh, ms = floats(shifts, "shifts"), _names(methods)
+        with progress("cases") as tick:
+            tick.total(len(models) * len(frames.frames) * len(sh) * len(ms))
+            run = frustum_frames(models, frames, lidar, sh, ms, points, steps, progress=tick)
+        _table(console, run, f"a car at a shifted depth, {points} points", False)
+        _save(out, run, console)
+
     @attack_app.command("lidar-remove")
     def lidar_remove(
         out: Out,

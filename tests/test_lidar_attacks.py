@@ -255,3 +255,96 @@ def test_lidar_attack_commands_write_cases_and_pictures(tmp_path):
         app, ["attack", "lidar-remove", "--out", "x.json", "--victims", "nope"]
     )
     assert "unknown victim" in str(bad.exception)
+
+
+def test_the_frustum_attack_puts_a_car_at_the_wrong_depth_inside_the_cameras_view(lead_frames):
+    from avrobust.attacks.lidar.objective import FrameObjective, found_near
+    from avrobust.attacks.lidar.spoof import frustum_phantom, phantom_box, spoof
+    from avrobust.evaluation.lidar_attack import load_victims, target_box
+    from avrobust.models.box3d_metrics import bev_iou
+
+    frame = lead_frames[1]
+    real = target_box(frame, "car")
+    x, y = frustum_phantom(real, -5.0)
+    r_real = float(real.center[0, :2].norm())
+    assert math.hypot(x, y) == pytest.approx(r_real - 5.0)
+    assert math.atan2(y, x) == pytest.approx(math.atan2(real.center[0, 1], real.center[0, 0]))
+    # Inside the camera's view of the real car: the two boxes overlap in the image.
+    phantom = phantom_box("car", x, y, float(real.center[0, 2] - real.size[0, 2] / 2))
+    a, _ = phantom.project(frame.calibration)
+    b, _ = real.project(frame.calibration)
+    assert float(bev_iou(phantom, real)) == 0.0
+    from torchvision.ops import box_iou
+
+    assert float(box_iou(a.xyxy, b.xyxy)) > 0.2
+    late = load_victims(("fusion-late",))["fusion-late"]
+    obj = FrameObjective(late, frame)
+    sweep = LidarSweep.from_frame(frame, SPEC)
+    threat = LidarThreat(points=60, azimuth=angle_window(x, y, 1.5, 3.0))
+    res = spoof(obj, sweep, SPEC, threat, x, y, method="white-box", steps=10)
+    assert found_near(obj.detect(res.sweep.points), 0, x, y, 2.0)
+
+
+def _host_view(frame, victim):
+    from avrobust.attacks.lidar.adv_object import HostView
+    from avrobust.attacks.lidar.objective import FrameObjective
+    from avrobust.evaluation.lidar_attack import target_box
+
+    return HostView(
+        FrameObjective(victim, frame), LidarSweep.from_frame(frame, SPEC), target_box(frame, "car")
+    )
+
+
+def test_an_object_cast_differentiably_lands_where_open3d_recasts_it(lead_frames, shipped_lidar):
+    from avrobust.attacks.lidar.adv_object import (
+        AdversarialObject,
+        host_pose,
+        insert_object,
+        recast_object,
+        roof_box,
+    )
+
+    view = _host_view(lead_frames[1], shipped_lidar)
+    obj = AdversarialObject(*roof_box())
+    verts = obj.placed(host_pose(view.box))
+    mine = insert_object(view.sweep, SPEC, verts, obj.faces, obj.intensity)
+    ref = recast_object(view.sweep, SPEC, verts, obj.faces, obj.intensity)
+    assert len(mine) == len(ref) and set(mine.ray.tolist()) == set(ref.ray.tolist())
+    a = mine.points[mine.ray.argsort()]
+    b = ref.points[ref.ray.argsort()]
+    assert float((a - b).abs().max()) < 1e-3
+
+    def ranges(s: LidarSweep) -> torch.Tensor:
+        r = torch.full((SPEC.channels * SPEC.columns,), float("inf"))
+        r[s.ray] = s.points[:, :3].norm(dim=1)
+        return r
+
+    # The LiDAR sees the box on the roof: nearer returns on the rays it occludes, none farther
+    # (few: at 15 m the box's top is level with the LiDAR and one or two lasers hit it).
+    before, after = ranges(view.sweep), ranges(mine)
+    assert int((after < before - 1e-4).sum()) >= 5
+    assert not bool((after > before + 1e-4).any())
+
+
+def test_adversarial_objects_export_meshes_that_open(tmp_path):
+    import open3d as o3d
+
+    from avrobust.attacks.lidar.adv_object import AdversarialObject, roof_box
+
+    obj = AdversarialObject(*roof_box(), max_offset=0.1)
+    obj.offsets = torch.full_like(obj.base, 0.5)  # clamped to the stated 0.1 m
+    assert float((obj.vertices() - obj.base).abs().max()) <= 0.1 + 1e-6
+    for suffix in (".obj", ".ply", ".stl"):
+        mesh = o3d.io.read_triangle_mesh(str(obj.save(tmp_path / f"box{suffix}")))
+        assert len(mesh.triangles) == len(obj.faces)
+    with pytest.raises(ConfigError, match=r"\.obj, \.ply or \.stl"):
+        obj.save(tmp_path / "box.glb")
+
+
+def test_optimising_the_object_lowers_the_victims_score_for_its_host(lead_frames, shipped_lidar):
+    from avrobust.attacks.lidar.adv_object import AdversarialObject, optimise_object, roof_box
+
+    obj = AdversarialObject(*roof_box(), max_offset=0.3)
+    history = optimise_object(obj, [_host_view(lead_frames[1], shipped_lidar)], SPEC, steps=8)
+    assert history[-1] < history[0]
+    assert float(obj.offsets.abs().max()) <= 0.3 + 1e-6

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 from avrobust.attacks.lidar.objective import FrameObjective, Victim, found_near, overlaps
 from avrobust.attacks.lidar.remove import remove
-from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, spoof
+from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, frustum_phantom, spoof
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat, angle_window
 from avrobust.core.boxes import Box3D
@@ -163,6 +163,62 @@ def removal_frames(
                             success=ok,
                             score=res.score,
                             changed=len(res.removed),
+                            seconds=time.monotonic() - t0,
+                        )
+                    )
+                    if progress:
+                        progress(1)
+    return run
+
+
+def frustum_frames(
+    victims: dict[str, Victim],
+    frames: SweepFrames,
+    spec: LidarSpec,
+    shifts: tuple[float, ...] = (-5.0,),
+    methods: tuple[str, ...] = ("black-box", "white-box"),
+    points: int = 60,
+    steps: int = 60,
+    category: str = "car",
+    progress: Callable[[int], None] | None = None,
+) -> LidarAttackRun:
+    """The frustum attack: a phantom ``category`` inside the camera frustum of each frame's
+    first target, ``shift`` metres off its true range. Success: the victim reports a
+    ``category`` within 2 m of the phantom (an obstacle at the wrong depth). A row's
+    ``distance`` is the phantom's range; its ``budget`` the spoofed returns."""
+    run = LidarAttackRun(
+        _threat_record(LidarThreat(points=points), "the phantom's bearing +- its half width + 3")
+        | {"shifts": list(shifts)}
+    )
+    for name, victim in victims.items():
+        cls = victim.classes.index(category)
+        for k, (vp, frame) in enumerate(zip(frames.viewpoints, frames.frames, strict=True)):
+            box = target_box(frame, category)
+            obj = FrameObjective(victim, frame)
+            sweep = LidarSweep.from_frame(frame, spec)
+            for shift in shifts:
+                if box is None:
+                    run.skipped[name] = run.skipped.get(name, 0) + 1
+                    continue
+                x, y = frustum_phantom(box, shift)
+                if found_near(obj.detect(sweep.points), cls, x, y, SPOOF_RADIUS):
+                    run.skipped[name] = run.skipped.get(name, 0) + 1
+                    continue
+                threat = LidarThreat(points=points, azimuth=angle_window(x, y, 1.5, 3.0))
+                for m in methods:
+                    t0 = time.monotonic()
+                    res = spoof(obj, sweep, spec, threat, x, y, category, m, steps)
+                    ok = found_near(obj.detect(res.sweep.points), cls, x, y, SPOOF_RADIUS)
+                    run.rows.append(
+                        LidarAttackRow(
+                            **_where(name, vp, k),
+                            attack="frustum",
+                            method=m,
+                            budget=points,
+                            distance=round((x * x + y * y) ** 0.5, 1),
+                            success=ok,
+                            score=res.score,
+                            changed=len(res.rays),
                             seconds=time.monotonic() - t0,
                         )
                     )

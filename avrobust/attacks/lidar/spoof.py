@@ -184,3 +184,14 @@ def spoof(
     result = attacked(ranges.detach(), pick)
     threat.check(sweep, result, spec)
     return SpoofResult(result, rays[pick], ranges.detach(), box, best, history)
+
+
+def frustum_phantom(real: Box3D, shift: float) -> tuple[float, float]:
+    """Where the frustum attack (Hallyburton et al. 2022) puts its phantom: on the line from
+    the LiDAR through the real object's centre, ``shift`` metres further (negative: nearer).
+    It stays inside the camera's view of the real object, so a late fusion finds camera
+    support for it, and an early fusion paints its points with the real object's scores."""
+    x, y = float(real.center[0, 0]), float(real.center[0, 1])
+    r = (x * x + y * y) ** 0.5
+    k = (r + shift) / r
+    return x * k, y * k
