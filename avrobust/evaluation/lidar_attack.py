@@ -80,40 +80,17 @@ def spoof_frames(
 ) -> LidarAttackRun:
     """Spoof a phantom ``category`` straight ahead in every frame, its rear face at each of
     ``distances`` metres from the LiDAR (where the victim would report the obstacle)."""
+    half_length = PHANTOM_SIZE[category][0] / 2
+
+    def phantoms(frame) -> list[tuple[float, float, float] | None]:
+        return [(d + half_length, 0.0, d) for d in distances]  # rear face d m ahead
+
     run = LidarAttackRun(
         _threat_record(LidarThreat(points=points), "the phantom's bearing +- its half width + 3")
     )
-    for name, victim in victims.items():
-        cls = victim.classes.index(category)
-        for k, (vp, frame) in enumerate(zip(frames.viewpoints, frames.frames, strict=True)):
-            obj = FrameObjective(victim, frame)
-            sweep = LidarSweep.from_frame(frame, spec)
-            clean = obj.detect(sweep.points)
-            for d in distances:
-                x = d + PHANTOM_SIZE[category][0] / 2  # the phantom's rear face d m ahead
-                if found_near(clean, cls, x, 0.0, SPOOF_RADIUS):
-                    run.skipped[name] = run.skipped.get(name, 0) + 1
-                    continue
-                threat = LidarThreat(points=points, azimuth=angle_window(x, 0.0, 1.5, 3.0))
-                for m in methods:
-                    t0 = time.monotonic()
-                    res = spoof(obj, sweep, spec, threat, x, 0.0, category, m, steps)
-                    ok = found_near(obj.detect(res.sweep.points), cls, x, 0.0, SPOOF_RADIUS)
-                    run.rows.append(
-                        LidarAttackRow(
-                            **_where(name, vp, k),
-                            attack="spoof",
-                            method=m,
-                            budget=points,
-                            distance=d,
-                            success=ok,
-                            score=res.score,
-                            changed=len(res.rays),
-                            seconds=time.monotonic() - t0,
-                        )
-                    )
-                    if progress:
-                        progress(1)
+    _spoof_cases(
+        run, "spoof", phantoms, victims, frames, spec, methods, points, steps, category, progress
+    )
     return run
 
 
@@ -186,24 +163,54 @@ def frustum_frames(
     first target, ``shift`` metres off its true range. Success: the victim reports a
     ``category`` within 2 m of the phantom (an obstacle at the wrong depth). A row's
     ``distance`` is the phantom's range; its ``budget`` the spoofed returns."""
+
+    def phantoms(frame) -> list[tuple[float, float, float] | None]:
+        box = target_box(frame, category)
+        if box is None:
+            return [None] * len(shifts)
+        out = []
+        for shift in shifts:
+            x, y = frustum_phantom(box, shift)
+            out.append((x, y, round((x * x + y * y) ** 0.5, 1)))
+        return out
+
     run = LidarAttackRun(
         _threat_record(LidarThreat(points=points), "the phantom's bearing +- its half width + 3")
         | {"shifts": list(shifts)}
     )
+    _spoof_cases(
+        run, "frustum", phantoms, victims, frames, spec, methods, points, steps, category, progress
+    )
+    return run
+
+
+def _spoof_cases(
+    run: LidarAttackRun,
+    attack: str,
+    phantoms: Callable[[object], list[tuple[float, float, float] | None]],
+    victims: dict[str, Victim],
+    frames: SweepFrames,
+    spec: LidarSpec,
+    methods: tuple[str, ...],
+    points: int,
+    steps: int,
+    category: str,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Spoof each of a frame's ``phantoms`` (``(x, y, reported distance)``, ``None`` when the
+    frame has no place for one) with each method, for every victim; a phantom whose place the
+    clean sweep already fills (a detection of its class within 2 m) is skipped and counted."""
     for name, victim in victims.items():
         cls = victim.classes.index(category)
         for k, (vp, frame) in enumerate(zip(frames.viewpoints, frames.frames, strict=True)):
-            box = target_box(frame, category)
             obj = FrameObjective(victim, frame)
             sweep = LidarSweep.from_frame(frame, spec)
-            for shift in shifts:
-                if box is None:
+            clean = obj.detect(sweep.points)
+            for place in phantoms(frame):
+                if place is None or found_near(clean, cls, place[0], place[1], SPOOF_RADIUS):
                     run.skipped[name] = run.skipped.get(name, 0) + 1
                     continue
-                x, y = frustum_phantom(box, shift)
-                if found_near(obj.detect(sweep.points), cls, x, y, SPOOF_RADIUS):
-                    run.skipped[name] = run.skipped.get(name, 0) + 1
-                    continue
+                x, y, distance = place
                 threat = LidarThreat(points=points, azimuth=angle_window(x, y, 1.5, 3.0))
                 for m in methods:
                     t0 = time.monotonic()
@@ -212,10 +219,10 @@ def frustum_frames(
                     run.rows.append(
                         LidarAttackRow(
                             **_where(name, vp, k),
-                            attack="frustum",
+                            attack=attack,
                             method=m,
                             budget=points,
-                            distance=round((x * x + y * y) ** 0.5, 1),
+                            distance=distance,
                             success=ok,
                             score=res.score,
                             changed=len(res.rays),
@@ -224,7 +231,6 @@ def frustum_frames(
                     )
                     if progress:
                         progress(1)
-    return run
 
 
 def target_box(frame, category: str) -> Box3D | None:

@@ -222,13 +222,24 @@ def decode(
         s, lab, cl = scores[i][keep], labels[i][keep], cell[i][keep]
         r = out["regress"][i].reshape(8, -1)[:, cl]
         ix, iy = (cl // w).to(r.dtype), (cl % w).to(r.dtype)
-        x = grid.x_range[0] + origin[0] + (ix + r[0]) * grid.cell
-        y = grid.y_range[0] + origin[1] + (iy + r[1]) * grid.cell
-        size = r[3:6].clamp(-3.0, 3.0).exp().T
-        yaw = torch.atan2(r[6], r[7]) / 2
-        boxes = Box3D(torch.stack([x, y, r[2]], 1), size, yaw)
-        results.append((boxes, s, lab))
+        results.append((cell_boxes(r, ix, iy, grid, origin), s, lab))
     return results
+
+
+def cell_boxes(
+    r: torch.Tensor,
+    ix: torch.Tensor,
+    iy: torch.Tensor,
+    grid: BEVGrid,
+    origin: tuple[float, float] = (0.0, 0.0),
+) -> Box3D:
+    """The boxes that the regression ``r`` (``[8, K]``) encodes at output cells ``(ix, iy)``
+    of ``grid`` (plus ``origin`` metres, for crops); differentiable in ``r``."""
+    x = grid.x_range[0] + origin[0] + (ix + r[0]) * grid.cell
+    y = grid.y_range[0] + origin[1] + (iy + r[1]) * grid.cell
+    size = r[3:6].clamp(-3.0, 3.0).exp().T
+    yaw = torch.atan2(r[6], r[7]) / 2
+    return Box3D(torch.stack([x, y, r[2]], 1), size, yaw)
 
 
 def yaw_encoding(yaw: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from avrobust.core.boxes import Box3D
 from avrobust.core.frame import Frame
 from avrobust.models.fusion_detectors import LateFusionDetector, PaintingDetector, detect_2d
 from avrobust.models.late_fusion import pair_features
-from avrobust.models.lidar_detector import BEVGrid, LidarDetector
+from avrobust.models.lidar_detector import BEVGrid, LidarDetector, cell_boxes
 from avrobust.models.painting import paint, score_map
 
 Victim = LidarDetector | PaintingDetector | LateFusionDetector
@@ -104,11 +104,9 @@ class FrameObjective:
         # Late fusion: the candidate's own box, paired with the camera's detections.
         i, j = (int(v) for v in near.nonzero()[best])
         cls = int(heat[:, i, j].argmax()) if category is None else self.classes.index(category)
-        r = out["regress"][0, :, i, j]
-        box = Box3D(
-            torch.stack([cx[i] + (r[0] - 0.5) * g.cell, cy[j] + (r[1] - 0.5) * g.cell, r[2]])[None],
-            r[3:6].clamp(-3.0, 3.0).exp()[None],
-            (torch.atan2(r[6], r[7]) / 2)[None],
+        origin = (crop.x_range[0] - g.x_range[0], crop.y_range[0] - g.y_range[0])
+        box = cell_boxes(
+            out["regress"][0, :, i, j][:, None], torch.tensor([i]), torch.tensor([j]), g, origin
         )
         victim: LateFusionDetector = self.victim  # type: ignore[assignment]
         feats, owner, visible = pair_features(
