@@ -716,9 +716,14 @@ def attack_sign(
     from avrobust.core.sensors import CameraSpec
     from avrobust.evaluation.sign_attack import Sweep, evaluate_sign_patch, run_sign_attack
     from avrobust.models.adapters import load_classifier
+    from avrobust.models.victims import weights_provenance
     from avrobust.models.weights import ASSETS
 
     clf = load_classifier(ASSETS / "sign_classifier.pt")
+    victim = {
+        "model": "sign-classifier",
+        **weights_provenance(classifier=ASSETS / "sign_classifier.pt"),
+    }
     cam = CameraSpec(640, 480, _math.radians(90))
     sweep = Sweep(
         _floats(distances, "--distances"),
@@ -757,6 +762,7 @@ def attack_sign(
                 opt, completed=s + 1, info=f"loss {loss:.2f} success {rate:.0%}"
             ),
             progress=lambda n: pr.advance(views, n),
+            victim=victim,
         )
     patch.save(out)
     console.print(
@@ -843,9 +849,14 @@ def attack_patch(
     from avrobust.evaluation.detector_attack import evaluate_detector_patch, run_detector_attack
     from avrobust.evaluation.viewpoints import Sweep
     from avrobust.models.camera_detector import load_camera_detector
+    from avrobust.models.victims import weights_provenance
     from avrobust.models.weights import ASSETS
 
     det = load_camera_detector(detector or ASSETS / "camera_detector.pt")
+    victim = {
+        "model": "camera-detector",
+        **weights_provenance(detector=detector or ASSETS / "camera_detector.pt"),
+    }
     cam = CameraSpec(640, 480, _math.radians(90))
     from avrobust.attacks.masks import sticker_mask
 
@@ -887,6 +898,7 @@ def attack_patch(
                 opt, completed=s + 1, info=f"loss {loss:.2f} success {rate:.0%}"
             ),
             progress=lambda n: pr.advance(views, n),
+            victim=victim,
         )
     patch.save(out)
     console.print(f"patch: {out} (sha256 {patch.sha256()[:12]}, {patch.size_m} m)")

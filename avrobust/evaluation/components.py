@@ -147,6 +147,22 @@ class PatchAttack:
     def prepare(self, backend: Any, scenario: Any) -> None:
         backend.apply_texture(self.surface, self.patch.texture, self.patch.mask)
 
+    def provenance(self) -> dict:
+        """What the report's threat model and appendix need: the printed size and hashes, and
+        how the patch was made (its own provenance: attack, victim weights, steps, EOT)."""
+        from avrobust.models.weights import file_sha256
+
+        return {
+            "file": str(self.file),
+            "file_sha256": file_sha256(self.file),
+            "patch_sha256": self.patch.sha256(),
+            "patch_name": self.patch.name,
+            "size_m": list(self.patch.size_m),
+            "coverage": self.patch.coverage,
+            "surface": self.surface,
+            "made_by": self.patch.provenance,
+        }
+
 
 @register("attack", "patch", "apply a saved patch file to a surface (params: file, surface)")
 def _patch_attack(file: str, surface: str) -> PatchAttack:

@@ -113,6 +113,7 @@ def run_detector_attack(
     camera: CameraSpec,
     on_step=None,
     progress=None,
+    victim: dict | None = None,
 ) -> Patch:
     """Render the training sweep and optimise a patch for ``surface`` (the whole surface when
     ``mask`` is None)."""
@@ -138,6 +139,13 @@ def run_detector_attack(
         goal,
         category,
         **attack_kwargs,
-        provenance={"scenario": scenario, "surface": surface, "train_views": len(views)},
+        provenance={
+            "scenario": scenario,
+            "surface": surface,
+            "train_views": len(views),
+            # The weights attacked, by hash: the report calls an evaluation on the same weights
+            # white-box and any other a transfer.
+            "victim": victim or {},
+        },
     )
     return attack(views, base, mask, size, on_step)

@@ -59,10 +59,47 @@ class EncounterRecord(_Row):
 
 
 @dataclass
+class DetectionRecord(_Row):
+    """A frame's ground truth and the model's output, as JSON, for mAP after the run.
+
+    ``truth``: ``{"boxes": [...], "categories": [...], "visible_fraction": [...],
+    "distance": [...]}`` (2D boxes for ``kind="2d"``, 3D ``x y z l w h yaw`` for ``"3d"``);
+    ``predicted``: ``{"boxes": [...], "scores": [...], "labels": [names]}``.
+    """
+
+    job_id: str
+    frame: int
+    kind: str
+    truth: str
+    predicted: str
+
+
+@dataclass
+class Picture:
+    """An example frame with boxes drawn, JPEG-encoded, kept as evidence for the report.
+
+    ``role``: ``window`` (the middle of the first target's encounter window, the same frame in
+    every job of a scenario so clean and attacked line up) or ``failure`` (the first frame in
+    that window where the model got the target wrong)."""
+
+    frame: int
+    role: str
+    jpeg: bytes
+
+
+@dataclass
 class JobOutcome:
+    """What a job returns to the run, across processes and machines (plain data and bytes).
+
+    ``components``: provenance of the model, attack and defence as they were when the job
+    ran (weights and patch hashes), for the report's reproducibility appendix."""
+
     job_id: str
     frames: list[FrameRecord] = field(default_factory=list)
     encounters: list[EncounterRecord] = field(default_factory=list)
+    detections: list[DetectionRecord] = field(default_factory=list)
+    pictures: list[Picture] = field(default_factory=list)
+    components: dict = field(default_factory=dict)
     duration: float = 0.0
     num_frames: int = 0
     error: str | None = None

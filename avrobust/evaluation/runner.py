@@ -169,13 +169,28 @@ def run_job(job: Job) -> JobOutcome:
     return outcome
 
 
+def _provenance(component: Any, ref: dict) -> dict:
+    describe = getattr(component, "provenance", None)
+    return {**ref, **({"provenance": describe()} if describe else {})}
+
+
 def _run(job: Job, outcome: JobOutcome, start: float) -> None:
+    from avrobust.evaluation import evidence
+
     scenario = job.load_scenario()
     model = registry.create("model", job.model)
     attack = registry.create("attack", job.attack)
     defence = registry.create("defence", job.defence)
     perceive = defence.wrap(model)
     with_model = job.model["name"] != "none"
+    outcome.components = {
+        "model": _provenance(model, job.model),
+        "attack": _provenance(attack, job.attack),
+        "defence": _provenance(defence, job.defence),
+    }
+    categories = getattr(model, "categories", None)
+    by_category = getattr(model, "label_level", "class") == "category"
+    kept: dict[int, evidence.Kept] = {}
     backend = make_backend(job.backend)
     backend.start(EpisodeSpec.from_scenario(scenario, seed=job.seed))
     try:
@@ -194,17 +209,17 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
                 frame = perturb(frame, model)
             dets = perceive(frame) if with_model else None
             outcome.frames += frame_records(
-                job.id,
-                frame,
-                targets,
-                expect,
-                surfaces,
-                dets,
-                with_model,
-                getattr(model, "categories", None),
-                getattr(model, "label_level", "class") == "category",
+                job.id, frame, targets, expect, surfaces, dets, with_model, categories, by_category
             )
+            if dets is not None and by_category:  # detectors: kept for mAP
+                outcome.detections.append(
+                    evidence.detection_record(job.id, frame, dets, categories)
+                )
+            picture = evidence.keep(frame, dets)
+            if picture is not None:
+                kept[frame.index] = picture
             outcome.num_frames += 1
     finally:
         backend.close()
     outcome.encounters = encounter_records(job.id, scenario, outcome.frames, with_model)
+    outcome.pictures = evidence.pictures(scenario, outcome.frames, kept, targets)

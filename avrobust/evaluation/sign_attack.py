@@ -110,6 +110,7 @@ def run_sign_attack(
     camera: CameraSpec,
     on_step=None,
     progress=None,
+    victim: dict | None = None,
 ) -> Patch:
     """Render the training sweep and optimise a sticker patch for ``surface``."""
     sweep = render_sweep(scenario, train_sweep, camera, progress=progress)
@@ -127,6 +128,13 @@ def run_sign_attack(
         true_class,
         target,
         **attack_kwargs,
-        provenance={"scenario": scenario, "surface": surface, "train_views": len(views)},
+        provenance={
+            "scenario": scenario,
+            "surface": surface,
+            "train_views": len(views),
+            # The weights attacked, by hash: the report calls an evaluation on the same weights
+            # white-box and any other a transfer.
+            "victim": victim or {},
+        },
     )
     return attack(views, base, mask, size, on_step)

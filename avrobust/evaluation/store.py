@@ -20,7 +20,10 @@ from avrobust.core.errors import DataError
 from avrobust.evaluation.records import EncounterRecord, FrameRecord, JobOutcome
 from avrobust.scenario.campaign import Job
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Version 2 added the detections, pictures and components tables; a version 1 store gains
+# them (empty) when opened, so older runs stay readable.
+_UPGRADABLE = {1}
 DB_NAME = "results.sqlite"
 
 _SCHEMA = """
@@ -41,7 +44,15 @@ CREATE TABLE IF NOT EXISTS encounters (
     job_id TEXT NOT NULL, target TEXT NOT NULL, frames_in_window INTEGER,
     frames_visible INTEGER, frames_failed INTEGER, longest_failure INTEGER, failed INTEGER,
     PRIMARY KEY (job_id, target));
+CREATE TABLE IF NOT EXISTS detections (
+    job_id TEXT NOT NULL, frame INTEGER NOT NULL, kind TEXT NOT NULL, truth TEXT NOT NULL,
+    predicted TEXT NOT NULL, PRIMARY KEY (job_id, frame));
+CREATE TABLE IF NOT EXISTS pictures (
+    job_id TEXT NOT NULL, frame INTEGER NOT NULL, role TEXT NOT NULL, path TEXT NOT NULL,
+    PRIMARY KEY (job_id, frame, role));
+CREATE TABLE IF NOT EXISTS components (job_id TEXT PRIMARY KEY, provenance TEXT NOT NULL);
 """
+PICTURES_DIR = "pictures"
 
 
 def software_versions() -> dict[str, str]:
@@ -54,7 +65,30 @@ def software_versions() -> dict[str, str]:
             out[mod] = str(getattr(m, "__version__", "installed"))
         except Exception:
             out[mod] = "not installed"
+    out["avrobust commit"] = _git_commit()
     return out
+
+
+def _git_commit() -> str:
+    """The source checkout's commit (with '+changes' when it differs), or 'not a checkout'."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return "not a checkout"
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head or "unknown") + (" +changes" if dirty else "")
 
 
 class ResultsStore:
@@ -78,7 +112,7 @@ class ResultsStore:
             version = self.meta("schema_version")
         except sqlite3.DatabaseError as exc:
             raise DataError(f"not a readable results store ({exc})", file=self.path) from None
-        if version is None:
+        if version is None or int(version) in _UPGRADABLE:
             self.set_meta("schema_version", str(SCHEMA_VERSION))
         elif int(version) != SCHEMA_VERSION:
             raise DataError(
@@ -160,8 +194,8 @@ class ResultsStore:
                     (outcome.error, attempts, time.time(), outcome.duration, outcome.job_id),
                 )
                 return
-            self.db.execute("DELETE FROM frames WHERE job_id=?", (outcome.job_id,))
-            self.db.execute("DELETE FROM encounters WHERE job_id=?", (outcome.job_id,))
+            for table in ("frames", "encounters", "detections", "pictures", "components"):
+                self.db.execute(f"DELETE FROM {table} WHERE job_id=?", (outcome.job_id,))
             self.db.executemany(
                 f"INSERT INTO frames VALUES ({','.join('?' * len(FrameRecord.columns()))})",
                 [r.row() for r in outcome.frames],
@@ -170,11 +204,35 @@ class ResultsStore:
                 f"INSERT INTO encounters VALUES ({','.join('?' * len(EncounterRecord.columns()))})",
                 [r.row() for r in outcome.encounters],
             )
+            self.db.executemany(
+                "INSERT INTO detections VALUES (?, ?, ?, ?, ?)",
+                [r.row() for r in outcome.detections],
+            )
+            self.db.executemany(
+                "INSERT INTO pictures VALUES (?, ?, ?, ?)",
+                [
+                    (outcome.job_id, p.frame, p.role, self._write_picture(outcome.job_id, p))
+                    for p in outcome.pictures
+                ],
+            )
+            self.db.execute(
+                "INSERT INTO components VALUES (?, ?)",
+                (outcome.job_id, json.dumps(outcome.components, sort_keys=True)),
+            )
             self.db.execute(
                 "UPDATE jobs SET status='done', error=NULL, attempts=attempts+?, finished=?, "
                 "duration=?, frames=? WHERE id=?",
                 (attempts, time.time(), outcome.duration, outcome.num_frames, outcome.job_id),
             )
+
+    def _write_picture(self, job_id: str, picture) -> str:
+        """Write an example frame beside the store; returns its path relative to the run."""
+        from avrobust.core.files import atomic_write
+
+        rel = f"{PICTURES_DIR}/{job_id}_{picture.frame:03d}_{picture.role}.jpg"
+        with atomic_write(self.run_dir / rel) as fh:
+            fh.write(picture.jpeg)
+        return rel
 
     # --- queries ---------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:

@@ -14,6 +14,20 @@ from avrobust.models.detector_adapter import load_detector
 from avrobust.models.weights import ASSETS
 
 
+def weights_provenance(**files: str | Path | None) -> dict[str, dict[str, str]]:
+    """``{role: {"file", "sha256"}}`` for the weights files a victim loaded (the report's
+    model hashes). Shipped files are named by file name, others by the path given."""
+    from avrobust.models.weights import file_sha256
+
+    out = {}
+    for role, f in files.items():
+        if f is None:
+            continue
+        p = Path(f).resolve()
+        out[role] = {"file": p.name if p.parent == ASSETS else str(f), "sha256": file_sha256(p)}
+    return out
+
+
 def crop_boxes(
     image: torch.Tensor, boxes: torch.Tensor, size: int = 64, margin: float = 0.15
 ) -> torch.Tensor:
@@ -38,6 +52,10 @@ class SignClassifierOnTruth:
         path = Path(weights) if weights else ASSETS / "sign_classifier.pt"
         self.classifier: ClassifierAdapter = load_classifier(path)
         self.min_box_px = min_box_px
+        self.weights = {"classifier": path}
+
+    def provenance(self) -> dict:
+        return {"weights": weights_provenance(**self.weights), "kind": "classifier on truth"}
 
     def __call__(self, frame: Frame) -> Detections:
         t = frame.truth
@@ -67,6 +85,10 @@ class CameraDetectorVictim:
     def __init__(self, weights: str | Path | None = None, score_threshold: float = 0.3) -> None:
         path = Path(weights) if weights else ASSETS / "camera_detector.pt"
         self.detector = load_detector(path, score_threshold=score_threshold)
+        self.weights = {"detector": path}
+
+    def provenance(self) -> dict:
+        return {"weights": weights_provenance(**self.weights), "kind": "2d"}
 
     def __call__(self, frame: Frame) -> Detections:
         return self.detector(frame)
@@ -92,6 +114,10 @@ class SignRecognitionPipeline:
         self.classifier: ClassifierAdapter = load_classifier(
             Path(classifier) if classifier else ASSETS / "sign_classifier.pt"
         )
+        self.weights = {
+            "detector": Path(detector) if detector else ASSETS / "camera_detector.pt",
+            "classifier": Path(classifier) if classifier else ASSETS / "sign_classifier.pt",
+        }
         if "traffic_sign" not in self.detector.classes:
             from avrobust.core.errors import ModelError
 
@@ -100,6 +126,9 @@ class SignRecognitionPipeline:
                 field="detector",
                 allowed=", ".join(self.detector.classes),
             )
+
+    def provenance(self) -> dict:
+        return {"weights": weights_provenance(**self.weights), "kind": "2d"}
 
     def __call__(self, frame: Frame) -> Detections:
         signs = self.detector(frame).of_class("traffic_sign")
@@ -125,6 +154,10 @@ class LidarDetectorVictim:
 
         path = Path(weights) if weights else ASSETS / "lidar_detector.pt"
         self.detector = load_lidar_detector(path, score_threshold=score_threshold)
+        self.weights = {"detector": path}
+
+    def provenance(self) -> dict:
+        return {"weights": weights_provenance(**self.weights), "kind": "3d"}
 
     def __call__(self, frame: Frame) -> Detections:
         return self.detector(frame)
@@ -161,6 +194,16 @@ class FusionDetectorVictim:
             raise ModelError(f"unknown fusion {kind!r}", field="kind", allowed="late, painting")
         self.classes = self.model.classes
         self.score_threshold = score_threshold
+        default = ASSETS / ("fusion_late.pt" if kind == "late" else "fusion_painting.pt")
+        self.weights = {"fusion": Path(weights) if weights else default}
+
+    def provenance(self) -> dict:
+        """The fusion weights name their camera and LiDAR bases by hash (checked on load)."""
+        from avrobust.models.weights import load_weights
+
+        _, meta = load_weights(self.weights["fusion"], self.name)
+        bases = {k: v for k, v in meta.items() if k.endswith(("_file", "_sha256"))}
+        return {"weights": weights_provenance(**self.weights), "bases": bases, "kind": "3d"}
 
     def __call__(self, frame: Frame) -> Detections:
         from avrobust.core.errors import ModelError

@@ -47,6 +47,9 @@ class LidarRemovalAttack:
         self.spec = None
         self.target_id: int | None = None
 
+    def provenance(self) -> dict:
+        return {"points": self.points, "method": self.method, "margin_deg": self.margin}
+
     def prepare(self, backend: Any, scenario: Any) -> None:
         if scenario.sensors.lidar is None or not scenario.targets:
             raise ConfigError("lidar-remove needs a scenario with a LiDAR and a target")
