@@ -1022,6 +1022,15 @@ def _register_lidar_attacks() -> None:
 _register_lidar_attacks()
 
 
+def _register_report() -> None:
+    from avrobust import cli_report
+
+    cli_report.register(app, console)
+
+
+_register_report()
+
+
 def main() -> None:
     """Console-script entry: user errors print one line and exit 2, without a traceback."""
     try:

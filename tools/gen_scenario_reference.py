@@ -35,6 +35,7 @@ SECTIONS = [
     ("sweep", camp.Sweep),
     ("models[], attacks[], defences[]", camp.ComponentRef),
     ("carla", camp.CarlaSettings),
+    ("acceptance[]", camp.Criterion),
 ]
 
 

@@ -9,7 +9,6 @@ Areas outside the sticker mask print white: cut the stickers out along them.
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +78,8 @@ def _image_reader(arr: np.ndarray):
     from PIL import Image
     from reportlab.lib.utils import ImageReader
 
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    buf.seek(0)
-    return ImageReader(buf)
+    # A PIL image directly: a PNG round trip first cost seconds per tile on large prints.
+    return ImageReader(Image.fromarray(arr))
 
 
 def write_pdf(

@@ -84,6 +84,65 @@ class CarlaSettings(Strict):
     timeout: float = Field(10.0, gt=0, description="seconds to wait for a server answer")
 
 
+class Criterion(Strict):
+    """An acceptance criterion: the largest acceptable rate of a metric, judged per stack.
+
+    The report judges each perception stack (model with defence) against it, for example
+    attack success at most 5% within 30 m in clear weather::
+
+        {metric: attack_success, max: 0.05, within_m: 30, weather: [ClearNoon]}
+
+    Metrics: ``attack_success`` (frames, among those the stack got right without the attack,
+    that the attack makes it get wrong), ``encounter_failure`` (drive-bys in which the attacked
+    stack never recognises the target), ``clean_miss`` (frames the stack gets wrong without any
+    attack). Empty filters take everything."""
+
+    name: str | None = Field(None, description="how the report names it (default: generated)")
+    metric: Literal["attack_success", "encounter_failure", "clean_miss"] = "attack_success"
+    max: float = Field(ge=0, le=1, description="the largest acceptable rate, 0 to 1")
+    within_m: float | None = Field(None, gt=0, description="only targets this close, metres")
+    weather: list[str] = Field(default_factory=list, description="weather presets")
+    light: list[Literal["day", "low sun", "night"]] = Field(default_factory=list)
+    scenarios: list[str] = Field(default_factory=list)
+    attacks: list[str] = Field(default_factory=list, description="attack registry names")
+    min_samples: int = Field(1, ge=1, description="fewer frames or drive-bys: not judged")
+
+    @field_validator("weather")
+    @classmethod
+    def _presets(cls, v: list[str]) -> list[str]:
+        for w in v:
+            if w not in WEATHER_PRESETS:
+                raise ValueError(f"unknown preset {w!r}; known: {', '.join(WEATHER_PRESETS)}")
+        return v
+
+    def title(self) -> str:
+        if self.name:
+            return self.name
+        what = {
+            "attack_success": "attack success",
+            "encounter_failure": "failed drive-bys under attack",
+            "clean_miss": "clean misses",
+        }[self.metric]
+        parts = [f"{what} at most {self.max:.0%}"]
+        if self.within_m is not None:
+            parts.append(f"within {self.within_m:g} m")
+        for label, values in (
+            ("in", self.weather),
+            ("light:", self.light),
+            ("scenarios:", self.scenarios),
+            ("attacks:", self.attacks),
+        ):
+            if values:
+                parts.append(f"{label} {', '.join(values)}")
+        return " ".join(parts)
+
+
+DEFAULT_CRITERIA = (
+    Criterion(metric="attack_success", max=0.05),
+    Criterion(metric="encounter_failure", max=0.0),
+)
+
+
 class Campaign(Strict):
     """One campaign file."""
 
@@ -102,6 +161,11 @@ class Campaign(Strict):
     carla: CarlaSettings = CarlaSettings()
     timeout: float | None = Field(None, gt=0, description="seconds per job")
     seed: int = Field(0, description="changes every job's id and seed")
+    acceptance: list[Criterion] = Field(
+        default_factory=list,
+        description="what the report judges each stack against (default: attack success at "
+        "most 5% and no failed drive-by under attack)",
+    )
 
 
 @dataclass(frozen=True)
