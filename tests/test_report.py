@@ -333,3 +333,70 @@ def test_criterion_filters_and_titles():
         Criterion(max=0.1, weather=["Sunny"])
     with pytest.raises(ValueError):
         Criterion(max=1.5)
+
+
+class _MedianBlur:
+    """A test defence: a 3x3 median filter on the image before the model (input
+    transformation); the report must show the defended stack beside the undefended one."""
+
+    name = "test-median-blur"
+
+    def wrap(self, model):
+        import dataclasses
+
+        import kornia
+
+        def defended(frame):
+            img = kornia.filters.median_blur(frame.image[None], (3, 3))[0]
+            return model(dataclasses.replace(frame, image=img))
+
+        return defended
+
+
+def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
+    from avrobust.evaluation import registry
+
+    registry.register("defence", "test-median-blur", "test only")(_MedianBlur)
+    campaign = {
+        "name": "defended",
+        "scenarios": ["urban_stop"],
+        "sweep": {"distance": [18]},
+        "models": [{"name": "camera-detector"}],
+        "attacks": [
+            {"name": "none"},
+            {
+                "name": "patch",
+                "params": {
+                    "file": str(ROOT / "assets/patches/stop_to_80.patch"),
+                    "surface": "stop_sign",
+                },
+            },
+        ],
+        "defences": [{"name": "none"}, {"name": "test-median-blur"}],
+        "episode": {"frames": 3, "rate": 10},
+        "sensors": {"camera": {"width": 320, "height": 240, "fov": 90}, "lidar": None},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    assert run_campaign(path, tmp_path / "run").done == 4
+    files = write_report(tmp_path / "run", tmp_path / "out", pdf=False)
+    matrix = files.document.tables()["matrix"]
+    assert [r[:2] for r in matrix.rows] == [
+        ["camera-detector", "none"],
+        ["camera-detector", "test-median-blur"],
+    ]
+    verdict_stacks = {r[0] for r in files.document.tables()["verdict"].rows}
+    assert verdict_stacks == {"camera-detector / none", "camera-detector / test-median-blur"}
+    html = files.html.read_text()
+    example = next(
+        b
+        for s in files.document.sections
+        for b in s.blocks
+        if getattr(b, "key", "") == "example:camera-detector:none:patch:stop_to_80"
+    )
+    # clean, attacked, and the attacked scene through the defence: three tiles side by side.
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(example.png, np.uint8), cv2.IMREAD_COLOR)
+    assert img.shape[1] > 3 * 300
+    assert "test-median-blur" in html

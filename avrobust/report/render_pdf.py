@@ -12,6 +12,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import (
+    CondPageBreak,
     Image,
     KeepTogether,
     ListFlowable,
@@ -115,7 +116,7 @@ def _widths(t: Table) -> list[float]:
         cells = [h, *(r[j] for r in t.rows if j < len(r))]
         longest_word = max(len(w) for c in cells for w in (c.split() or [""]))
         longest = max(len(c) for c in cells)
-        want.append(min(max(longest_word, min(longest, 28), 4), 64))
+        want.append(min(max(longest_word, min(longest, 28), 8), 64))
     total = sum(want)
     return [WIDTH * w / total for w in want]
 
@@ -139,6 +140,7 @@ def render_pdf(doc: Document, path: str | Path) -> Path:
     for i, s in enumerate(doc.sections):
         if i and s.key in ("results", "appendix"):
             story.append(PageBreak())
+        story.append(CondPageBreak(5 * cm))  # no heading alone at the foot of a page
         story.append(RLParagraph(escape(s.title), st["h2"]))
         for b in s.blocks:
             story += _flow(b, st)

@@ -255,6 +255,22 @@ def _examples(data: RunData, outcomes: list[m.Outcome]) -> list:
         if (jid, "failure") in data.pictures:
             frame, path = data.pictures[(jid, "failure")]
             tiles.append((f"attacked, first failure, frame {frame}", _read(path)))
+        if defence == "none":  # the same attacked scene through each defence
+            for other in data.done:
+                same = (other.scenario, other.conditions, other.model, other.attack)
+                if (
+                    other.defence != "none"
+                    and same
+                    == (
+                        j.scenario,
+                        j.conditions,
+                        j.model,
+                        j.attack,
+                    )
+                    and (other.id, "window") in data.pictures
+                ):
+                    frame, path = data.pictures[(other.id, "window")]
+                    tiles.append((f"defended ({other.defence}), frame {frame}", _read(path)))
         if not tiles:
             continue
         out.append(
