@@ -142,7 +142,7 @@ def test_unavailable_backend_stops_before_any_job(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2
-    assert "backend 'carla' is not available" in proc.stderr
+    assert "no CARLA server answers at localhost:2000" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
 
 

@@ -58,7 +58,13 @@ def run_campaign(
         updates["timeout"] = timeout
     if updates:
         campaign = campaign.model_copy(update=updates)
-    make_backend(campaign.backend).close()  # an unavailable backend stops here, not per job
+    # An unavailable backend stops here, not in every job.
+    if campaign.backend == "carla":
+        from avrobust.backends.carla.backend import check_servers
+
+        check_servers(campaign.carla.servers, campaign.carla.timeout)
+    else:
+        make_backend(campaign.backend).close()
     jobs = expand(campaign, path.parent)
     with ResultsStore(out) as store:
         store.register(campaign.name, path.read_text(encoding="utf-8"), jobs)

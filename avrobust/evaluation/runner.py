@@ -24,16 +24,20 @@ class JobTimeout(AvrobustError):
     """A job ran past its time limit."""
 
 
-def make_backend(name: str) -> Any:
+def make_backend(name: str, carla: dict | None = None) -> Any:
+    """The backend a job runs on; ``carla``: the campaign's CARLA settings (servers, timeout)."""
     if name == "embedded":
         from avrobust.backends.embedded import EmbeddedBackend
 
         return EmbeddedBackend()
-    raise ConfigError(
-        f"backend {name!r} is not available in this version of avrobust",
-        field="backend",
-        allowed="embedded",
-    )
+    if name == "carla":
+        from avrobust.backends.carla.backend import PooledCarlaBackend
+
+        settings = carla or {}
+        return PooledCarlaBackend(
+            settings.get("servers", ["localhost:2000"]), settings.get("timeout", 10.0)
+        )
+    raise ConfigError(f"unknown backend {name!r}", field="backend", allowed="embedded, carla")
 
 
 def _surfaces_on(scenario: Scenario) -> dict[str, list[str]]:
@@ -191,7 +195,7 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
     categories = getattr(model, "categories", None)
     by_category = getattr(model, "label_level", "class") == "category"
     kept: dict[int, evidence.Kept] = {}
-    backend = make_backend(job.backend)
+    backend = make_backend(job.backend, job.carla)
     backend.start(EpisodeSpec.from_scenario(scenario, seed=job.seed))
     try:
         attack.prepare(backend, scenario)

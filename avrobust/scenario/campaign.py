@@ -183,6 +183,7 @@ class Job:
     backend: str
     seed: int
     timeout: float | None = None
+    carla: dict[str, Any] | None = None  # where CARLA jobs run; not part of the job's identity
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -324,6 +325,7 @@ def expand(campaign: Campaign, base_dir: Path | None = None) -> list[Job]:
                         campaign.backend,
                         seed_from_id(job_id) % (2**31),
                         campaign.timeout,
+                        campaign.carla.model_dump() if campaign.backend == "carla" else None,
                     )
                 )
     ids = [j.id for j in jobs]
