@@ -350,3 +350,55 @@ def test_live_server_stop_sign_with_a_patch():
     assert len(frames) == 3
     assert frames[-1].image is not None and frames[-1].points.shape[0] > 1000
     assert "traffic_sign" in frames[-1].truth.categories
+
+
+def test_face_sizes_match_the_embedded_signs():
+    from avrobust.backends.carla.surfaces import FACE_SIZE
+    from avrobust.sim.signs import SIGN_TYPES
+
+    assert set(FACE_SIZE) == set(SIGN_TYPES)
+    for name, sign in SIGN_TYPES.items():
+        assert FACE_SIZE[name] == pytest.approx(sign.face_extent, abs=1e-6)
+
+
+def test_sign_face_surface_views_in_carla_frames():
+    sc = _scenario()
+    world = _world(sc, Recorder())
+    backend = _backend(world)
+    backend.start(EpisodeSpec.from_scenario(sc, frames=2))
+    frames = list(backend.frames())
+    surface = sc.surfaces[0]
+    sign_id = backend.object_id(surface.object)
+    backend.close()
+    view = frames[-1].surfaces[surface.name]
+    q = view.quad
+    # Top-left, top-right, bottom-right, bottom-left as seen from the front.
+    assert q[1, 0] > q[0, 0] and q[2, 0] > q[3, 0]
+    assert q[3, 1] > q[0, 1] and q[2, 1] > q[1, 1]
+    assert view.visible_pixels > 0 and view.size_m == (0.9, 0.9)
+    assert view.object_id == sign_id
+    # The face (the scenario's plate at the map sign) overlaps the map sign's ground-truth box.
+    truth = frames[-1].truth
+    x1, y1, x2, y2 = truth.boxes_2d.xyxy[truth.ids.tolist().index(sign_id)].tolist()
+    u, v = q.mean(0).tolist()
+    assert x1 - 20 <= u <= x2 + 20 and y1 - 20 <= v <= y2 + 20
+
+
+def test_a_dropped_connection_is_reconnected_once():
+    sc = _scenario()
+    rec = Recorder()
+    world = _world(sc, rec)
+
+    class Flaky(Client):
+        dropped = False
+
+        def get_world(self):
+            if not Flaky.dropped:
+                Flaky.dropped = True
+                raise RuntimeError("connection lost")
+            return self.world
+
+    backend = CarlaBackend("h", 2000, client_factory=Flaky(world), sensor_timeout=0.5)
+    backend.start(EpisodeSpec.from_scenario(sc, frames=1))
+    backend.close()
+    assert rec.names().count("connect") == 2

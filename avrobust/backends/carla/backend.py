@@ -101,6 +101,7 @@ class CarlaBackend:
         self._scenario: Scenario | None = None
         self._ids: dict[str, int] = {}
         self._sign_objects: dict[str, str] = {}  # scenario sign -> CARLA object name
+        self._sign_poses: dict[str, tuple[np.ndarray, layout.Placed]] = {}
         self._ticks_per_frame = 1
 
     # --- set-up -------------------------------------------------------------------------
@@ -118,6 +119,10 @@ class CarlaBackend:
         if self.client is None:
             self.client = connect(self.host, self.port, self.timeout, self._client_factory)
         try:
+            try:
+                self.world = self.client.get_world()
+            except RuntimeError:  # a dropped connection (a restarted server): reconnect once
+                self.client = connect(self.host, self.port, self.timeout, self._client_factory)
             self._setup(episode)
         except BaseException:
             with contextlib.suppress(BackendError):  # the set-up error is the one to report
@@ -182,6 +187,10 @@ class CarlaBackend:
             elif p.category == "traffic_sign":
                 obj = self._match_sign(name, p, carla)
                 self._sign_objects[name] = obj.name
+                pose = self._pose_of(name, 0.0)
+                loc = obj.transform.location
+                pose[0, 3], pose[1, 3] = loc.x, -loc.y  # the scenario's plate at the map sign
+                self._sign_poses[name] = (pose, p)
                 self._tracked.append(
                     (truth.Tracked(next_id, name, "traffic_sign", p.subclass, None), obj)
                 )
@@ -349,12 +358,36 @@ class CarlaBackend:
             image=image,
             points=points,
             truth=gt,
+            surfaces=self._surfaces(world_from_ego, cal, id_map) if image is not None else {},
             index=index,
             timestamp=t,
             ego_pose=world_from_ego,
             instance_map=id_map,
             metadata={"backend": "carla", "server": f"{self.host}:{self.port}", "seed": ep.seed},
         )
+
+    def _surfaces(self, world_from_ego, cal: Calibration, id_map) -> dict:
+        from avrobust.backends.carla.surfaces import FACE_SIZE, face_corners, sign_face_view
+
+        out = {}
+        occluders = None if id_map is None else id_map > 0
+        for spec in self._scenario.surfaces:
+            if spec.kind != "sign_face" or spec.object not in self._sign_poses:
+                continue
+            pose, placed = self._sign_poses[spec.object]
+            size = spec.size[0] if spec.size else FACE_SIZE.get(placed.subclass, 0.75)
+            corners = face_corners(pose, size, placed.height)
+            out[spec.name] = sign_face_view(
+                spec.name,
+                self._ids[spec.object],
+                corners,
+                pose[:3, 0],
+                size,
+                world_from_ego,
+                cal,
+                occluders,
+            )
+        return out
 
     # --- attacks ------------------------------------------------------------------------
     def apply_texture(
@@ -405,7 +438,7 @@ class CarlaBackend:
                 errors.append(exc)
         self._actors, self._sensors, self._tracked = [], [], []
         self._original_settings = None
-        self._ids, self._sign_objects = {}, {}
+        self._ids, self._sign_objects, self._sign_poses = {}, {}, {}
         if errors:
             raise BackendError(f"CARLA teardown incomplete: {errors[0]}", field="carla")
 
