@@ -1031,6 +1031,15 @@ def _register_report() -> None:
 _register_report()
 
 
+def _register_defences() -> None:
+    from avrobust import cli_defences
+
+    cli_defences.register(app, console, _floats, _count_bar)
+
+
+_register_defences()
+
+
 def main() -> None:
     """Console-script entry: user errors print one line and exit 2, without a traceback."""
     try:

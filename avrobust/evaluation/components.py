@@ -180,3 +180,15 @@ def _lidar_remove(points: int = 250, method: str = "white-box", margin_deg: floa
     from avrobust.attacks.lidar.in_campaign import LidarRemovalAttack
 
     return LidarRemovalAttack(points, method, margin_deg)
+
+
+@register(
+    "defence",
+    "free-space-check",
+    "CARLO-style physical check: drops 3D detections whose box lets most laser rays aimed into "
+    "it pass through (params: threshold (free-space ratio, default 0.4), min_rays)",
+)
+def _free_space_check(threshold: float = 0.4, min_rays: int = 8):
+    from avrobust.defences.free_space import FreeSpaceCheck
+
+    return FreeSpaceCheck(threshold, min_rays)
