@@ -483,8 +483,20 @@ def train_sign_classifier_cmd(
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 3e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    adversarial: Annotated[
+        bool, typer.Option(help="PGD adversarial training (L-inf, --eps, --pgd-steps).")
+    ] = False,
+    eps: Annotated[float, typer.Option(help="PGD budget in [0, 1] pixel units.")] = 8 / 255,
+    pgd_steps: Annotated[int, typer.Option(help="PGD steps per example (step eps/4).")] = 7,
+    adv_fraction: Annotated[
+        float, typer.Option(help="Share of each batch made adversarial.")
+    ] = 0.5,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from these weights (adversarial fine-tuning).")
+    ] = None,
 ) -> None:
-    """Train the traffic-sign classifier; rerun the same command to resume from the checkpoint."""
+    """Train the traffic-sign classifier; rerun the same command to resume from the checkpoint.
+    With --adversarial, PGD adversarial training (optionally fine-tuning --init weights)."""
     from avrobust.models.train_classifier import ClassifierTrainConfig, train_sign_classifier
 
     cfg = ClassifierTrainConfig(
@@ -496,6 +508,12 @@ def train_sign_classifier_cmd(
         lr,
         seed=seed,
         device=device,
+        adversarial=adversarial,
+        eps=eps,
+        alpha=eps / 4,
+        pgd_steps=pgd_steps,
+        adv_fraction=adv_fraction,
+        init=None if init is None else str(init),
     )
     with _step_progress() as on_step:
         metrics = train_sign_classifier(cfg, on_step)
@@ -503,7 +521,8 @@ def train_sign_classifier_cmd(
     if v:
         console.print(
             f"validation top-1 {v['top1']:.3f}; signs >= 20 px: "
-            f"{v['top1_signs_ge_20px']:.3f} ({v['count_signs_ge_20px']} crops)"
+            f"{v['top1_signs_ge_20px']:.3f} ({v['count_signs_ge_20px']} crops); robust top-1 "
+            f"at L-inf 8/255 (PGD-20): {v['robust_top1_linf_8_255']:.3f}"
         )
     console.print(f"weights: {out / 'sign_classifier.pt'}")
 

@@ -73,6 +73,17 @@ def _camera(cfg: DemoConfig):
     return CameraSpec(cfg.camera[0], cfg.camera[1], math.radians(90))
 
 
+def _progress(stages: Stages, label: str) -> dict:
+    """The attack runners' callbacks, reporting to ``label: render views`` and
+    ``label: optimise``."""
+    return {
+        "on_step": lambda s, loss, rate: stages.advance(
+            f"{label}: optimise", 1, f"loss {loss:.2f} success {rate:.0%}"
+        ),
+        "progress": lambda n: stages.advance(f"{label}: render views", n),
+    }
+
+
 def _sticker(cfg: DemoConfig, path: Path, stages: Stages) -> Patch:
     from avrobust.attacks.masks import sticker_mask
     from avrobust.evaluation.sign_attack import Sweep, run_sign_attack
@@ -94,10 +105,7 @@ def _sticker(cfg: DemoConfig, path: Path, stages: Stages) -> Patch:
         {"steps": cfg.sticker_steps, "eot": "standard", "seed": 0},
         sweep,
         _camera(cfg),
-        on_step=lambda s, loss, rate: stages.advance(
-            "sticker: optimise", 1, f"loss {loss:.2f} success {rate:.0%}"
-        ),
-        progress=lambda n: stages.advance("sticker: render views", n),
+        **_progress(stages, "sticker"),
         victim={"model": "sign-classifier", **weights_provenance(classifier=weights)},
     )
     patch.save(path)
@@ -126,10 +134,7 @@ def _hiding(cfg: DemoConfig, path: Path, stages: Stages) -> Patch:
         {"steps": cfg.hide_steps, "batch": 4, "eot": "standard", "seed": 0},
         sweep,
         _camera(cfg),
-        on_step=lambda s, loss, rate: stages.advance(
-            "hiding patch: optimise", 1, f"loss {loss:.2f} success {rate:.0%}"
-        ),
-        progress=lambda n: stages.advance("hiding patch: render views", n),
+        **_progress(stages, "hiding patch"),
         victim={"model": "camera-detector", **weights_provenance(detector=weights)},
     )
     patch.save(path)

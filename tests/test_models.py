@@ -237,3 +237,33 @@ def test_dataset_from_user_scenarios_varies_them_reproducibly(tmp_path):
     assert scene["episode"]["frames"] == 1 and scene["sensors"]["camera"]["width"] == 320
     with pytest.raises(AvrobustError, match="no_such_scenario"):
         build_dataset(DatasetConfig(frames=1, scenarios=("no_such_scenario",)), tmp_path / "c")
+
+
+def test_adversarial_training_raises_robust_accuracy(tmp_path, tiny_dataset):
+    """PGD fine-tuning of a tiny model on a tiny set: robust top-1 at L-inf 8/255 goes up."""
+    from avrobust.models.train_classifier import robust_accuracy
+
+    crops = load_crops(tiny_dataset)
+    base = ClassifierTrainConfig(
+        str(tiny_dataset), str(tmp_path / "clean"), epochs=30, batch=16, lr=3e-3, device="cpu"
+    )
+    train_sign_classifier(base)
+    clean = load_classifier(tmp_path / "clean" / "sign_classifier.pt").module
+    before = robust_accuracy(clean, crops, 8 / 255, steps=10)
+    adv = ClassifierTrainConfig(
+        str(tiny_dataset),
+        str(tmp_path / "adv"),
+        epochs=20,
+        batch=16,
+        lr=1e-3,
+        device="cpu",
+        adversarial=True,
+        pgd_steps=3,
+        adv_fraction=1.0,
+        init=str(tmp_path / "clean" / "sign_classifier.pt"),
+    )
+    metrics = train_sign_classifier(adv)
+    hardened = load_classifier(tmp_path / "adv" / "sign_classifier.pt").module
+    after = robust_accuracy(hardened, crops, 8 / 255, steps=10)
+    assert after > before + 0.2, (before, after)
+    assert metrics["config"]["adversarial"] and metrics["config"]["eps"] == pytest.approx(8 / 255)

@@ -533,8 +533,73 @@ def fusion_painting_card(metrics: dict, data_cmd: str, val_cmd: str, sha: str, s
     return "\n".join(lines)
 
 
+def sign_classifier_adv_card(
+    metrics: dict, data_cmd: str, val_cmd: str, sha: str, size: int
+) -> str:
+    """The PGD-trained sign classifier, against the clean one on the same held-out crops."""
+    cfg = metrics["config"]
+    v = metrics["validation"]
+    clean = json.loads((ASSETS / "sign_classifier.metrics.json").read_text())["validation"]
+    base = metrics.get("baseline", {})
+    hist = "\n".join(
+        f"| {h['epoch']} | {h['loss']:.3f} | {_pct(h.get('val_top1'))} | "
+        f"{_pct(h.get('val_robust_top1_subset'))} | {h['seconds'] / 60:.1f} |"
+        for h in metrics["history"]
+    )
+    return "\n".join(
+        [
+            "# Model card: sign-classifier, adversarially trained",
+            "",
+            "The shipped sign classifier (`sign_classifier.pt`) fine-tuned with PGD adversarial "
+            "training (Madry et al. 2018): the same CNN, input and classes, made robust to "
+            "L-infinity perturbations of 8/255. A defence for campaigns: "
+            "`{name: sign-classifier, params: {weights: assets/models/sign_classifier_adv.pt}}`.",
+            "",
+            f"- weights: `sign_classifier_adv.pt` ({size / 1e6:.2f} MB, sha256 `{sha[:16]}...`)",
+            "- started from: `sign_classifier.pt`",
+            "",
+            "## Training",
+            "",
+            f"    {data_cmd}",
+            f"    {val_cmd}",
+            "    avrobust train sign-classifier --data data/train --val data/val "
+            f"--out runs/sign_adv --epochs {cfg['epochs']} --lr {cfg['lr']} --adversarial "
+            "--init assets/models/sign_classifier.pt",
+            "",
+            f"Each batch of {cfg['batch']}: {cfg['adv_fraction']:.0%} replaced by PGD examples "
+            f"of the current model (L-inf eps {cfg['eps'] * 255:.0f}/255, {cfg['pgd_steps']} "
+            f"steps of eps/4, random start), the rest clean; the usual augmentation first. "
+            f"Device: {metrics['device']}.",
+            "",
+            "| epoch | loss | held-out top-1 | robust top-1 (256-crop subset) | minutes |",
+            "| --- | --- | --- | --- | --- |",
+            hist,
+            "",
+            "## Held-out results",
+            "",
+            f"Validation: {v['count']} crops of a dataset built with another seed. Robust top-1: "
+            "every crop attacked by untargeted L-inf PGD, 20 steps of eps/4, random start.",
+            "",
+            "| model | clean top-1 | signs >= 20 px | robust top-1 at 8/255 |",
+            "| --- | --- | --- | --- |",
+            f"| sign-classifier (clean training) | {_pct(clean['top1'])} | "
+            f"{_pct(clean['top1_signs_ge_20px'])} | {_pct(base.get('robust_top1_linf_8_255'))} |",
+            f"| sign-classifier, adversarially trained | {_pct(v['top1'])} | "
+            f"{_pct(v['top1_signs_ge_20px'])} | {_pct(v['robust_top1_linf_8_255'])} |",
+            "",
+            "## Limits",
+            "",
+            "Robustness to small digital perturbations of the whole crop; physical stickers "
+            "and patches are larger, localised changes (the campaigns measure those). Same "
+            "distribution limits as the clean model.",
+            "",
+        ]
+    )
+
+
 CARDS = {
     "sign-classifier": ("sign_classifier", sign_classifier_card),
+    "sign-classifier-adv": ("sign_classifier_adv", sign_classifier_adv_card),
     "camera-detector": ("camera_detector", camera_detector_card),
     "lidar-detector": ("lidar_detector", lidar_detector_card),
     "fusion-late": ("fusion_late", fusion_late_card),
@@ -556,7 +621,10 @@ def main() -> None:
     metrics = json.loads((args.run / "metrics.json").read_text())
     ASSETS.mkdir(parents=True, exist_ok=True)
     dst = ASSETS / f"{stem}.pt"
-    shutil.copyfile(args.run / f"{stem}.pt", dst)
+    src = args.run / f"{stem}.pt"
+    if not src.is_file():  # runs name their weights after the model, not the variant
+        src = args.run / "sign_classifier.pt"
+    shutil.copyfile(src, dst)
     sha = hashlib.sha256(dst.read_bytes()).hexdigest()
     card = card_of(metrics, args.data_command, args.val_command, sha, dst.stat().st_size)
     if args.note:

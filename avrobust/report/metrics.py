@@ -55,33 +55,40 @@ def _encounter_key(r: EncounterRow) -> tuple:
     return (*r.job.cell, r.target)
 
 
-def attack_outcomes(data: RunData) -> list[Outcome]:
-    """Every attacked frame that counts for attack success (see the module notes)."""
-    clean = {_frame_key(r): r.correct for r in data.frames if r.job.attack == CLEAN}
+def _paired(rows, key, wrong, clean_ok) -> list[Outcome]:
+    """Attacked rows that count (see the module notes): ``wrong(row)`` is None when the row
+    is not judged; ``clean_ok(row)`` is the clean twin's verdict (None when not judged)."""
+    clean = {key(r): clean_ok(r) for r in rows if r.job.attack == CLEAN}
     out = []
-    for r in data.frames:
-        if r.job.attack == CLEAN or r.correct is None:
+    for r in rows:
+        if r.job.attack == CLEAN or wrong(r) is None:
             continue
-        partner = clean.get(_frame_key(r), "missing")
-        if partner == "missing" or partner is None:
-            out.append(Outcome(r, not r.correct, False))
+        partner = clean.get(key(r))
+        if partner is None:  # no clean twin, or one that was not judged: every frame counts
+            out.append(Outcome(r, wrong(r), False))
         elif partner:
-            out.append(Outcome(r, not r.correct, True))
+            out.append(Outcome(r, wrong(r), True))
     return out
+
+
+def attack_outcomes(data: RunData) -> list[Outcome]:
+    """Every attacked frame that counts for attack success."""
+    return _paired(
+        data.frames,
+        _frame_key,
+        lambda r: None if r.correct is None else not r.correct,
+        lambda r: r.correct,
+    )
 
 
 def encounter_outcomes(data: RunData) -> list[Outcome]:
-    clean = {_encounter_key(r): r.failed for r in data.encounters if r.job.attack == CLEAN}
-    out = []
-    for r in data.encounters:
-        if r.job.attack == CLEAN or r.failed is None:
-            continue
-        partner = clean.get(_encounter_key(r), "missing")
-        if partner == "missing" or partner is None:
-            out.append(Outcome(r, bool(r.failed), False))
-        elif not partner:
-            out.append(Outcome(r, bool(r.failed), True))
-    return out
+    """Every attacked drive-by that counts: failed under attack, recognised when clean."""
+    return _paired(
+        data.encounters,
+        _encounter_key,
+        lambda r: None if r.failed is None else bool(r.failed),
+        lambda r: None if r.failed is None else not r.failed,
+    )
 
 
 def clean_misses(data: RunData) -> list[Outcome]:
