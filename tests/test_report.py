@@ -400,3 +400,16 @@ def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
     img = cv2.imdecode(np.frombuffer(example.png, np.uint8), cv2.IMREAD_COLOR)
     assert img.shape[1] > 3 * 300
     assert "test-median-blur" in html
+
+
+def test_component_labels_tell_variants_apart():
+    from avrobust.report.run_data import component_label
+
+    assert component_label({"name": "none", "params": {}}) == "none"
+    adv = {"name": "sign-classifier", "params": {"weights": "assets/models/sign_classifier_adv.pt"}}
+    assert component_label(adv) == "sign-classifier:sign_classifier_adv"
+    patch = {"name": "patch", "params": {"file": "p/stop_to_80.patch", "surface": "stop_sign"}}
+    assert component_label(patch) == "patch:stop_to_80"
+    assert component_label({"name": "lidar-remove", "params": {"points": 250}}) == (
+        "lidar-remove(points=250)"
+    )

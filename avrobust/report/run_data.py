@@ -16,14 +16,16 @@ from avrobust.evaluation.store import DB_NAME, ResultsStore
 from avrobust.scenario.campaign import Campaign
 
 
-def attack_label(ref: dict) -> str:
-    """A short, unique-enough name: the registry name, with the patch file's stem or the
-    parameters (two patch attacks in one campaign differ by their files)."""
+def component_label(ref: dict) -> str:
+    """A short, unique-enough name for a model, attack or defence: the registry name, with the
+    stem of its file (a patch, or a model's weights) or its parameters (two patch attacks, or a
+    clean and an adversarially trained classifier, in one campaign differ by their files)."""
     params = ref.get("params") or {}
     if not params:
         return ref["name"]
-    if "file" in params:
-        return f"{ref['name']}:{Path(params['file']).stem}"
+    for key in ("file", "weights"):
+        if key in params and len(params) == 1 + ("surface" in params):
+            return f"{ref['name']}:{Path(params[key]).stem}"
     return f"{ref['name']}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
 
 
@@ -182,9 +184,9 @@ def _read(store: ResultsStore, run_dir: Path) -> RunData:
                 idx,
                 scenario,
                 json.loads(cond),
-                json.loads(model)["name"],
-                attack_label(attack_ref),
-                attack_label(json.loads(defence)),
+                component_label(json.loads(model)),
+                component_label(attack_ref),
+                component_label(json.loads(defence)),
                 attack_ref,
                 weather,
                 light_of(sun),
