@@ -385,6 +385,9 @@ def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
         ["camera-detector", "none"],
         ["camera-detector", "test-median-blur"],
     ]
+    defences = files.document.tables()["defences"].rows
+    assert [r[:2] for r in defences] == [["camera-detector", "test-median-blur"]]
+    assert defences[0][2] == matrix_recall(files, "none") and defences[0][5] == "patch:stop_to_80"
     verdict_stacks = {r[0] for r in files.document.tables()["verdict"].rows}
     assert verdict_stacks == {"camera-detector / none", "camera-detector / test-median-blur"}
     html = files.html.read_text()
@@ -412,4 +415,12 @@ def test_component_labels_tell_variants_apart():
     assert component_label(patch) == "patch:stop_to_80"
     assert component_label({"name": "lidar-remove", "params": {"points": 250}}) == (
         "lidar-remove(points=250)"
+    )
+
+
+def matrix_recall(files, defence: str) -> str:
+    """The clean target recall of the quality table for a defence (the defences table's
+    undefended column must equal it)."""
+    return next(
+        r[3] for r in files.document.tables()["quality"].rows if r[1] == defence and r[2] == "none"
     )

@@ -42,6 +42,7 @@ def results_section(data: RunData) -> Section:
         )
     s.blocks += _matrix(data, outcomes)
     s.blocks += _quality(data)
+    s.blocks += _defences(data, outcomes)
     s.blocks += _heatmaps(outcomes)
     s.blocks += _by_weather_light(data, outcomes)
     s.blocks += _encounters(data)
@@ -107,6 +108,49 @@ def _quality(data: RunData) -> list:
             "COCO AP at IoU 0.5 via torchmetrics; 3D detectors: BEV AP40 at IoU 0.5); 'not "
             "recorded' for classifiers and for runs made before avrobust recorded detections.",
             key="quality",
+        )
+    ]
+
+
+def _defences(data: RunData, outcomes: list[m.Outcome]) -> list:
+    """Each defence against no defence, per model: what it costs on clean frames (target
+    recall) and what it buys against each attack (attack success), on the same frames."""
+    defences = sorted({j.defence for j in data.done} - {"none"})
+    if not defences:
+        return []
+    clean = defaultdict(list)
+    for r in data.frames:
+        if r.job.attack == "none" and r.job.model != "none":
+            clean[(r.job.model, r.job.defence)].append(r)
+    success = m.group(outcomes, lambda o: (o.row.job.model, o.row.job.defence, o.row.job.attack))
+    rows = []
+    for model in dict.fromkeys(j.model for j in data.done if j.model != "none"):
+        base = m.recall(clean.get((model, "none"), []))
+        for d in defences:
+            mine = m.recall(clean.get((model, d), []))
+            cost = f"{(mine.value - base.value) * 100:+.1f} points" if mine.n and base.n else "n/a"
+            for a in m.attacks(data):
+                before = success.get((model, "none", a), m.Rate(0, 0))
+                after = success.get((model, d, a), m.Rate(0, 0))
+                rows.append([model, d, base.text(), mine.text(), cost, a, before.text(),
+                             after.text()])  # fmt: skip
+    return [
+        Table(
+            [
+                "model",
+                "defence",
+                "clean recall, undefended",
+                "clean recall, defended",
+                "cost on clean frames",
+                "attack",
+                "attack success, undefended",
+                "attack success, defended",
+            ],
+            rows,
+            "Defences on the same frames: the cost on clean frames (target recall) and the "
+            "attack success they leave. Attacks here did not know the defence (non-adaptive) "
+            "unless the attack's name says otherwise.",
+            key="defences",
         )
     ]
 
