@@ -724,9 +724,14 @@ def attack_sign(
         Path | None, typer.Option(help="Printer model (avrobust printer fit) to optimise through.")
     ] = None,
     evaluate: Annotated[bool, typer.Option(help="Re-render and report success.")] = True,
+    classifier: Annotated[
+        Path | None,
+        typer.Option(help="Classifier weights to attack (default: the shipped one)."),
+    ] = None,
 ) -> None:
-    """Optimise a sticker perturbation on a sign against the shipped sign classifier, save it
-    as a patch, and evaluate it by painting it on the sign and rendering again."""
+    """Optimise a sticker perturbation on a sign against the sign classifier (the shipped one,
+    or --classifier: an adaptive attack on a defended one), save it as a patch, and evaluate it
+    by painting it on the sign and rendering again."""
     import math as _math
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -738,11 +743,9 @@ def attack_sign(
     from avrobust.models.victims import weights_provenance
     from avrobust.models.weights import ASSETS
 
-    clf = load_classifier(ASSETS / "sign_classifier.pt")
-    victim = {
-        "model": "sign-classifier",
-        **weights_provenance(classifier=ASSETS / "sign_classifier.pt"),
-    }
+    weights = classifier or ASSETS / "sign_classifier.pt"
+    clf = load_classifier(weights)
+    victim = {"model": "sign-classifier", **weights_provenance(classifier=weights)}
     cam = CameraSpec(640, 480, _math.radians(90))
     sweep = Sweep(
         _floats(distances, "--distances"),

@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ("summary", "scope", "threat", "results", "triggers", "limitations", "appendix")
 # CI installs the browser and poppler (.ci/run); there a missing tool is a failure, not a skip.
 REQUIRE_TOOLS = os.environ.get("AVROBUST_REQUIRE_REPORT_TOOLS") == "1"
+STICKER = {"file": str(ROOT / "assets/patches/stop_to_80.patch"), "surface": "stop_sign"}
+CLEAN_AND_STICKER = [{"name": "none"}, {"name": "patch", "params": STICKER}]
 
 
 def _tool(name: str) -> str:
@@ -46,16 +48,7 @@ def run(tmp_path_factory) -> Path:
         "scenarios": ["urban_stop"],
         "sweep": {"weather": ["ClearNoon", "Fog"], "distance": [18]},
         "models": [{"name": "sign-classifier"}, {"name": "camera-detector"}],
-        "attacks": [
-            {"name": "none"},
-            {
-                "name": "patch",
-                "params": {
-                    "file": str(ROOT / "assets/patches/stop_to_80.patch"),
-                    "surface": "stop_sign",
-                },
-            },
-        ],
+        "attacks": CLEAN_AND_STICKER,
         "episode": {"frames": 4, "rate": 10},
         "sensors": {"camera": {"width": 480, "height": 360, "fov": 90}, "lidar": None},
         "acceptance": [
@@ -362,16 +355,7 @@ def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
         "scenarios": ["urban_stop"],
         "sweep": {"distance": [18]},
         "models": [{"name": "camera-detector"}],
-        "attacks": [
-            {"name": "none"},
-            {
-                "name": "patch",
-                "params": {
-                    "file": str(ROOT / "assets/patches/stop_to_80.patch"),
-                    "surface": "stop_sign",
-                },
-            },
-        ],
+        "attacks": CLEAN_AND_STICKER,
         "defences": [{"name": "none"}, {"name": "test-median-blur"}],
         "episode": {"frames": 3, "rate": 10},
         "sensors": {"camera": {"width": 320, "height": 240, "fov": 90}, "lidar": None},

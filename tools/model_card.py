@@ -587,6 +587,12 @@ def sign_classifier_adv_card(
             f"| sign-classifier, adversarially trained | {_pct(v['top1'])} | "
             f"{_pct(v['top1_signs_ge_20px'])} | {_pct(v['robust_top1_linf_8_255'])} |",
             "",
+            "The clean cost falls on the signs, not on the background crops: on signs at least "
+            f"20 px tall top-1 drops from {_pct(clean['top1_signs_ge_20px'])} to "
+            f"{_pct(v['top1_signs_ge_20px'])}, more than the {_pct(clean['top1'])} to "
+            f"{_pct(v['top1'])} over all crops suggests; choose between the two models with "
+            "both numbers in view.",
+            "",
             "## Limits",
             "",
             "Robustness to small digital perturbations of the whole crop; physical stickers "
