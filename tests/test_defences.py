@@ -155,3 +155,37 @@ def test_the_adaptive_spoofer_spends_its_budget_where_the_check_looks():
     assert len(res.rays) == 60 and bool(in_window(dirs, res.phantom).all())
     spoofed = dirs * res.ranges[:, None]
     assert bool(res.phantom.contains(spoofed)[0].all())  # every return counts as stopped
+
+
+def test_input_transformations_change_the_image_not_the_output_format():
+    import dataclasses
+
+    from avrobust.core.calibration import Calibration, CameraIntrinsics
+    from avrobust.core.errors import ConfigError
+    from avrobust.core.frame import Frame
+    from avrobust.defences.preprocess import jpeg, jpeg_defence, median, median_defence
+
+    g = torch.Generator().manual_seed(1)
+    img = torch.full((3, 48, 64), 0.5)
+    salt = img.clone()
+    salt[:, 10, 10] = 1.0  # one bright pixel: a median filter removes it, JPEG blurs it
+    assert float(median(salt, 3)[:, 10, 10].max()) == pytest.approx(0.5)
+    noisy = (img + 0.2 * torch.rand(img.shape, generator=g)).clamp(0, 1)
+    out = jpeg(noisy, 30)
+    assert out.shape == noisy.shape and 0 < float((out - noisy).abs().mean()) < 0.2
+    frame = Frame(Calibration(CameraIntrinsics.from_fov(64, 48, math.radians(90))), image=salt)
+    seen = {}
+
+    def model(f):
+        seen["image"] = f.image
+        return Detections(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), [0.5], [0], "2d", ("car",))
+
+    for defence in (jpeg_defence(75), median_defence(3)):
+        dets = defence.wrap(model)(frame)
+        assert dets.kind == "2d" and dets.class_names == ("car",)
+        assert not torch.equal(seen["image"], frame.image)  # the model saw the transformed image
+    assert median_defence(3).wrap(model)(dataclasses.replace(frame, image=None)) is not None
+    with pytest.raises(ConfigError):
+        median_defence(4)
+    with pytest.raises(ConfigError):
+        jpeg_defence(0)

@@ -192,3 +192,27 @@ def _free_space_check(threshold: float = 0.4, min_rays: int = 8):
     from avrobust.defences.free_space import FreeSpaceCheck
 
     return FreeSpaceCheck(threshold, min_rays)
+
+
+@register(
+    "defence",
+    "jpeg",
+    "input transformation: the camera image re-compressed as JPEG before the model "
+    "(params: quality, default 75); a non-adaptive baseline",
+)
+def _jpeg(quality: int = 75):
+    from avrobust.defences.preprocess import jpeg_defence
+
+    return jpeg_defence(quality)
+
+
+@register(
+    "defence",
+    "median-blur",
+    "input transformation: a median filter on the camera image before the model "
+    "(params: kernel, default 3); a non-adaptive baseline",
+)
+def _median(kernel: int = 3):
+    from avrobust.defences.preprocess import median_defence
+
+    return median_defence(kernel)

@@ -1,0 +1,61 @@
+"""Input-transformation baselines for camera models: JPEG re-compression (Dziugaite et al. 2016)
+and median smoothing (Xu et al. 2018, feature squeezing). Each wraps a model so that it sees
+the transformed image; the model's output format is unchanged. Both are known to fall to
+adaptive attacks that pass the transformation with BPDA (Athalye et al. 2018); they are here as
+the baselines the literature compares against, measured non-adaptively by the campaigns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import kornia
+import numpy as np
+import torch
+
+from avrobust.core.errors import ConfigError
+
+
+def jpeg(image: torch.Tensor, quality: int) -> torch.Tensor:
+    """``[3, H, W]`` in [0, 1] through JPEG at ``quality`` (OpenCV's encoder) and back."""
+    rgb = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", rgb[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    back = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].copy()
+    return torch.from_numpy(back).permute(2, 0, 1).to(image) / 255.0
+
+
+def median(image: torch.Tensor, kernel: int) -> torch.Tensor:
+    return kornia.filters.median_blur(image[None], (kernel, kernel))[0]
+
+
+class InputTransform:
+    """A defence that transforms the camera image before the model sees it."""
+
+    def __init__(self, name: str, transform, **params) -> None:
+        self.name, self._transform, self.params = name, transform, params
+
+    def wrap(self, model):
+        def defended(frame):
+            if frame.image is None:
+                return model(frame)
+            return model(dataclasses.replace(frame, image=self._transform(frame.image)))
+
+        return defended
+
+    def provenance(self) -> dict:
+        return dict(self.params)
+
+
+def jpeg_defence(quality: int = 75) -> InputTransform:
+    if not 1 <= quality <= 100:
+        raise ConfigError(f"JPEG quality must be 1-100, got {quality}", field="quality")
+    return InputTransform("jpeg", lambda img: jpeg(img, quality), quality=quality)
+
+
+def median_defence(kernel: int = 3) -> InputTransform:
+    if kernel < 3 or kernel % 2 == 0:
+        raise ConfigError(f"the median kernel must be odd and >= 3, got {kernel}", field="kernel")
+    return InputTransform("median-blur", lambda img: median(img, kernel), kernel=kernel)
