@@ -372,6 +372,7 @@ def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
     defences = files.document.tables()["defences"].rows
     assert [r[:2] for r in defences] == [["camera-detector", "test-median-blur"]]
     assert defences[0][2] == matrix_recall(files, "none") and defences[0][5] == "patch:stop_to_80"
+    assert re.search(r"points; [+-]\d+ ms per frame", defences[0][4])
     verdict_stacks = {r[0] for r in files.document.tables()["verdict"].rows}
     assert verdict_stacks == {"camera-detector / none", "camera-detector / test-median-blur"}
     html = files.html.read_text()

@@ -129,6 +129,9 @@ def _defences(data: RunData, outcomes: list[m.Outcome]) -> list:
         for d in defences:
             mine = m.recall(clean.get((model, d), []))
             cost = f"{(mine.value - base.value) * 100:+.1f} points" if mine.n and base.n else "n/a"
+            latency = _added_time(data, model, d)
+            if latency is not None:
+                cost += f"; {latency * 1000:+.0f} ms per frame"
             for a in m.attacks(data):
                 before = success.get((model, "none", a), m.Rate(0, 0))
                 after = success.get((model, d, a), m.Rate(0, 0))
@@ -147,12 +150,30 @@ def _defences(data: RunData, outcomes: list[m.Outcome]) -> list:
                 "attack success, defended",
             ],
             rows,
-            "Defences on the same frames: the cost on clean frames (target recall) and the "
-            "attack success they leave. Attacks here did not know the defence (non-adaptive) "
-            "unless the attack's name says otherwise.",
+            "Defences on the same frames: the cost on clean frames (target recall, and time per "
+            "frame: the mean job time per frame with the defence minus without, rendering being "
+            "the same; a rough figure, tens of ms of noise between jobs on a busy machine) and "
+            "the attack success they leave. Attacks here did not know the defence "
+            "(non-adaptive) unless the attack's name says otherwise.",
             key="defences",
         )
     ]
+
+
+def _added_time(data: RunData, model: str, defence: str) -> float | None:
+    """Seconds per frame the defence adds: mean job time per frame with it minus without
+    (same scenarios and conditions, so the rendering time cancels)."""
+
+    def per_frame(d: str) -> float | None:
+        times = [
+            j.duration / j.frames
+            for j in data.done
+            if j.model == model and j.defence == d and j.duration and j.frames
+        ]
+        return sum(times) / len(times) if times else None
+
+    with_d, without = per_frame(defence), per_frame("none")
+    return None if with_d is None or without is None else with_d - without
 
 
 def _angle(o: m.Outcome) -> str:
