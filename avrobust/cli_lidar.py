@@ -87,9 +87,12 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
             str, typer.Option(help="Distances of the phantom's rear face from the LiDAR, m.")
         ] = ("5,7.5,10"),
         points: Annotated[int, typer.Option(help="Spoofed returns per sweep (budget).")] = 60,
-        methods: Annotated[str, typer.Option(help="random, black-box, white-box.")] = (
-            "random,black-box,white-box"
-        ),
+        methods: Annotated[
+            str,
+            typer.Option(
+                help="random, black-box, white-box, adaptive (knows the free-space check)."
+            ),
+        ] = "random,black-box,white-box",
         steps: Annotated[int, typer.Option(help="Optimisation steps or queries.")] = 60,
         distances: Annotated[
             str, typer.Option(help="Distances of the scenario's target (frames).")

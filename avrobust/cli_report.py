@@ -25,7 +25,7 @@ def register(app: typer.Typer, console: Console) -> None:
 
         with console.status("report") as status:
             files = write_report(run_dir, out, pdf, progress=lambda s: status.update(s))
-        _print_verdict(console, files.document)
+        _print_table(console, files.document.tables().get("verdict"), "verdict")
         console.print(f"report: {files.html}" + (f" and {files.pdf}" if files.pdf else ""))
 
     @app.command("demo")
@@ -81,8 +81,8 @@ def register(app: typer.Typer, console: Console) -> None:
 
         with progress:
             res = run_demo(out, DemoConfig(workers=workers), Bars())
-        _print_matrix(console, res.matrix)
-        _print_verdict(console, None, res.verdict)
+        _print_table(console, res.tables.get("matrix"), "attack success (frames; drive-bys failed)")
+        _print_table(console, res.tables.get("verdict"), "verdict")
         console.print("[bold]demo outputs[/]")
         console.print(f"  report:       {res.report_html}\n                {res.report_pdf}")
         for name, path in res.prints.items():
@@ -90,33 +90,16 @@ def register(app: typer.Typer, console: Console) -> None:
         console.print(f"  campaign:     {res.campaign}\n  run:          {res.run_dir}")
 
 
-def _print_matrix(console: Console, table) -> None:
-    """Attack success by model (rows) and attack (columns), as in the report."""
+def _print_table(console: Console, table, title: str) -> None:
+    """One of the report's tables in the terminal, PASS / FAIL / UNTESTED cells coloured."""
     from rich.table import Table
 
     if table is None:
         return
-    out = Table(title="attack success (frames; drive-bys failed)")
+    out = Table(title=title)
     for h in table.header:
         out.add_column(h)
-    for row in table.rows:
-        out.add_row(*row)
-    console.print(out)
-
-
-def _print_verdict(console: Console, doc, rows: list[list[str]] | None = None) -> None:
-    """The report's verdict table in the terminal (from the document, or its rows)."""
-    from rich.table import Table
-
-    if rows is None:
-        table = doc.tables().get("verdict")
-        if table is None:
-            return
-        rows = table.rows
-    out = Table(title="verdict")
-    for h in ("stack (model / defence)", "criterion", "measured", "verdict"):
-        out.add_column(h)
     colour = {"PASS": "green", "FAIL": "red", "UNTESTED": "yellow"}
-    for row in rows:
-        out.add_row(*row[:-1], f"[{colour.get(row[-1], 'white')}]{row[-1]}[/]")
+    for row in table.rows:
+        out.add_row(*(f"[{colour[c]}]{c}[/]" if c in colour else c for c in row))
     console.print(out)

@@ -53,8 +53,12 @@ class DemoResult:
     run_dir: Path | None = None
     report_html: Path | None = None
     report_pdf: Path | None = None
-    verdict: list[list[str]] = field(default_factory=list)
-    matrix: Table | None = None  # attack success by model and attack, as in the report
+    tables: dict[str, Table] = field(default_factory=dict)  # the report's, by key
+
+    @property
+    def verdict(self) -> list[list[str]]:
+        """The report's verdict rows: stack, criterion, measured, PASS/FAIL/UNTESTED."""
+        return self.tables["verdict"].rows if "verdict" in self.tables else []
 
 
 class Stages:
@@ -217,7 +221,5 @@ def run_demo(
     )
     stages.done("report")
     res.report_html, res.report_pdf = files.html, files.pdf
-    tables = files.document.tables()
-    res.verdict = tables["verdict"].rows if "verdict" in tables else []
-    res.matrix = tables.get("matrix")
+    res.tables = files.document.tables()
     return res

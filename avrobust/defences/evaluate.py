@@ -15,14 +15,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from avrobust.attacks.lidar.adaptive import spoof_past_free_space
-from avrobust.attacks.lidar.objective import FrameObjective, found_near
-from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, spoof
-from avrobust.attacks.lidar.sweep import LidarSweep
-from avrobust.attacks.lidar.threat import LidarThreat, angle_window
+from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.core.sensors import LidarSpec
-from avrobust.defences.free_space import DEFAULT_MIN_RAYS, free_space
-from avrobust.evaluation.lidar_attack import SPOOF_RADIUS
+from avrobust.defences.free_space import DEFAULT_MIN_RAYS, free_space, rejects
+from avrobust.evaluation.lidar_attack import SPOOF_RADIUS, spoof_frames
 from avrobust.evaluation.viewpoints import SweepFrames
 from avrobust.models.box3d_metrics import bev_iou
 
@@ -37,14 +33,10 @@ class CheckSamples:
     cases: int = 0
     failed_attacks: int = 0
 
-    def rejected(self, counts: tuple[int, int], threshold: float, min_rays: int) -> bool:
-        t, s = counts
-        return t + s >= min_rays and t / max(t + s, 1) > threshold
-
     def point(self, threshold: float, min_rays: int = DEFAULT_MIN_RAYS) -> dict:
         """Attack success without and with the check, and the check's false-positive rate."""
-        passed = sum(not self.rejected(c, threshold, min_rays) for c in self.spoofed)
-        fp = sum(self.rejected(c, threshold, min_rays) for c in self.genuine)
+        passed = sum(not rejects(t, s, threshold, min_rays) for t, s in self.spoofed)
+        fp = sum(rejects(t, s, threshold, min_rays) for t, s in self.genuine)
         return {
             "threshold": threshold,
             "success_undefended": len(self.spoofed) / max(self.cases, 1),
@@ -68,34 +60,25 @@ def spoof_samples(
     category: str = "car",
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Spoof a phantom straight ahead at each distance of each frame; record the free-space
-    counts of every phantom the victim reports."""
-    cls = victim.classes.index(category)
-    half = PHANTOM_SIZE[category][0] / 2
-    for frame in frames.frames:
-        obj = FrameObjective(victim, frame)
-        sweep = LidarSweep.from_frame(frame, spec)
-        clean = obj.detect(sweep.points)
-        for d in distances:
-            x = d + half
-            if found_near(clean, cls, x, 0.0, SPOOF_RADIUS):
-                continue
-            threat = LidarThreat(points=points, azimuth=angle_window(x, 0.0, 1.5, 3.0))
-            if method == "adaptive":
-                res = spoof_past_free_space(obj, sweep, spec, threat, x, 0.0, category, steps)
-            else:
-                res = spoof(obj, sweep, spec, threat, x, 0.0, category, method, steps)
-            boxes, _, labels = obj.detect(res.sweep.points)
-            samples.cases += 1
-            near = torch.hypot(boxes.center[:, 0] - x, boxes.center[:, 1]) <= SPOOF_RADIUS
-            hit = (near & (labels == cls)).nonzero().flatten()
-            if len(hit) == 0:
-                samples.failed_attacks += 1
-            else:
-                fs = free_space(res.sweep.points, boxes[hit[:1]])
-                samples.spoofed.append((int(fs.through[0]), int(fs.stopped[0])))
-            if progress:
-                progress(1)
+    """Spoof a phantom straight ahead at each distance of each frame (the spoofing cases of
+    ``evaluation.lidar_attack.spoof_frames``); record the free-space counts of every phantom
+    the victim reports."""
+
+    def on_case(res, dets, cls, x, y, ok) -> None:
+        if not ok:
+            return
+        boxes, _, labels = dets
+        near = torch.hypot(boxes.center[:, 0] - x, boxes.center[:, 1] - y) <= SPOOF_RADIUS
+        hit = (near & (labels == cls)).nonzero().flatten()
+        fs = free_space(res.sweep.points, boxes[hit[:1]])
+        samples.spoofed.append((int(fs.through[0]), int(fs.stopped[0])))
+
+    run = spoof_frames(
+        {"victim": victim}, frames, spec, distances, (method,), points, steps, category,
+        progress, on_case,
+    )  # fmt: skip
+    samples.cases += len(run.rows)
+    samples.failed_attacks += sum(not r.success for r in run.rows)
 
 
 def genuine_samples(

@@ -94,9 +94,14 @@ def keep_mask(
 ) -> torch.Tensor:
     """``[N]`` bool: the detections the check lets through."""
     fs = free_space(points, boxes, sensor_height=sensor_height)
-    evidence = (fs.through + fs.stopped) >= min_rays
-    ratio = fs.ratio
-    return ~(evidence & (ratio > threshold))
+    return ~rejects(fs.through, fs.stopped, threshold, min_rays)
+
+
+def rejects(through, stopped, threshold: float, min_rays: int):
+    """The check's rule on free-space counts (ints or tensors): enough rays say something,
+    and more than ``threshold`` of them flew through."""
+    total = through + stopped
+    return (total >= min_rays) & (through > threshold * total)
 
 
 class FreeSpaceCheck:

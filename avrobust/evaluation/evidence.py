@@ -9,6 +9,7 @@ import json
 import cv2
 import numpy as np
 import torch
+from torchvision.ops import box_iou
 
 from avrobust.core.boxes import Box3D
 from avrobust.core.calibration import Calibration
@@ -60,15 +61,15 @@ def pick_frames(scenario: Scenario, rows: list[FrameRecord]) -> dict[str, int]:
     target's encounter window, and the first frame in it that the model got wrong."""
     if not rows:
         return {}
-    if not scenario.targets:
+    target = scenario.targets[0] if scenario.targets else None
+    mine = sorted(
+        (r for r in rows if target is not None and r.target == target.object),
+        key=lambda r: r.frame,
+    )
+    if not mine:  # no target seen: the middle frame
         frames = sorted({r.frame for r in rows})
         return {"window": frames[len(frames) // 2]}
-    target = scenario.targets[0]
     enc = target.encounter
-    mine = sorted((r for r in rows if r.target == target.object), key=lambda r: r.frame)
-    if not mine:
-        frames = sorted({r.frame for r in rows})
-        return {"window": frames[len(frames) // 2]}
     mid = (enc.near + enc.far) / 2
     # Frames where the target is mostly in view: a miss behind a parked car is no evidence.
     inside = [
@@ -108,7 +109,9 @@ def draw_example(kept: Kept, targets: dict[str, int]) -> np.ndarray:
         names = dets.class_names
         for k in keep.nonzero().flatten().tolist():
             label = names[int(dets.labels[k])] if int(dets.labels[k]) < len(names) else "?"
-            on_target = any(_iou(boxes[k], tb) >= 0.5 for tb in target_boxes)
+            on_target = bool(target_boxes) and bool(
+                (box_iou(boxes[k : k + 1], torch.stack(target_boxes)) >= 0.5).any()
+            )
             colour = ON_TARGET if on_target else OTHER
             _box(out, boxes[k].tolist(), colour, f"{label} {float(dets.scores[k]):.2f}")
     if target_boxes:
@@ -133,14 +136,6 @@ def _inset(img: np.ndarray, clean: np.ndarray, xyxy: list[float]) -> None:
     cv2.rectangle(crop, (round(b[0]), round(b[1])), (round(b[2]), round(b[3])), TARGET_COLOUR, 1)
     img[4 : 4 + size, 4 : 4 + size] = crop
     cv2.rectangle(img, (3, 3), (5 + size, 5 + size), TARGET_COLOUR, 1)
-
-
-def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    ix = max(0.0, min(float(a[2]), float(b[2])) - max(float(a[0]), float(b[0])))
-    iy = max(0.0, min(float(a[3]), float(b[3])) - max(float(a[1]), float(b[1])))
-    inter = ix * iy
-    area = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]))
-    return inter / max(area - inter, 1e-9)
 
 
 def _box(img: np.ndarray, xyxy: list[float], colour, label: str, below: bool = False) -> None:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from avrobust.attacks.lidar.adaptive import spoof_past_free_space
 from avrobust.attacks.lidar.objective import FrameObjective, Victim, found_near, overlaps
 from avrobust.attacks.lidar.remove import remove
 from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, frustum_phantom, spoof
@@ -27,6 +28,9 @@ from avrobust.core.sensors import LidarSpec
 from avrobust.evaluation.viewpoints import SweepFrames
 
 SPOOF_RADIUS = 2.0
+# Called for each spoofing case: the attack's result, the victim's detections on the attacked
+# sweep, the phantom's class index, its centre (x, y), and whether the attack succeeded.
+OnCase = Callable[..., None]
 
 
 @dataclass
@@ -77,9 +81,11 @@ def spoof_frames(
     steps: int = 60,
     category: str = "car",
     progress: Callable[[int], None] | None = None,
+    on_case: OnCase | None = None,
 ) -> LidarAttackRun:
     """Spoof a phantom ``category`` straight ahead in every frame, its rear face at each of
-    ``distances`` metres from the LiDAR (where the victim would report the obstacle)."""
+    ``distances`` metres from the LiDAR (where the victim would report the obstacle).
+    ``on_case`` sees every attacked sweep with the victim's detections on it."""
     half_length = PHANTOM_SIZE[category][0] / 2
 
     def phantoms(frame) -> list[tuple[float, float, float] | None]:
@@ -89,8 +95,9 @@ def spoof_frames(
         _threat_record(LidarThreat(points=points), "the phantom's bearing +- its half width + 3")
     )
     _spoof_cases(
-        run, "spoof", phantoms, victims, frames, spec, methods, points, steps, category, progress
-    )
+        run, "spoof", phantoms, victims, frames, spec, methods, points, steps, category, progress,
+        on_case,
+    )  # fmt: skip
     return run
 
 
@@ -196,6 +203,7 @@ def _spoof_cases(
     steps: int,
     category: str,
     progress: Callable[[int], None] | None,
+    on_case: OnCase | None = None,
 ) -> None:
     """Spoof each of a frame's ``phantoms`` (``(x, y, reported distance)``, ``None`` when the
     frame has no place for one) with each method, for every victim; a phantom whose place the
@@ -214,8 +222,14 @@ def _spoof_cases(
                 threat = LidarThreat(points=points, azimuth=angle_window(x, y, 1.5, 3.0))
                 for m in methods:
                     t0 = time.monotonic()
-                    res = spoof(obj, sweep, spec, threat, x, y, category, m, steps)
-                    ok = found_near(obj.detect(res.sweep.points), cls, x, y, SPOOF_RADIUS)
+                    if m == "adaptive":  # knows the free-space check (attacks/lidar/adaptive)
+                        res = spoof_past_free_space(obj, sweep, spec, threat, x, y, category, steps)
+                    else:
+                        res = spoof(obj, sweep, spec, threat, x, y, category, m, steps)
+                    dets = obj.detect(res.sweep.points)
+                    ok = found_near(dets, cls, x, y, SPOOF_RADIUS)
+                    if on_case:
+                        on_case(res, dets, cls, x, y, ok)
                     run.rows.append(
                         LidarAttackRow(
                             **_where(name, vp, k),

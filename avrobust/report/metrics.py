@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from avrobust.report.run_data import EncounterRow, FrameRow, RunData
+from avrobust.report.run_data import EncounterRow, FrameRow, RunData, distance_bin
 
 CLEAN = "none"
 
@@ -141,8 +141,6 @@ FACTORS: dict[str, Callable[[FrameRow | EncounterRow], object]] = {
 
 
 def _distance_bin(r) -> str | None:
-    from avrobust.report.run_data import distance_bin
-
     d = getattr(r, "distance", None)
     if d is None:  # an encounter: its sweep distance, when the campaign swept it
         d = r.job.conditions.get("distance")

@@ -111,7 +111,7 @@ def scope_section(data: RunData) -> Section:
     if bearings:
         rows.append(["target bearings seen", f"{min(bearings):.1f} to {max(bearings):.1f} degrees"])
     rows += [
-        ["backend", ", ".join(dict.fromkeys(_backend(data, j.id) for j in data.jobs))],
+        ["backend", "embedded simulator" if _embedded(data) else "CARLA"],
         ["jobs", f"{len(done)} finished of {len(data.jobs)}; {len(data.frames)} target-frame rows"],
         ["attacks", ", ".join(dict.fromkeys(j.attack for j in data.jobs))],
         ["defences", ", ".join(dict.fromkeys(j.defence for j in data.jobs))],
@@ -121,14 +121,7 @@ def scope_section(data: RunData) -> Section:
     s.blocks.append(
         Table(["", "covered"], rows, "Operating conditions covered by this run.", key="scope")
     )
-    model_rows = []
-    seen = set()
-    for j in done:
-        prov = data.components.get(j.id, {}).get("model", {}).get("provenance", {})
-        for role, rec in (prov.get("weights") or {}).items():
-            if (j.model, role) not in seen:
-                seen.add((j.model, role))
-                model_rows.append([j.model, role, rec.get("file", "?"), rec.get("sha256", "?")])
+    model_rows = [[n, role, f, sha] for kind, n, role, f, sha in _hashed(data) if kind == "model"]
     if model_rows:
         s.blocks.append(
             Table(
@@ -141,12 +134,25 @@ def scope_section(data: RunData) -> Section:
     return s
 
 
-def _backend(data: RunData, job_id: str) -> str:
-    return (
-        "embedded simulator"
-        if data.campaign is None or data.campaign.backend == "embedded"
-        else "CARLA"
-    )
+def _hashed(data: RunData) -> list[tuple[str, str, str, str, str]]:
+    """``(kind, name, role, file, sha256)`` of every weights file and patch the run's finished
+    jobs used, as the jobs recorded them, each once."""
+    out: dict[tuple[str, str, str, str, str], None] = {}
+    for j in data.done:
+        comp = data.components.get(j.id, {})
+        prov = comp.get("model", {}).get("provenance", {})
+        for role, rec in (prov.get("weights") or {}).items():
+            out[("model", j.model, role, rec.get("file", "?"), rec.get("sha256", "?"))] = None
+        patch = comp.get("attack", {}).get("provenance", {})
+        if "patch_sha256" in patch:
+            out[("attack", j.attack, "patch", patch["file"], patch["patch_sha256"])] = None
+    return list(out)
+
+
+def _embedded(data: RunData) -> bool:
+    """Whether the run used the embedded simulator (the default, also assumed when the stored
+    campaign text no longer validates)."""
+    return data.campaign is None or data.campaign.backend == "embedded"
 
 
 def threat_section(data: RunData) -> Section:
@@ -278,9 +284,8 @@ def triggers_section(data: RunData) -> Section:
 
 def limitations_section(data: RunData) -> Section:
     s = Section("limitations", "Limitations")
-    embedded = data.campaign is None or data.campaign.backend == "embedded"
     items = []
-    if embedded:
+    if _embedded(data):
         items += [
             "Results come from avrobust's embedded simulator (procedural geometry, ray-cast camera "
             "and LiDAR, analytic weather), not from the world: textures, lighting, lens effects, "
@@ -333,22 +338,10 @@ def appendix_section(data: RunData) -> Section:
             f"avrobust run CAMPAIGN.yaml --out RUN_DIR, then avrobust report RUN_DIR -o OUT."
         )
     )
-    hashes = []
-    seen = set()
-    for j in data.done:
-        comp = data.components.get(j.id, {})
-        for kind in ("model", "attack"):
-            prov = comp.get(kind, {}).get("provenance", {})
-            for role, rec in (prov.get("weights") or {}).items():
-                row = [kind, j.model, f"{role}: {rec.get('file')}", rec.get("sha256", "?")]
-                if tuple(row) not in seen:
-                    seen.add(tuple(row))
-                    hashes.append(row)
-            if "patch_sha256" in prov:
-                row = [kind, j.attack, f"patch file {prov['file']}", prov["patch_sha256"]]
-                if tuple(row) not in seen:
-                    seen.add(tuple(row))
-                    hashes.append(row)
+    hashes = [
+        [kind, n, f"patch file {f}" if role == "patch" else f"{role}: {f}", sha]
+        for kind, n, role, f, sha in _hashed(data)
+    ]
     if hashes:
         s.blocks.append(
             Table(
