@@ -698,6 +698,25 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
         raise ConfigError(f"expected comma-separated numbers, got {text!r}", field=name) from None
 
 
+def _input_transform(spec: str):
+    """``NAME`` or ``NAME:VALUE`` to an input-transformation defence (its one parameter)."""
+    from avrobust.core.errors import ConfigError
+    from avrobust.defences.preprocess import InputTransform
+    from avrobust.evaluation import registry
+
+    name, _, value = spec.partition(":")
+    defence = registry.create("defence", {"name": name})
+    if not isinstance(defence, InputTransform):
+        raise ConfigError(
+            f"{name!r} is not an input transformation", field="--through",
+            allowed="jpeg, median-blur",
+        )  # fmt: skip
+    if value:
+        (key,) = defence.params
+        defence = registry.create("defence", {"name": name, "params": {key: int(value)}})
+    return defence
+
+
 @attack_app.command("sign")
 def attack_sign(
     out: Annotated[Path, typer.Option("--out", "-o", help="Patch file to write (.patch).")],
@@ -728,10 +747,17 @@ def attack_sign(
         Path | None,
         typer.Option(help="Classifier weights to attack (default: the shipped one)."),
     ] = None,
+    through: Annotated[
+        str | None,
+        typer.Option(
+            help="An input-transformation defence to optimise through (adaptive), NAME or "
+            "NAME:VALUE: jpeg[:quality], median-blur[:kernel]. JPEG is passed with BPDA."
+        ),
+    ] = None,
 ) -> None:
     """Optimise a sticker perturbation on a sign against the sign classifier (the shipped one,
-    or --classifier: an adaptive attack on a defended one), save it as a patch, and evaluate it
-    by painting it on the sign and rendering again."""
+    or --classifier / --through: an adaptive attack on a defended one), save it as a patch, and
+    evaluate it by painting it on the sign and rendering again."""
     import math as _math
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -777,6 +803,7 @@ def attack_sign(
                 "eot": eot,
                 "seed": seed,
                 "printer": None if printer is None else str(printer),
+                "through": None if through is None else _input_transform(through),
             },
             sweep,
             cam,

@@ -1,6 +1,6 @@
-"""``avrobust defend free-space``: measure the CARLO-style free-space check against LiDAR
-spoofing (attack success with and without it) and on clean frames (false positives), over a
-range of thresholds. Registered on the top-level app by ``avrobust.cli``."""
+"""``avrobust defend free-space | cross-modal``: measure a LiDAR-side check against spoofing
+(attack success with and without it) and on clean frames (false positives), over a range of
+thresholds. Registered on the top-level app by ``avrobust.cli``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,58 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
         """Spoof phantoms against a LiDAR victim, then judge each phantom and each true
         detection of clean frames with the free-space check: attack success with and without
         it and its false-positive rate, per threshold (a ROC curve)."""
+        from avrobust.defences.evaluate import free_space_judge
+
+        judge = free_space_judge()
+        measure(out, judge, victim, "spoof", method, floats(distances, "--distances"), weathers,
+                floats(laterals, "--laterals"), clean, floats(clean_distances, "--clean-distances"),
+                floats(thresholds, "--thresholds"))  # fmt: skip
+
+    @defend_app.command("cross-modal")
+    def cross_modal_cmd(
+        out: Annotated[Path, typer.Option("--out", "-o", help="JSON file of the results.")],
+        victim: Annotated[
+            str, typer.Option(help="lidar-detector, fusion-late or fusion-painting.")
+        ] = "lidar-detector",
+        attack: Annotated[
+            str,
+            typer.Option(
+                help="spoof (a phantom straight ahead) or frustum (inside the real car's camera "
+                "box at the wrong depth: the attack that knows this check)."
+            ),
+        ] = "spoof",
+        distances: Annotated[
+            str, typer.Option(help="spoof: phantom distances, m; frustum: shifts off the car.")
+        ] = "5,7.5,10",
+        weathers: Annotated[
+            str, typer.Option(help="Weather presets (frames).")
+        ] = "ClearNoon,HardRainNoon,Fog",
+        laterals: Annotated[str, typer.Option(help="Ego lateral offsets, m.")] = "-0.6,0,0.6",
+        clean: Annotated[
+            str, typer.Option(help="Scenarios for the false-positive rate.")
+        ] = CLEAN_SCENARIOS,
+        clean_distances: Annotated[
+            str, typer.Option(help="Distances to each scenario's target.")
+        ] = "10,20,30",
+        method: Annotated[str, typer.Option(help="white-box or black-box.")] = "white-box",
+        thresholds: Annotated[
+            str, typer.Option(help="Minimum camera IoUs to report.")
+        ] = "0.1,0.2,0.3,0.4,0.5,0.6",
+    ) -> None:
+        """Spoof phantoms against a LiDAR victim, then judge each phantom and each true
+        detection of clean frames by its camera support (the cross-modal check): attack
+        success with and without it and its false-positive rate, per minimum IoU."""
+        from avrobust.defences.evaluate import cross_modal_judge
+
+        if attack not in ("spoof", "frustum"):
+            raise typer.BadParameter("--attack must be spoof or frustum")
+        judge = cross_modal_judge()
+        measure(out, judge, victim, attack, method, floats(distances, "--distances"), weathers,
+                floats(laterals, "--laterals"), clean, floats(clean_distances, "--clean-distances"),
+                floats(thresholds, "--thresholds"))  # fmt: skip
+
+    def measure(out: Path, judge, victim: str, attack: str, method: str, distances, weathers: str,
+                laterals, clean: str, clean_distances, thresholds) -> None:  # fmt: skip
         from avrobust.core.sensors import LidarSpec
         from avrobust.defences.evaluate import CheckSamples, genuine_samples, spoof_samples
         from avrobust.evaluation.lidar_attack import load_victims
@@ -54,32 +106,36 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
 
         model = load_victims((victim,))[victim]
         spec = LidarSpec()
-        names = [w for w in weathers.split(",") if w]
-        lat = floats(laterals, "--laterals")
-        samples = CheckSamples()
+        names = tuple(w for w in weathers.split(",") if w)
+        samples = CheckSamples(judge)
         camera = load_scenario("lead_vehicle").sensors.camera.to_spec()
         frames = render_sweep(
-            "lead_vehicle", Sweep((25.0,), (0.0,), tuple(names), lat), camera, lidar=spec
+            "lead_vehicle", Sweep((25.0,), (0.0,), names, laterals), camera, lidar=spec
         )
-        dist = floats(distances, "--distances")
-        with count_bar("spoof") as bar:
-            task = bar.add_task("spoof", total=len(frames.frames) * len(dist))
-            spoof_samples(model, frames, spec, samples, dist, method,
-                          progress=lambda n: bar.advance(task, n))  # fmt: skip
-        scenarios = [s for s in clean.split(",") if s]
+        with count_bar(attack) as bar:
+            task = bar.add_task(attack, total=len(frames.frames) * len(distances))
+            spoof_samples(model, frames, spec, samples, distances, method,
+                          progress=lambda n: bar.advance(task, n), attack=attack)  # fmt: skip
         with count_bar("clean frames") as bar:
             task = bar.add_task("clean", total=None)
-            for sc in scenarios:
+            for sc in (s for s in clean.split(",") if s):
                 cam = load_scenario(sc).sensors.camera
-                cam_spec = cam.to_spec() if cam is not None else camera
-                views = Sweep(
-                    floats(clean_distances, "--clean-distances"), (0.0,), tuple(names), lat
+                fr = render_sweep(
+                    sc,
+                    Sweep(clean_distances, (0.0,), names, laterals),
+                    cam.to_spec() if cam is not None else camera,
+                    lidar=spec,
                 )
-                fr = render_sweep(sc, views, cam_spec, lidar=spec)
                 genuine_samples(model, fr, samples, progress=lambda n: bar.advance(task, n))
-        points = [samples.point(t) for t in floats(thresholds, "--thresholds")]
-        table = Table(title=f"free-space check against {method} spoofing of {victim}")
-        for h in ("threshold", "spoof success", "with check", "phantoms caught", "false positives"):
+        points = [samples.point(t) for t in thresholds]
+        table = Table(title=f"{judge.name} against {method} {attack} attack on {victim}")
+        for h in (
+            "threshold",
+            "attack success",
+            "with check",
+            "phantoms caught",
+            "false positives",
+        ):
             table.add_column(h)
         for p in points:
             table.add_row(
@@ -91,7 +147,8 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
             )
         console.print(table)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"victim": victim, "method": method, "points": points,
+        out.write_text(json.dumps({"check": judge.name, "victim": victim, "attack": attack,
+                                   "method": method, "points": points,
                                    "spoofed": samples.spoofed, "genuine": samples.genuine,
                                    "cases": samples.cases}, indent=1))  # fmt: skip
         console.print(f"results: {out}")

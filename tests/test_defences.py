@@ -104,13 +104,13 @@ def test_the_defence_keeps_the_output_format():
 def test_true_detections_of_clean_library_frames_pass_at_the_stated_rate():
     """The check's stated false-positive rate is at most 5% of true detections."""
     from avrobust.core.sensors import LidarSpec
-    from avrobust.defences.evaluate import CheckSamples, genuine_samples
+    from avrobust.defences.evaluate import CheckSamples, free_space_judge, genuine_samples
     from avrobust.evaluation.lidar_attack import load_victims
     from avrobust.evaluation.viewpoints import Sweep, render_sweep
     from avrobust.scenario.library import load_scenario
 
     victim = load_victims(("lidar-detector",))["lidar-detector"]
-    samples = CheckSamples()
+    samples = CheckSamples(free_space_judge())
     spec = LidarSpec()
     for sc in ("lead_vehicle", "parked_vehicle"):
         cam = load_scenario(sc).sensors.camera.to_spec()

@@ -272,7 +272,7 @@ def test_version_1_store_is_upgraded_not_refused(tmp_path, run):
     shutil.copytree(run, old)
     db = sqlite3.connect(old / "results.sqlite")
     with db:
-        for t in ("detections", "pictures", "components"):
+        for t in ("detections", "pictures", "components", "alarms"):
             db.execute(f"DROP TABLE {t}")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.close()
@@ -388,6 +388,48 @@ def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
     img = cv2.imdecode(np.frombuffer(example.png, np.uint8), cv2.IMREAD_COLOR)
     assert img.shape[1] > 3 * 300
     assert "test-median-blur" in html
+
+
+class _FlagSecondFrame:
+    """A test consistency check: passes every detection, raises one alarm in frame 1."""
+
+    name = "test-flag"
+
+    def wrap(self, model):
+        from avrobust.defences.defended import Alarm, Defended
+
+        return Defended(model, lambda f, d: (d, [Alarm("test", "x")] if f.index == 1 else []))
+
+
+def test_check_alarms_are_counted_per_drive_by_and_frame(tmp_path):
+    from avrobust.evaluation import registry
+
+    registry.register("defence", "test-flag", "test only")(_FlagSecondFrame)
+    campaign = {
+        "name": "flagged",
+        "scenarios": ["urban_stop"],
+        "sweep": {"distance": [18]},
+        "models": [{"name": "camera-detector"}],
+        "attacks": CLEAN_AND_STICKER,
+        "defences": [{"name": "none"}, {"name": "test-flag"}],
+        "episode": {"frames": 3, "rate": 10},
+        "sensors": {"camera": {"width": 320, "height": 240, "fov": 90}, "lidar": None},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    assert run_campaign(path, tmp_path / "run").done == 4
+    db = sqlite3.connect(tmp_path / "run" / "results.sqlite")
+    assert db.execute('SELECT COUNT(*), MIN(frame), MIN("check") FROM alarms').fetchone() == (
+        2,
+        1,
+        "test-flag",
+    )
+    files = write_report(tmp_path / "run", tmp_path / "out", pdf=False)
+    rows = files.document.tables()["alarms"].rows
+    assert [r[1:6] for r in rows] == [
+        ["test-flag", "clean (false alarms)", "100% (1/1)", "33% (1/3)", "test 1"],
+        ["test-flag", "patch:stop_to_80", "100% (1/1)", "33% (1/3)", "test 1"],
+    ]
 
 
 def test_component_labels_tell_variants_apart():

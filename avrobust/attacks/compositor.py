@@ -15,6 +15,7 @@ conjugated by half-pixel shifts.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from kornia.geometry.transform import get_perspective_transform, warp_perspective
@@ -82,13 +83,17 @@ def composite_in_crop(
     size: int = 64,
     margin: float = 0.15,
     relight: bool = True,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The ``[3, size, size]`` square crop around ``box`` (as
     :func:`avrobust.data.crops.square_crop` takes it) of the image with the texture composited.
 
     Identical to compositing the whole image and cropping: the texture is warped at the
     image's own resolution inside the crop's window only, then resampled like any crop, so the
-    optimiser sees the texture exactly as coarsely as the camera does."""
+    optimiser sees the texture exactly as coarsely as the camera does. ``transform`` (an input
+    transformation defence, differentiable) is applied to the window at the image's resolution
+    before cropping, as the defence applies it to the whole image; the window starts on the
+    8-pixel grid so that JPEG's blocks fall where they fall in the whole image."""
     from avrobust.data.crops import square_crop
 
     x1, y1, x2, y2 = (float(v) for v in box)
@@ -99,10 +104,12 @@ def composite_in_crop(
     # square_crop average-pools large crops in blocks aligned to the tensor's origin: align
     # the window to the same blocks so that the result matches the full image's exactly.
     factor = int(2 * half // size)
-    if factor >= 2:
-        wx0, wy0 = wx0 - wx0 % factor, wy0 - wy0 % factor
+    grid = math.lcm(factor if factor >= 2 else 1, 8 if transform is not None else 1)
+    wx0, wy0 = wx0 - wx0 % grid, wy0 - wy0 % grid
     wx1, wy1 = min(width, math.ceil(cx + half) + 2), min(height, math.ceil(cy + half) + 2)
     local = composite(image, texture, mask, view, relight, (wx0, wy0, wx1, wy1))
+    if transform is not None:
+        local = transform(local)
     shifted = box.to(image) - torch.tensor(
         [wx0, wy0, wx0, wy0], dtype=image.dtype, device=image.device
     )

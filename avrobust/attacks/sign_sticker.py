@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +67,7 @@ class StickerAttack:
     tv_weight: float = 2.5
     palette: str = "printer30"
     printer: str | None = None  # a fitted printer model (JSON): optimise what will be printed
+    through: Any = None  # an input-transformation defence to optimise through (adaptive)
     seed: int = 0
     provenance: dict = field(default_factory=dict)
 
@@ -87,7 +89,14 @@ class StickerAttack:
             texture = self._printer(texture)
         x = torch.stack(
             [
-                composite_in_crop(v.frame.image, texture, mask, v.frame.surfaces[v.surface], v.box)
+                composite_in_crop(
+                    v.frame.image,
+                    texture,
+                    mask,
+                    v.frame.surfaces[v.surface],
+                    v.box,
+                    transform=None if self.through is None else self.through.differentiable,
+                )
                 for v in views
             ]
         )
@@ -164,6 +173,9 @@ class StickerAttack:
                 "tv_weight": self.tv_weight,
                 "palette": self.palette,
                 "seed": self.seed,
+                "through": None
+                if self.through is None
+                else {"defence": self.through.name, **self.through.params},
                 "mask_coverage": float(mask.mean()),
                 "views": len(views),
                 "final_train_success": history[-1]["success"] if history else math.nan,

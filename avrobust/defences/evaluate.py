@@ -1,42 +1,82 @@
-"""Measuring the free-space check: its free-space counts for spoofed phantoms that fooled the
-victim (attack success with the check, by threshold) and for the victim's true detections on
-clean frames (its false-positive rate, by threshold), so one run gives the whole ROC curve.
+"""Measuring a LiDAR-side check against spoofing: what the check says of every spoofed phantom
+that fooled the victim (attack success with the check, by threshold) and of the victim's true
+detections on clean frames (its false-positive rate, by threshold), so one run gives the whole
+ROC curve.
 
-A spoofing case is the white-box (or black-box) phantom attack of ``attacks.lidar.spoof`` with
-its 60-return budget; the check is applied afterwards and the attack does not know of it
-(non-adaptive). The adaptive case is ``attacks.lidar.adaptive.spoof_past_free_space``: the same
-budget spent on the rays the check counts (``method="adaptive"``).
+A check is measured through a ``Judge``: ``samples(frame, points, detections)`` gives one
+sample per 3D detection (the free-space counts, or the camera support), and
+``rejects(sample, threshold)`` the check's rule on it.
+
+The spoofing cases are those of ``evaluation.lidar_attack``: ``spoof`` puts a phantom straight
+ahead (random, black-box, white-box, or ``adaptive``: knows the free-space check), ``frustum``
+puts it inside the real car's camera frustum at the wrong depth (the attack that knows the
+cross-modal check).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from avrobust.attacks.lidar.objective import FrameObjective
+from avrobust.core.detections import Detections
 from avrobust.core.sensors import LidarSpec
-from avrobust.defences.free_space import DEFAULT_MIN_RAYS, free_space, rejects
-from avrobust.evaluation.lidar_attack import SPOOF_RADIUS, spoof_frames
+from avrobust.evaluation.lidar_attack import SPOOF_RADIUS, frustum_frames, spoof_frames
 from avrobust.evaluation.viewpoints import SweepFrames
 from avrobust.models.box3d_metrics import bev_iou
 
 
 @dataclass
-class CheckSamples:
-    """Free-space counts ``(through, stopped)`` of spoofed phantoms that fooled the victim, of
-    the victim's true detections on clean frames, and how many spoofing cases were tried."""
+class Judge:
+    """A check as the measurement sees it (see the module's docstring)."""
 
-    spoofed: list[tuple[int, int]] = field(default_factory=list)
-    genuine: list[tuple[int, int]] = field(default_factory=list)
+    name: str
+    samples: Callable[[Any, torch.Tensor, Detections], list]
+    rejects: Callable[[Any, float], bool]
+
+
+def free_space_judge(min_rays: int | None = None) -> Judge:
+    from avrobust.defences.free_space import DEFAULT_MIN_RAYS, free_space, rejects
+
+    rays = DEFAULT_MIN_RAYS if min_rays is None else min_rays
+
+    def samples(frame, points, dets: Detections) -> list:
+        fs = free_space(points, dets.box3d())
+        return list(zip(fs.through.tolist(), fs.stopped.tolist(), strict=True))
+
+    return Judge("free-space-check", samples, lambda s, th: bool(rejects(s[0], s[1], th, rays)))
+
+
+def cross_modal_judge(**params) -> Judge:
+    from avrobust.defences.cross_modal import CrossModalCheck
+
+    check = CrossModalCheck(**params)
+    return Judge(
+        "cross-modal-check",
+        lambda frame, points, dets: check.camera_support(frame, dets),
+        lambda s, th: s is not None and s < th,
+    )
+
+
+@dataclass
+class CheckSamples:
+    """Samples of spoofed phantoms that fooled the victim, of the victim's true detections on
+    clean frames, and how many spoofing cases were tried."""
+
+    judge: Judge
+    spoofed: list = field(default_factory=list)
+    genuine: list = field(default_factory=list)
     cases: int = 0
     failed_attacks: int = 0
 
-    def point(self, threshold: float, min_rays: int = DEFAULT_MIN_RAYS) -> dict:
+    def point(self, threshold: float) -> dict:
         """Attack success without and with the check, and the check's false-positive rate."""
-        passed = sum(not rejects(t, s, threshold, min_rays) for t, s in self.spoofed)
-        fp = sum(rejects(t, s, threshold, min_rays) for t, s in self.genuine)
+        rejects = self.judge.rejects
+        passed = sum(not rejects(s, threshold) for s in self.spoofed)
+        fp = sum(rejects(s, threshold) for s in self.genuine)
         return {
             "threshold": threshold,
             "success_undefended": len(self.spoofed) / max(self.cases, 1),
@@ -59,21 +99,24 @@ def spoof_samples(
     steps: int = 60,
     category: str = "car",
     progress: Callable[[int], None] | None = None,
+    attack: str = "spoof",
 ) -> None:
-    """Spoof a phantom straight ahead at each distance of each frame (the spoofing cases of
-    ``evaluation.lidar_attack.spoof_frames``); record the free-space counts of every phantom
-    the victim reports."""
+    """Spoof phantoms in every frame (``spoof``: straight ahead at each of ``distances``;
+    ``frustum``: inside the real car's camera frustum, each of ``distances`` metres off its
+    range, negative: nearer) and record the check's sample of every phantom the victim
+    reports."""
 
-    def on_case(res, dets, cls, x, y, ok) -> None:
+    def on_case(res, found, cls, x, y, ok, frame) -> None:
         if not ok:
             return
-        boxes, _, labels = dets
-        near = torch.hypot(boxes.center[:, 0] - x, boxes.center[:, 1] - y) <= SPOOF_RADIUS
-        hit = (near & (labels == cls)).nonzero().flatten()
-        fs = free_space(res.sweep.points, boxes[hit[:1]])
-        samples.spoofed.append((int(fs.through[0]), int(fs.stopped[0])))
+        dets = as_detections(found, victim.classes)
+        near = torch.hypot(dets.boxes[:, 0] - x, dets.boxes[:, 1] - y) <= SPOOF_RADIUS
+        hit = (near & (dets.labels == cls)).nonzero().flatten()
+        phantom = dets.filter(hit[:1])
+        samples.spoofed.append(samples.judge.samples(frame, res.sweep.points, phantom)[0])
 
-    run = spoof_frames(
+    run_cases = spoof_frames if attack == "spoof" else frustum_frames
+    run = run_cases(
         {"victim": victim}, frames, spec, distances, (method,), points, steps, category,
         progress, on_case,
     )  # fmt: skip
@@ -81,21 +124,25 @@ def spoof_samples(
     samples.failed_attacks += sum(not r.success for r in run.rows)
 
 
+def as_detections(found: tuple, classes: tuple[str, ...]) -> Detections:
+    """A victim's raw ``(Box3D, scores, labels)`` as the Detections a defence sees."""
+    boxes, scores, labels = found
+    return Detections(boxes.as_tensor().detach(), scores.detach(), labels, "3d", classes)
+
+
 def genuine_samples(
     victim, frames: SweepFrames, samples: CheckSamples, progress=None, iou: float = 0.5
 ) -> None:
-    """Record the free-space counts of the victim's true detections (BEV IoU at least ``iou``
+    """Record the check's samples of the victim's true detections (BEV IoU at least ``iou``
     with a labelled car or pedestrian) on clean frames."""
     for frame in frames.frames:
-        obj = FrameObjective(victim, frame)
-        boxes, _, _ = obj.detect(frame.points)
+        dets = as_detections(FrameObjective(victim, frame).detect(frame.points), victim.classes)
         t = frame.truth
         keep = [i for i, c in enumerate(t.categories) if c in ("car", "pedestrian")]
-        if len(boxes) and keep:
-            truth = t.boxes_3d[keep]
-            best = bev_iou(boxes, truth).max(1).values
-            fs = free_space(frame.points, boxes)
-            for i in (best >= iou).nonzero().flatten().tolist():
-                samples.genuine.append((int(fs.through[i]), int(fs.stopped[i])))
+        if len(dets) and keep:
+            best = bev_iou(dets.box3d(), t.boxes_3d[keep]).max(1).values
+            true = dets.filter(best >= iou)
+            if len(true):
+                samples.genuine += samples.judge.samples(frame, frame.points, true)
         if progress:
             progress(1)

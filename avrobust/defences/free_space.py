@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from avrobust.core.boxes import Box3D
+from avrobust.defences.defended import Alarm, Defended
 
 DEFAULT_THRESHOLD = 0.4  # measured: no spoof passes, no true detection dropped (docs)
 DEFAULT_MIN_RAYS = 8
@@ -114,25 +115,20 @@ class FreeSpaceCheck:
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, min_rays: int = DEFAULT_MIN_RAYS):
         self.threshold, self.min_rays = threshold, min_rays
 
-    def wrap(self, model):
-        def defended(frame):
-            dets = model(frame)
+    def wrap(self, model) -> Defended:
+        def step(frame, dets):
             if dets is None or dets.kind != "3d" or frame.points is None or len(dets) == 0:
-                return dets
+                return dets, []
             keep = keep_mask(
                 frame.points, Box3D.from_tensor(dets.boxes), self.threshold, self.min_rays
             )
-            return _select(dets, keep)
+            alarms = [
+                Alarm("see_through", f"{dets.class_names[int(lab)]} box rejected")
+                for lab in dets.labels[~keep]
+            ]
+            return dets.filter(keep), alarms
 
-        return defended
+        return Defended(model, step)
 
     def provenance(self) -> dict:
         return {"threshold": self.threshold, "min_rays": self.min_rays}
-
-
-def _select(dets, keep: torch.Tensor):
-    from avrobust.core.detections import Detections
-
-    return Detections(
-        dets.boxes[keep], dets.scores[keep], dets.labels[keep], dets.kind, dets.class_names
-    )

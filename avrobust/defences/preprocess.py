@@ -2,7 +2,8 @@
 and median smoothing (Xu et al. 2018, feature squeezing). Each wraps a model so that it sees
 the transformed image; the model's output format is unchanged. Both are known to fall to
 adaptive attacks that pass the transformation with BPDA (Athalye et al. 2018); they are here as
-the baselines the literature compares against, measured non-adaptively by the campaigns.
+the baselines the literature compares against, measured by the campaigns against patches made
+without them and through them (``avrobust attack sign --through``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,21 @@ def median(image: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 class InputTransform:
-    """A defence that transforms the camera image before the model sees it."""
+    """A defence that transforms the camera image before the model sees it.
 
-    def __init__(self, name: str, transform, **params) -> None:
-        self.name, self._transform, self.params = name, transform, params
+    ``differentiable`` is the same transformation as an attack optimises through it: exact
+    where the transformation has a gradient (the median picks one input per pixel), BPDA
+    (Athalye et al. 2018: forward through it, backward as the identity) where it has none
+    (JPEG's quantisation)."""
+
+    def __init__(self, name: str, transform, bpda: bool, **params) -> None:
+        self.name, self._transform, self.bpda, self.params = name, transform, bpda, params
+
+    def differentiable(self, image: torch.Tensor) -> torch.Tensor:
+        """``[3, H, W]`` through the transformation, with a gradient an attack can follow."""
+        if self.bpda:
+            return image + (self._transform(image.detach()) - image).detach()
+        return self._transform(image)
 
     def wrap(self, model):
         def defended(frame):
@@ -52,10 +64,10 @@ class InputTransform:
 def jpeg_defence(quality: int = 75) -> InputTransform:
     if not 1 <= quality <= 100:
         raise ConfigError(f"JPEG quality must be 1-100, got {quality}", field="quality")
-    return InputTransform("jpeg", lambda img: jpeg(img, quality), quality=quality)
+    return InputTransform("jpeg", lambda img: jpeg(img, quality), bpda=True, quality=quality)
 
 
 def median_defence(kernel: int = 3) -> InputTransform:
     if kernel < 3 or kernel % 2 == 0:
         raise ConfigError(f"the median kernel must be odd and >= 3, got {kernel}", field="kernel")
-    return InputTransform("median-blur", lambda img: median(img, kernel), kernel=kernel)
+    return InputTransform("median-blur", lambda img: median(img, kernel), bpda=False, kernel=kernel)

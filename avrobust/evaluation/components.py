@@ -174,12 +174,14 @@ def _patch_attack(file: str, surface: str) -> PatchAttack:
     "lidar-remove",
     "white-box removal of the first target's LiDAR returns in every frame, against the "
     "campaign's LiDAR or fusion model (params: points (budget, default 250), method "
-    "(white-box or random), margin_deg)",
+    "(white-box or random), margin_deg, start_frame: the first attacked frame)",
 )
-def _lidar_remove(points: int = 250, method: str = "white-box", margin_deg: float = 3.0):
+def _lidar_remove(
+    points: int = 250, method: str = "white-box", margin_deg: float = 3.0, start_frame: int = 0
+):
     from avrobust.attacks.lidar.in_campaign import LidarRemovalAttack
 
-    return LidarRemovalAttack(points, method, margin_deg)
+    return LidarRemovalAttack(points, method, margin_deg, start_frame)
 
 
 @register(
@@ -216,3 +218,30 @@ def _median(kernel: int = 3):
     from avrobust.defences.preprocess import median_defence
 
     return median_defence(kernel)
+
+
+@register(
+    "defence",
+    "temporal-check",
+    "temporal consistency over the job's frames: objects confirmed after `confirm` frames, "
+    "coasted `coast` frames when they vanish, classes voted over the track; alarms for "
+    "vanished, appeared, class_flip, implausible_motion (params: confirm, coast, vote, "
+    "min_track, appear_px, appear_m, range_m, max_speed)",
+)
+def _temporal_check(**params):
+    from avrobust.defences.temporal import TemporalCheck
+
+    return TemporalCheck(**params)
+
+
+@register(
+    "defence",
+    "cross-modal-check",
+    "camera detections need LiDAR returns on one surface at a plausible size, LiDAR "
+    "detections need an overlapping camera detection of the same category (params: "
+    "min_support, min_returns, min_rays, min_iou, camera_range_m, camera, lidar)",
+)
+def _cross_modal_check(**params):
+    from avrobust.defences.cross_modal import CrossModalCheck
+
+    return CrossModalCheck(**params)

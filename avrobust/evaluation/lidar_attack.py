@@ -85,7 +85,8 @@ def spoof_frames(
 ) -> LidarAttackRun:
     """Spoof a phantom ``category`` straight ahead in every frame, its rear face at each of
     ``distances`` metres from the LiDAR (where the victim would report the obstacle).
-    ``on_case`` sees every attacked sweep with the victim's detections on it."""
+    ``on_case(result, detections, class, x, y, success, frame)`` sees every attacked sweep
+    with the victim's detections on it."""
     half_length = PHANTOM_SIZE[category][0] / 2
 
     def phantoms(frame) -> list[tuple[float, float, float] | None]:
@@ -165,6 +166,7 @@ def frustum_frames(
     steps: int = 60,
     category: str = "car",
     progress: Callable[[int], None] | None = None,
+    on_case: OnCase | None = None,
 ) -> LidarAttackRun:
     """The frustum attack: a phantom ``category`` inside the camera frustum of each frame's
     first target, ``shift`` metres off its true range. Success: the victim reports a
@@ -186,8 +188,9 @@ def frustum_frames(
         | {"shifts": list(shifts)}
     )
     _spoof_cases(
-        run, "frustum", phantoms, victims, frames, spec, methods, points, steps, category, progress
-    )
+        run, "frustum", phantoms, victims, frames, spec, methods, points, steps, category, progress,
+        on_case,
+    )  # fmt: skip
     return run
 
 
@@ -229,7 +232,7 @@ def _spoof_cases(
                     dets = obj.detect(res.sweep.points)
                     ok = found_near(dets, cls, x, y, SPOOF_RADIUS)
                     if on_case:
-                        on_case(res, dets, cls, x, y, ok)
+                        on_case(res, dets, cls, x, y, ok, frame)
                     run.rows.append(
                         LidarAttackRow(
                             **_where(name, vp, k),

@@ -75,6 +75,19 @@ class DetectionRecord(_Row):
 
 
 @dataclass
+class AlarmRecord(_Row):
+    """An alarm a defence raised in a frame (a consistency check flagging what it saw):
+    ``check`` the defence's name, ``kind`` a short fixed name (``vanished``, ``class_flip``,
+    ...), ``detail`` for people."""
+
+    job_id: str
+    frame: int
+    check: str
+    kind: str
+    detail: str
+
+
+@dataclass
 class Picture:
     """An example frame with boxes drawn, JPEG-encoded, kept as evidence for the report.
 
@@ -99,6 +112,7 @@ class JobOutcome:
     encounters: list[EncounterRecord] = field(default_factory=list)
     detections: list[DetectionRecord] = field(default_factory=list)
     pictures: list[Picture] = field(default_factory=list)
+    alarms: list[AlarmRecord] = field(default_factory=list)
     components: dict = field(default_factory=dict)
     duration: float = 0.0
     num_frames: int = 0

@@ -15,7 +15,7 @@ from avrobust.core.detections import Detections
 from avrobust.core.errors import AvrobustError, ConfigError
 from avrobust.core.frame import Frame
 from avrobust.evaluation import registry
-from avrobust.evaluation.records import EncounterRecord, FrameRecord, JobOutcome
+from avrobust.evaluation.records import AlarmRecord, EncounterRecord, FrameRecord, JobOutcome
 from avrobust.scenario.campaign import Job
 from avrobust.scenario.schema import Scenario
 
@@ -186,12 +186,15 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
     attack = registry.create("attack", job.attack)
     defence = registry.create("defence", job.defence)
     perceive = defence.wrap(model)
+    take_alarms = getattr(perceive, "take_alarms", list)  # consistency checks raise alarms
     with_model = job.model["name"] != "none"
     outcome.components = {
         "model": _provenance(model, job.model),
         "attack": _provenance(attack, job.attack),
         "defence": _provenance(defence, job.defence),
     }
+    if hasattr(perceive, "take_alarms"):  # the report lists this defence's alarms, even none
+        outcome.components["defence"]["raises_alarms"] = True
     categories = getattr(model, "categories", None)
     by_category = getattr(model, "label_level", "class") == "category"
     kept: dict[int, evidence.Kept] = {}
@@ -212,6 +215,10 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
             if perturb is not None:  # attacks on the sensor data in flight (LiDAR)
                 frame = perturb(frame, model)
             dets = perceive(frame) if with_model else None
+            for alarm in take_alarms():
+                outcome.alarms.append(
+                    AlarmRecord(job.id, frame.index, defence.name, alarm.kind, alarm.detail)
+                )
             outcome.frames += frame_records(
                 job.id, frame, targets, expect, surfaces, dets, with_model, categories, by_category
             )

@@ -20,10 +20,10 @@ from avrobust.core.errors import DataError
 from avrobust.evaluation.records import EncounterRecord, FrameRecord, JobOutcome
 from avrobust.scenario.campaign import Job
 
-SCHEMA_VERSION = 2
-# Version 2 added the detections, pictures and components tables; a version 1 store gains
-# them (empty) when opened, so older runs stay readable.
-_UPGRADABLE = {1}
+SCHEMA_VERSION = 3
+# Version 2 added the detections, pictures and components tables, version 3 the alarms table;
+# an older store gains them (empty) when opened, so older runs stay readable.
+_UPGRADABLE = {1, 2}
 DB_NAME = "results.sqlite"
 
 _SCHEMA = """
@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS pictures (
     job_id TEXT NOT NULL, frame INTEGER NOT NULL, role TEXT NOT NULL, path TEXT NOT NULL,
     PRIMARY KEY (job_id, frame, role));
 CREATE TABLE IF NOT EXISTS components (job_id TEXT PRIMARY KEY, provenance TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms (
+    job_id TEXT NOT NULL, frame INTEGER NOT NULL, "check" TEXT NOT NULL, kind TEXT NOT NULL,
+    detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alarms_job ON alarms (job_id);
 """
 PICTURES_DIR = "pictures"
 
@@ -194,7 +198,7 @@ class ResultsStore:
                     (outcome.error, attempts, time.time(), outcome.duration, outcome.job_id),
                 )
                 return
-            for table in ("frames", "encounters", "detections", "pictures", "components"):
+            for table in ("frames", "encounters", "detections", "pictures", "components", "alarms"):
                 self.db.execute(f"DELETE FROM {table} WHERE job_id=?", (outcome.job_id,))
             self.db.executemany(
                 f"INSERT INTO frames VALUES ({','.join('?' * len(FrameRecord.columns()))})",
@@ -214,6 +218,9 @@ class ResultsStore:
                     (outcome.job_id, p.frame, p.role, self._write_picture(outcome.job_id, p))
                     for p in outcome.pictures
                 ],
+            )
+            self.db.executemany(
+                "INSERT INTO alarms VALUES (?, ?, ?, ?, ?)", [r.row() for r in outcome.alarms]
             )
             self.db.execute(
                 "INSERT INTO components VALUES (?, ?)",

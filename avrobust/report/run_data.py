@@ -99,6 +99,17 @@ class EncounterRow:
 
 
 @dataclass
+class AlarmRow:
+    """An alarm a consistency check raised in a frame of a job."""
+
+    job: JobInfo
+    frame: int
+    check: str
+    kind: str
+    detail: str
+
+
+@dataclass
 class RunData:
     run_dir: Path
     campaign_name: str
@@ -112,6 +123,7 @@ class RunData:
     detections: list[tuple[JobInfo, int, str, dict, dict]]
     pictures: dict[tuple[str, str], tuple[int, Path]]  # (job id, role) -> (frame, file)
     components: dict[str, dict] = field(default_factory=dict)  # job id -> provenance
+    alarms: list[AlarmRow] = field(default_factory=list)
 
     @property
     def done(self) -> list[JobInfo]:
@@ -231,6 +243,10 @@ def _read(store: ResultsStore, run_dir: Path) -> RunData:
     components = {
         r[0]: json.loads(r[1]) for r in store.query("SELECT job_id, provenance FROM components")
     }
+    alarms = [
+        AlarmRow(by_id[r[0]], r[1], r[2], r[3], r[4])
+        for r in store.query('SELECT job_id, frame, "check", kind, detail FROM alarms')
+    ]
     return RunData(
         run_dir,
         name,
@@ -244,6 +260,7 @@ def _read(store: ResultsStore, run_dir: Path) -> RunData:
         detections,
         pictures,
         components,
+        alarms,
     )
 
 

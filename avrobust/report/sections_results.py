@@ -17,6 +17,9 @@ from avrobust.report.run_data import RunData, distance_bin
 
 MAX_HEATMAPS = 8
 MAX_EXAMPLES = 6
+ALARM_COLUMNS = [
+    "model", "check", "attack", "drive-bys with an alarm", "frames with an alarm", "alarms by kind"
+]  # fmt: skip
 
 
 def results_section(data: RunData) -> Section:
@@ -43,6 +46,7 @@ def results_section(data: RunData) -> Section:
     s.blocks += _matrix(data, outcomes)
     s.blocks += _quality(data)
     s.blocks += _defences(data, outcomes)
+    s.blocks += _alarms(data)
     s.blocks += _heatmaps(outcomes)
     s.blocks += _by_weather_light(data, outcomes)
     s.blocks += _encounters(data)
@@ -156,6 +160,61 @@ def _defences(data: RunData, outcomes: list[m.Outcome]) -> list:
             "the attack success they leave. Attacks here did not know the defence "
             "(non-adaptive) unless the attack's name says otherwise.",
             key="defences",
+        )
+    ]
+
+
+def _alarms(data: RunData) -> list:
+    """Per check, model and attack: the drive-bys (jobs) and frames in which it raised an
+    alarm. On clean jobs that is its false-alarm rate, on attacked ones its detection rate."""
+    raised: dict[str, set[int]] = defaultdict(set)
+    kinds: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for a in data.alarms:
+        raised[a.job.id].add(a.frame)
+        kinds[a.job.id][a.kind] += 1
+    checks = {a.job.defence for a in data.alarms} | {
+        j.defence
+        for j in data.done
+        if data.components.get(j.id, {}).get("defence", {}).get("raises_alarms")
+    }
+    rows = []
+    for model, defence in m.stacks(data):
+        if defence not in checks:
+            continue
+        for attack in ["none", *m.attacks(data)]:
+            jobs = [
+                j for j in data.done if (j.model, j.defence, j.attack) == (model, defence, attack)
+            ]
+            if not jobs:
+                continue
+            frames = sum(j.frames or 0 for j in jobs)
+            flagged = sum(len(raised.get(j.id, ())) for j in jobs)
+            total: dict[str, int] = defaultdict(int)
+            for j in jobs:
+                for k, v in kinds.get(j.id, {}).items():
+                    total[k] += v
+            rows.append(
+                [
+                    model,
+                    defence,
+                    "clean (false alarms)" if attack == "none" else attack,
+                    m.Rate(sum(j.id in raised for j in jobs), len(jobs)).text(),
+                    m.Rate(flagged, frames).text(),
+                    ", ".join(f"{k} {v}" for k, v in sorted(total.items())) or "-",
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        Table(
+            ALARM_COLUMNS,
+            rows,
+            "Alarms of the consistency checks. On clean drive-bys an alarm is a false alarm or "
+            "the check catching the model's own error (a detection the other sensor does not "
+            "confirm, an object the detector drops); on attacked ones it is the check detecting "
+            "the attack, whether or not it could also undo it. The rate on clean drive-bys is "
+            "the price of trusting the alarm.",
+            key="alarms",
         )
     ]
 

@@ -4,7 +4,8 @@ report as every other attack.
 
 The attacker is white-box against the campaign's (undefended) model, which must use the LiDAR
 (``lidar-detector``, ``fusion-late`` or ``fusion-painting``), and hides the scenario's first
-target within the stated budget in every frame where the target is ahead and the victim finds
+target within the stated budget in every frame (from ``start_frame`` on: an attacker who
+switches on once the victim follows the car) where the target is ahead and the victim finds
 it; other frames pass unchanged.
 """
 
@@ -42,13 +43,25 @@ def raw_victim(model: Any):
 class LidarRemovalAttack:
     name = "lidar-remove"
 
-    def __init__(self, points: int = 250, method: str = "white-box", margin_deg: float = 3.0):
+    def __init__(
+        self,
+        points: int = 250,
+        method: str = "white-box",
+        margin_deg: float = 3.0,
+        start_frame: int = 0,
+    ):
         self.points, self.method, self.margin = points, method, margin_deg
+        self.start_frame = start_frame
         self.spec = None
         self.target_id: int | None = None
 
     def provenance(self) -> dict:
-        return {"points": self.points, "method": self.method, "margin_deg": self.margin}
+        return {
+            "points": self.points,
+            "method": self.method,
+            "margin_deg": self.margin,
+            "start_frame": self.start_frame,
+        }
 
     def prepare(self, backend: Any, scenario: Any) -> None:
         if scenario.sensors.lidar is None or not scenario.targets:
@@ -66,7 +79,7 @@ class LidarRemovalAttack:
     def perturb(self, frame: Frame, model: Any) -> Frame:
         t = frame.truth
         hit = (t.ids == self.target_id).nonzero().flatten()
-        if frame.points is None or len(hit) == 0:
+        if frame.points is None or len(hit) == 0 or frame.index < self.start_frame:
             return frame
         b = t.boxes_3d[hit[:1]]
         box = Box3D(b.center.float(), b.size.float(), b.yaw.float())

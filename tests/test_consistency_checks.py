@@ -1,0 +1,156 @@
+"""The temporal and cross-modal consistency checks: each catches a planted, obvious attack
+(a brief hiding, a one-frame phantom, a class flip; a camera phantom with no LiDAR return or
+of an impossible size, a LiDAR phantom the camera does not see), leaves the model's output
+format unchanged, and raises its alarms where the campaign runner stores them."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from test_defences import CAR, SENSOR_HEIGHT, _cast
+
+from avrobust.core.boxes import Box3D
+from avrobust.core.calibration import Calibration, CameraIntrinsics
+from avrobust.core.detections import Detections
+from avrobust.defences.cross_modal import CrossModalCheck
+from avrobust.defences.temporal import TemporalCheck
+
+# Camera and LiDAR at the same place (identity poses): the LiDAR frame is the camera body frame.
+CALIB = Calibration(CameraIntrinsics.from_fov(640, 480, math.radians(90)))
+SIGNS = ("stop", "speed_limit_80")
+
+
+def _frame(t: float, points=None, image=None):
+    return SimpleNamespace(timestamp=t, calibration=CALIB, points=points, image=image)
+
+
+def _replay(check, outputs: list[Detections]):
+    """Run ``check`` over a sequence of model outputs (10 Hz); each frame's output, alarms."""
+    feed = iter(outputs)
+    defended = check.wrap(lambda frame: next(feed))
+    out = []
+    for i in range(len(outputs)):
+        dets = defended(_frame(i * 0.1))
+        out.append((dets, defended.take_alarms()))
+    return out
+
+
+def _sign(i: int, label: int = 0) -> Detections:
+    """A sign approaching: its box grows and drifts right, 10 Hz."""
+    box = torch.tensor([[300.0 + 2 * i, 200.0, 340.0 + 4 * i, 240.0 + 2 * i]])
+    return Detections(box, [0.9], [label], "2d", SIGNS)
+
+
+def test_a_brief_hiding_is_coasted_over_and_raises_vanished():
+    seq = [_sign(i) if i != 7 else Detections.empty("2d", SIGNS) for i in range(10)]
+    out = _replay(TemporalCheck(), seq)
+    dets, alarms = out[7]
+    assert len(dets) == 1 and dets.labels.tolist() == [0]
+    # Coasted at the constant-velocity prediction: where the sign would have been.
+    assert torch.allclose(dets.boxes[0], _sign(7).boxes[0], atol=0.5)
+    assert [a.kind for a in alarms] == ["vanished"]
+    assert all(not a for _, a in out[:7])  # nothing flagged while the sign was steady
+
+
+def test_an_object_is_reported_after_confirmation_and_a_one_frame_phantom_never():
+    big = Detections(torch.tensor([[200.0, 150.0, 300.0, 350.0]]), [0.9], [1], "2d", SIGNS)
+    seq = [_sign(i) for i in range(6)]
+    seq[3] = Detections(torch.cat([_sign(3).boxes, big.boxes]), [0.9, 0.9], [0, 1], "2d", SIGNS)
+    out = _replay(TemporalCheck(confirm=2), seq)
+    assert len(out[0][0]) == 0 and len(out[1][0]) == 1  # confirmed at its second frame
+    assert len(out[3][0]) == 1 and out[3][0].labels.tolist() == [0]  # the phantom is not
+    assert [a.kind for a in out[3][1]] == ["appeared"]  # large, mid-image, from nowhere
+
+
+def test_a_class_flip_is_outvoted_and_raises_class_flip():
+    seq = [_sign(i, label=1 if i in (8, 9) else 0) for i in range(12)]
+    out = _replay(TemporalCheck(), seq)
+    assert all(d.labels.tolist() == [0] for d, _ in out[1:])
+    assert [a.kind for a in out[8][1]] == ["class_flip"]
+    assert "stop -> speed_limit_80" in out[8][1][0].detail
+    # Without the vote the flip goes through; the alarm still sounds.
+    raw = _replay(TemporalCheck(vote=False), seq)
+    assert raw[8][0].labels.tolist() == [1] and raw[8][1]
+
+
+def test_the_temporal_check_keeps_3d_outputs_and_gates_impossible_jumps():
+    def car(x: float) -> Detections:
+        return Detections(
+            torch.tensor([[x, 0.0, -1.1, 4.5, 1.8, 1.5, 0.0]]), [0.8], [0], "3d", ("car", "ped")
+        )
+
+    seq = [car(20.0 - 0.5 * i) for i in range(5)] + [car(40.0)]  # 20 m in 0.1 s: a new object
+    out = _replay(TemporalCheck(coast=0), seq)
+    dets = out[4][0]
+    assert dets.kind == "3d" and dets.class_names == ("car", "ped") and dets.boxes.shape == (1, 7)
+    assert len(out[5][0]) == 0  # the jumped box is unconfirmed, the old track not coasted
+    with pytest.raises(Exception, match="confirm"):
+        TemporalCheck(confirm=0)
+
+
+# --- cross-modal ----------------------------------------------------------------------------
+
+
+def _camera_box(box: Box3D) -> torch.Tensor:
+    proj, _ = box.project(CALIB)
+    return proj.xyxy[0]
+
+
+def test_a_camera_car_on_a_lidar_car_is_kept_and_phantoms_are_dropped():
+    points = _cast(CAR)  # a car 10 m ahead, the road, a wall at 60 m
+    # Open sky to the left, just above the horizon (inside the LiDAR's vertical view): no return.
+    uv, _, _ = CALIB.project_lidar(points)
+    gap = (uv[:, 0] > 80) & (uv[:, 0] < 160) & (uv[:, 1] > 150) & (uv[:, 1] < 235)
+    points = points[~gap]
+    real = _camera_box(CAR)
+    sky = torch.tensor([100.0, 170.0, 140.0, 230.0])
+    on_wall = torch.tensor([300.0, 180.0, 340.0, 220.0])  # a 'car' drawn 40 px tall at 60 m
+    dets = Detections(torch.stack([real, sky, on_wall]), [0.9, 0.9, 0.9], [0, 0, 0], "2d", ("car",))
+    defended = CrossModalCheck().wrap(lambda f: dets)
+    out = defended(_frame(0.0, points))
+    assert out.kind == "2d" and out.class_names == ("car",)
+    assert out.boxes.tolist() == [real.tolist()]
+    kinds = sorted(a.kind for a in defended.take_alarms())
+    assert kinds == ["implausible_size", "no_lidar_return"]
+
+
+def test_a_lidar_phantom_without_camera_support_is_dropped():
+    ghost = Box3D([[20.0, 4.0, -SENSOR_HEIGHT + 0.75]], [[4.5, 1.8, 1.5]], [0.0])
+    dets = Detections(torch.cat([CAR.as_tensor(), ghost.as_tensor()]), [0.9, 0.8], [0, 0], "3d",
+                      ("car", "pedestrian"))  # fmt: skip
+    check = CrossModalCheck(min_iou=0.3)
+    # The camera witness sees the real car only (slightly off, as a detector would).
+    seen = Detections(_camera_box(CAR)[None] + 3.0, [0.9], [0], "2d", ("car", "pedestrian"))
+    check._camera = lambda frame: seen
+    image = torch.zeros(3, 480, 640)
+    support = check.camera_support(_frame(0.0, _cast(CAR), image), dets)
+    assert support[0] > 0.8 and support[1] == 0.0
+    defended = check.wrap(lambda f: dets)
+    out = defended(_frame(0.0, _cast(CAR), image))
+    assert out.kind == "3d" and out.boxes.shape == (1, 7)
+    assert torch.allclose(out.boxes[0], CAR.as_tensor()[0])
+    assert [a.kind for a in defended.take_alarms()] == ["no_camera_support"]
+    # Out of the camera's view (behind): unjudged, kept.
+    behind = Box3D([[-15.0, 0.0, -1.1]], [[4.5, 1.8, 1.5]], [0.0])
+    back = Detections(behind.as_tensor(), [0.9], [0], "3d", ("car", "pedestrian"))
+    assert check.camera_support(_frame(0.0, None, image), back) == [None]
+
+
+def test_the_checks_are_campaign_defences_whose_alarms_the_store_keeps(tmp_path):
+    from avrobust.evaluation import registry
+    from avrobust.evaluation.records import AlarmRecord, JobOutcome
+    from avrobust.evaluation.store import ResultsStore
+
+    t = registry.create("defence", {"name": "temporal-check", "params": {"coast": 5}})
+    c = registry.create("defence", {"name": "cross-modal-check", "params": {"min_iou": 0.5}})
+    assert isinstance(t, TemporalCheck) and t.coast == 5
+    assert isinstance(c, CrossModalCheck) and c.min_iou == 0.5
+    with ResultsStore(tmp_path) as store:
+        outcome = JobOutcome("j1", alarms=[AlarmRecord("j1", 3, "temporal-check", "vanished", "x")])
+        store.record(outcome)
+        assert store.query('SELECT frame, "check", kind FROM alarms') == [
+            (3, "temporal-check", "vanished")
+        ]
