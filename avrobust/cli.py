@@ -709,11 +709,12 @@ def _input_transform(spec: str):
     if not isinstance(defence, InputTransform):
         raise ConfigError(
             f"{name!r} is not an input transformation", field="--through",
-            allowed="jpeg, median-blur",
+            allowed="jpeg, median-blur, local-gradient-smoothing",
         )  # fmt: skip
     if value:
-        (key,) = defence.params
-        defence = registry.create("defence", {"name": name, "params": {key: int(value)}})
+        key = next(iter(defence.params))  # the first: quality, kernel, threshold
+        kind = type(defence.params[key])
+        defence = registry.create("defence", {"name": name, "params": {key: kind(value)}})
     return defence
 
 
@@ -751,7 +752,8 @@ def attack_sign(
         str | None,
         typer.Option(
             help="An input-transformation defence to optimise through (adaptive), NAME or "
-            "NAME:VALUE: jpeg[:quality], median-blur[:kernel]. JPEG is passed with BPDA."
+            "NAME:VALUE: jpeg[:quality], median-blur[:kernel], local-gradient-smoothing"
+            "[:threshold]. JPEG and LGS are passed with BPDA."
         ),
     ] = None,
 ) -> None:

@@ -68,14 +68,20 @@ def test_gradients_reach_the_texture_only_through_the_mask():
     assert tex.grad[:, :, 9:].abs().sum() == 0
 
 
-def test_crop_compositor_equals_composite_then_crop():
+@pytest.mark.parametrize(
+    "box",
+    [[140.0, 70.0, 260.0, 185.0], [141.0, 71.0, 261.0, 186.0], [11.0, 171.0, 131.0, 236.0]],
+    ids=["even", "odd", "at the border"],
+)
+def test_crop_compositor_equals_composite_then_crop(box):
+    # Odd window positions once left a partial pooling block that stretched the crop.
     image = torch.rand(3, 240, 400)
     tex = torch.rand(3, 64, 64)
     mask = sticker_mask("rp2_bars", 64)
-    box = torch.tensor([140.0, 70.0, 260.0, 185.0])
+    box = torch.tensor(box)
     full = square_crop(composite(image, tex, mask, _view()), box)
     local = composite_in_crop(image, tex, mask, _view(), box)
-    assert torch.allclose(full, local, atol=1e-5)
+    assert torch.allclose(full, local, atol=5e-5)
 
 
 def test_eot_is_replayable_and_differentiable():

@@ -189,3 +189,57 @@ def test_input_transformations_change_the_image_not_the_output_format():
         median_defence(4)
     with pytest.raises(ConfigError):
         jpeg_defence(0)
+
+
+def test_local_gradient_smoothing_flattens_a_patch_and_leaves_smooth_areas():
+    from avrobust.core.errors import ConfigError
+    from avrobust.defences.preprocess import lgs_defence, local_gradient_smoothing
+
+    g = torch.Generator().manual_seed(2)
+    img = torch.full((3, 120, 160), 0.5)
+    img[:, :, 80:] = 0.7  # one clean edge: sparse gradient, not a patch
+    img[:, 40:80, 20:60] = (torch.rand(3, 40, 40, generator=g) > 0.5).float()  # a noisy patch
+    out = local_gradient_smoothing(img)
+    assert float((out - img)[:, 40:80, 20:60].abs().mean()) > 0.2
+    assert torch.equal(out[:, :30, 100:], img[:, :30, 100:])  # far from both: untouched
+    assert float((out - img)[:, :, 75:85].abs().mean()) < 0.05
+    with pytest.raises(ConfigError):
+        lgs_defence(threshold=1.5)
+
+
+def test_attacks_pass_jpeg_by_bpda_and_the_median_by_its_own_gradient():
+    from avrobust.defences.preprocess import jpeg_defence, lgs_defence, median_defence
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 32, 32, generator=g, requires_grad=True)
+    for defence in (jpeg_defence(50), lgs_defence()):
+        y = defence.differentiable(x)
+        assert torch.allclose(y, defence._transform(x.detach()), atol=1e-6)  # forward: exact
+        (grad,) = torch.autograd.grad(y.sum(), x)
+        assert torch.equal(grad, torch.ones_like(x))  # backward: the identity
+    y = median_defence(3).differentiable(x)
+    (grad,) = torch.autograd.grad(y[:, 10, 10].sum(), x)
+    assert int((grad != 0).sum()) == 3  # one chosen input per channel
+
+
+def test_the_compositor_applies_a_transform_at_image_resolution_before_cropping():
+    from avrobust.attacks.compositor import composite, composite_in_crop
+    from avrobust.core.surface import SurfaceView
+    from avrobust.data.crops import square_crop
+    from avrobust.defences.preprocess import median
+
+    quad = torch.tensor([[101.0, 53.0], [301.0, 61.0], [283.0, 203.0], [121.0, 181.0]])
+    view = SurfaceView(
+        "s", 1, quad, torch.ones(240, 400), torch.ones(3), torch.zeros(3), (1.0, 1.0), 10.0, 0.0
+    )
+    g = torch.Generator().manual_seed(4)
+    image, tex = torch.rand(3, 240, 400, generator=g), torch.rand(3, 64, 64, generator=g)
+    mask = torch.ones(1, 64, 64)
+    box = torch.tensor([141.0, 71.0, 261.0, 186.0])
+
+    def blur(x):
+        return median(x, 3)
+
+    full = square_crop(blur(composite(image, tex, mask, view)), box)
+    local = composite_in_crop(image, tex, mask, view, box, transform=blur)
+    assert torch.allclose(full, local, atol=5e-5)

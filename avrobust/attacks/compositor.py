@@ -74,6 +74,13 @@ def composite(
     return base * (1 - alpha) + colour.clamp(0, 1) * alpha
 
 
+TRANSFORM_REACH = 16  # pixels: two JPEG blocks, a median kernel up to 33
+
+
+def _whole(n: int, block: int) -> int:
+    return -(-n // block) * block
+
+
 def composite_in_crop(
     image: torch.Tensor,
     texture: torch.Tensor,
@@ -92,8 +99,10 @@ def composite_in_crop(
     image's own resolution inside the crop's window only, then resampled like any crop, so the
     optimiser sees the texture exactly as coarsely as the camera does. ``transform`` (an input
     transformation defence, differentiable) is applied to the window at the image's resolution
-    before cropping, as the defence applies it to the whole image; the window starts on the
-    8-pixel grid so that JPEG's blocks fall where they fall in the whole image."""
+    before cropping, as the defence applies it to the whole image: the window is widened by
+    ``TRANSFORM_REACH`` pixels and starts on the 8-pixel grid, so a local transformation (a
+    median, JPEG's blocks) gives the crop it gives in the whole image; one that looks at the
+    whole image (LGS normalises by the image's largest gradient) is approximated."""
     from avrobust.data.crops import square_crop
 
     x1, y1, x2, y2 = (float(v) for v in box)
@@ -104,9 +113,16 @@ def composite_in_crop(
     # square_crop average-pools large crops in blocks aligned to the tensor's origin: align
     # the window to the same blocks so that the result matches the full image's exactly.
     factor = int(2 * half // size)
+    # A transform reaches a few pixels around each pixel (a median's kernel, a JPEG block):
+    # widen the window so that the crop sees what it sees in the whole image.
+    reach = TRANSFORM_REACH if transform is not None else 0
+    wx0, wy0 = max(0, wx0 - reach), max(0, wy0 - reach)
     grid = math.lcm(factor if factor >= 2 else 1, 8 if transform is not None else 1)
     wx0, wy0 = wx0 - wx0 % grid, wy0 - wy0 % grid
-    wx1, wy1 = min(width, math.ceil(cx + half) + 2), min(height, math.ceil(cy + half) + 2)
+    # ...and spans whole blocks: square_crop maps coordinates by the pooled size, which a
+    # partial last block would stretch.
+    wx1 = min(width, wx0 + _whole(math.ceil(cx + half) + 2 + reach - wx0, grid))
+    wy1 = min(height, wy0 + _whole(math.ceil(cy + half) + 2 + reach - wy0, grid))
     local = composite(image, texture, mask, view, relight, (wx0, wy0, wx1, wy1))
     if transform is not None:
         local = transform(local)

@@ -71,3 +71,47 @@ def median_defence(kernel: int = 3) -> InputTransform:
     if kernel < 3 or kernel % 2 == 0:
         raise ConfigError(f"the median kernel must be odd and >= 3, got {kernel}", field="kernel")
     return InputTransform("median-blur", lambda img: median(img, kernel), bpda=False, kernel=kernel)
+
+
+def local_gradient_smoothing(
+    image: torch.Tensor,
+    window: int = 15,
+    overlap: int = 5,
+    threshold: float = 0.1,
+    strength: float = 2.3,
+) -> torch.Tensor:
+    """Local Gradient Smoothing (Naseer et al. 2019): a localised patch is a dense cluster of
+    high image gradients, so where the normalised gradient magnitude is dense (its mean over a
+    ``window`` exceeds ``threshold``) the image is darkened by ``strength`` times it, which
+    flattens the patch. Defaults are the paper's."""
+    x = image[None]
+    grad = kornia.filters.spatial_gradient(kornia.color.rgb_to_grayscale(x), normalized=False)
+    mag = torch.linalg.vector_norm(grad[:, 0], dim=1, keepdim=True)  # [1, 1, H, W]
+    lo, hi = mag.amin(), mag.amax()
+    mag = (mag - lo) / (hi - lo).clamp(min=1e-6)
+    stride = window - overlap
+    density = torch.nn.functional.avg_pool2d(mag, window, stride, ceil_mode=True)
+    dense = (density > threshold).float()
+    # Back to pixels: a pixel counts as dense when any window covering it was dense.
+    cover = torch.nn.functional.interpolate(dense, scale_factor=stride, mode="nearest")
+    cover = torch.nn.functional.max_pool2d(cover, overlap | 1, 1, (overlap | 1) // 2)
+    cover = cover[..., : mag.shape[2], : mag.shape[3]]
+    cover = torch.nn.functional.pad(
+        cover, (0, mag.shape[3] - cover.shape[3], 0, mag.shape[2] - cover.shape[2])
+    )
+    return (x * (1 - strength * mag * cover).clamp(0, 1))[0]
+
+
+def lgs_defence(threshold: float = 0.1, strength: float = 2.3) -> InputTransform:
+    if not 0 < threshold < 1 or strength <= 0:
+        raise ConfigError(
+            f"LGS needs 0 < threshold < 1 and strength > 0, got {threshold}, {strength}",
+            field="threshold",
+        )
+    return InputTransform(
+        "local-gradient-smoothing",
+        lambda img: local_gradient_smoothing(img, threshold=threshold, strength=strength),
+        bpda=True,  # as Chiang et al. (2020) broke it: the gradient through the mask is useless
+        threshold=threshold,
+        strength=strength,
+    )

@@ -245,3 +245,15 @@ def _cross_modal_check(**params):
     from avrobust.defences.cross_modal import CrossModalCheck
 
     return CrossModalCheck(**params)
+
+
+@register(
+    "defence",
+    "local-gradient-smoothing",
+    "input transformation: Local Gradient Smoothing (Naseer et al. 2019) flattens dense "
+    "clusters of high image gradient, where a patch is (params: threshold 0.1, strength 2.3)",
+)
+def _lgs(threshold: float = 0.1, strength: float = 2.3):
+    from avrobust.defences.preprocess import lgs_defence
+
+    return lgs_defence(threshold, strength)
