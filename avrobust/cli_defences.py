@@ -83,6 +83,9 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
         thresholds: Annotated[
             str, typer.Option(help="Minimum camera IoUs to report.")
         ] = "0.1,0.2,0.3,0.4,0.5,0.6",
+        camera_score: Annotated[
+            float, typer.Option(help="Score threshold of the camera witness's detections.")
+        ] = 0.3,
     ) -> None:
         """Spoof phantoms against a LiDAR victim, then judge each phantom and each true
         detection of clean frames by its camera support (the cross-modal check): attack
@@ -91,7 +94,7 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
 
         if attack not in ("spoof", "frustum"):
             raise typer.BadParameter("--attack must be spoof or frustum")
-        judge = cross_modal_judge()
+        judge = cross_modal_judge(score_threshold=camera_score)
         measure(out, judge, victim, attack, method, floats(distances, "--distances"), weathers,
                 floats(laterals, "--laterals"), clean, floats(clean_distances, "--clean-distances"),
                 floats(thresholds, "--thresholds"))  # fmt: skip
