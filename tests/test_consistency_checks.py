@@ -154,3 +154,39 @@ def test_the_checks_are_campaign_defences_whose_alarms_the_store_keeps(tmp_path)
         assert store.query('SELECT frame, "check", kind FROM alarms') == [
             (3, "temporal-check", "vanished")
         ]
+
+
+# --- void (shadow) check ----------------------------------------------------------------------
+
+
+def test_the_void_check_flags_removed_returns_not_dropout():
+    from avrobust.defences.shadow import VoidCheck
+
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[2, 3] = SENSOR_HEIGHT  # the ego frame's origin is on the road
+    calib = Calibration(CALIB.intrinsics, lidar_pose=pose)
+    lidar = {
+        "channels": 32,
+        "points_per_second": 32 * 720 * 10,
+        "rotation_frequency": 10.0,
+        "upper_fov": math.radians(10),
+        "lower_fov": math.radians(-30),
+    }
+    check = VoidCheck(lidar=lidar)
+    dets = Detections.empty("3d", ("car",))
+    defended = check.wrap(lambda f: dets)
+
+    def alarms(points):
+        out = defended(SimpleNamespace(points=points, point_ring=None, calibration=calib))
+        assert out is dets  # the check never changes the output
+        return defended.take_alarms()
+
+    solid = _cast(CAR)
+    assert alarms(solid) == []
+    g = torch.Generator().manual_seed(5)
+    rain = solid[torch.rand(len(solid), generator=g) > 0.25]  # a quarter of the returns lost
+    assert alarms(rain) == []
+    grown = Box3D(CAR.center, CAR.size + 0.1, CAR.yaw)  # its returns lie on its surface
+    removed = solid[~grown.contains(solid[:, :3])[0]]  # the car's returns taken away
+    (alarm,) = alarms(removed)
+    assert alarm.kind == "void" and "bearing +0 deg" in alarm.detail

@@ -257,3 +257,16 @@ def _lgs(threshold: float = 0.1, strength: float = 2.3):
     from avrobust.defences.preprocess import lgs_defence
 
     return lgs_defence(threshold, strength)
+
+
+@register(
+    "defence",
+    "void-check",
+    "shadow-style check for removed LiDAR returns: raises a 'void' alarm for every solid "
+    "cluster of at least min_rays road-aimed rays with no return; the output is unchanged "
+    "(params: min_rays 16, ground_range 45, lidar)",
+)
+def _void_check(**params):
+    from avrobust.defences.shadow import VoidCheck
+
+    return VoidCheck(**params)
