@@ -190,3 +190,41 @@ def test_the_void_check_flags_removed_returns_not_dropout():
     removed = solid[~grown.contains(solid[:, :3])[0]]  # the car's returns taken away
     (alarm,) = alarms(removed)
     assert alarm.kind == "void" and "bearing +0 deg" in alarm.detail
+
+
+@pytest.mark.slow
+def test_clean_library_frames_pass_the_camera_side_and_void_checks():
+    """The stated false-positive rates (docs/defences.md): the cross-modal check drops none
+    of the camera detector's true detections of clean library frames, the void check sees no
+    void in clear weather or heavy rain."""
+    from torchvision.ops import box_iou
+
+    from avrobust.core.sensors import LidarSpec
+    from avrobust.defences.shadow import VoidCheck
+    from avrobust.evaluation.viewpoints import Sweep, render_sweep
+    from avrobust.models.victims import CameraDetectorVictim
+    from avrobust.scenario.library import load_scenario
+
+    camera, check, voids = CameraDetectorVictim(), CrossModalCheck(), VoidCheck()
+    true_dets = dropped = 0
+    for sc in ("pedestrian_crossing", "urban_stop"):
+        cam = load_scenario(sc).sensors.camera.to_spec()
+        views = Sweep((10.0, 20.0), (0.0,), ("ClearNoon", "HardRainNoon"), (0.0,))
+        for frame in render_sweep(sc, views, cam, lidar=LidarSpec()).frames:
+            dets = camera(frame)
+            truth = frame.truth
+            keep = torch.zeros(len(dets), dtype=torch.bool)
+            for i in range(len(dets)):
+                name = dets.class_names[int(dets.labels[i])]
+                same = [j for j, c in enumerate(truth.categories) if c == name]
+                if same:
+                    iou = box_iou(dets.boxes[i : i + 1], truth.boxes_2d.xyxy[same])
+                    keep[i] = float(iou.max()) >= 0.5
+            true = dets.filter(keep)
+            out, _ = check._check_2d(frame, true)
+            true_dets, dropped = true_dets + len(true), dropped + len(true) - len(out)
+            defended = voids.wrap(lambda f: None)
+            defended(frame)
+            assert defended.take_alarms() == []
+    assert true_dets >= 20
+    assert dropped <= 0.05 * true_dets
