@@ -220,15 +220,14 @@ def _alarms(data: RunData) -> list:
 
 
 def _added_time(data: RunData, model: str, defence: str) -> float | None:
-    """Seconds per frame the defence adds: mean job time per frame with it minus without
-    (same scenarios and conditions, so the rendering time cancels)."""
+    """Seconds per frame the defence adds: mean job time per frame with it minus without, on
+    clean jobs where the campaign has them (same scenarios and conditions, so the rendering
+    time cancels)."""
 
     def per_frame(d: str) -> float | None:
-        times = [
-            j.duration / j.frames
-            for j in data.done
-            if j.model == model and j.defence == d and j.duration and j.frames
-        ]
+        jobs = [j for j in data.done if j.model == model and j.defence == d]
+        clean = [j for j in jobs if j.attack == "none"]  # attacks' own compute is noise here
+        times = [j.duration / j.frames for j in clean or jobs if j.duration and j.frames]
         return sum(times) / len(times) if times else None
 
     with_d, without = per_frame(defence), per_frame("none")
