@@ -228,3 +228,31 @@ def test_clean_library_frames_pass_the_camera_side_and_void_checks():
             assert defended.take_alarms() == []
     assert true_dets >= 20
     assert dropped <= 0.05 * true_dets
+
+
+@pytest.mark.slow
+def test_a_clean_drive_by_raises_no_temporal_alarm_and_keeps_the_lead_car():
+    """On a clean library drive-by the temporal check raises no alarm and reports the lead
+    car in every frame after its confirmation."""
+    from avrobust.backends.base import EpisodeSpec
+    from avrobust.evaluation.runner import make_backend
+    from avrobust.models.box3d_metrics import bev_iou
+    from avrobust.models.victims import LidarDetectorVictim
+    from avrobust.scenario.library import load_scenario
+
+    scenario = load_scenario("lead_vehicle")
+    backend = make_backend("embedded")
+    backend.start(EpisodeSpec.from_scenario(scenario, frames=8, seed=3))
+    defended = TemporalCheck(confirm=2).wrap(LidarDetectorVictim())
+    lead = backend.object_id(scenario.targets[0].object)
+    found = []
+    try:
+        for frame in backend.frames():
+            dets = defended(frame)
+            assert defended.take_alarms() == []
+            i = frame.truth.ids.tolist().index(lead)
+            iou = bev_iou(dets.box3d(), frame.truth.boxes_3d[i : i + 1]) if len(dets) else None
+            found.append(iou is not None and float(iou.max()) >= 0.5)
+    finally:
+        backend.close()
+    assert found[0] is False and all(found[1:])  # confirmed at its second frame
