@@ -99,6 +99,32 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
                 floats(laterals, "--laterals"), clean, floats(clean_distances, "--clean-distances"),
                 floats(thresholds, "--thresholds"))  # fmt: skip
 
+    @defend_app.command("plot")
+    def plot_cmd(
+        results: Annotated[list[Path], typer.Argument(help="JSON files of defend runs.")],
+        out: Annotated[Path, typer.Option("--out", "-o", help="PNG file of the ROC curves.")],
+    ) -> None:
+        """Draw the ROC curves of one or more `avrobust defend` results (one curve each:
+        attacks caught against true detections dropped, per threshold)."""
+        from avrobust.core.errors import DataError
+        from avrobust.core.files import atomic_write
+        from avrobust.report.figures import roc
+
+        curves, checks = {}, []
+        for path in results:
+            try:
+                data = json.loads(path.read_text())
+                points = data["points"]
+                label = f"{data.get('method', '?')} {data.get('attack', 'spoof')}"
+            except (OSError, ValueError, KeyError) as exc:
+                raise DataError(f"not a defend result ({exc})", file=path) from None
+            checks.append(data.get("check", "free-space-check"))
+            curves[f"{label} ({path.stem})"] = points
+        title = f"{', '.join(dict.fromkeys(checks))} against {data.get('victim', '?')}"
+        with atomic_write(out) as fh:
+            fh.write(roc(curves, title))
+        console.print(f"ROC curves: {out}")
+
     def measure(out: Path, judge, victim: str, attack: str, method: str, distances, weathers: str,
                 laterals, clean: str, clean_distances, thresholds) -> None:  # fmt: skip
         from avrobust.core.sensors import LidarSpec

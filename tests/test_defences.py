@@ -243,3 +243,31 @@ def test_the_compositor_applies_a_transform_at_image_resolution_before_cropping(
     full = square_crop(blur(composite(image, tex, mask, view)), box)
     local = composite_in_crop(image, tex, mask, view, box, transform=blur)
     assert torch.allclose(full, local, atol=5e-5)
+
+
+def test_defend_plot_draws_roc_curves_and_names_a_bad_file(tmp_path):
+    import json
+
+    import cv2
+    from typer.testing import CliRunner
+
+    from avrobust.cli import app
+
+    points = [
+        {"threshold": t, "detection_rate": d, "false_positive_rate": f}
+        for t, d, f in ((0.2, 0.5, 0.0), (0.4, 0.9, 0.01), (0.6, 1.0, 0.05))
+    ]
+    good = tmp_path / "spoof.json"
+    good.write_text(json.dumps({"check": "free-space-check", "victim": "lidar-detector",
+                                "method": "white-box", "points": points}))  # fmt: skip
+    out = tmp_path / "roc.png"
+    res = CliRunner().invoke(app, ["defend", "plot", str(good), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    img = cv2.imread(str(out))
+    assert img is not None and img.shape[0] > 300 and img.shape[1] > 400
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    res = CliRunner().invoke(app, ["defend", "plot", str(bad), "-o", str(out)])
+    # The command raises a DataError naming the file; `avrobust` prints it and exits 2.
+    assert res.exit_code != 0 and "bad.json" in str(res.exception)
+    assert "not a defend result" in str(res.exception)

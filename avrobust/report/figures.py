@@ -119,3 +119,33 @@ def side_by_side(images: list[tuple[str, np.ndarray]], height: int = 300) -> byt
     row = np.hstack(tiles[:-1])
     _, buf = cv2.imencode(".png", row[:, :, ::-1])
     return buf.tobytes()
+
+
+def roc(curves: dict[str, list[dict]], title: str) -> bytes:
+    """A check's ROC curves: per attack (label), the share of successful attacks it catches
+    against the share of true detections it drops, one point per threshold (annotated)."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
+    for label, points in curves.items():
+        pts = sorted(points, key=lambda p: p["false_positive_rate"])
+        x = [p["false_positive_rate"] for p in pts]
+        y = [p["detection_rate"] for p in pts]
+        ax.plot(x, y, marker="o", label=label)
+        at: dict[tuple[float, float], list[str]] = {}  # thresholds that land on one point
+        for p in pts:
+            at.setdefault((p["false_positive_rate"], p["detection_rate"]), []).append(
+                f"{p['threshold']:g}"
+            )
+        for i, (xy, names) in enumerate(at.items()):  # alternate below / above: neighbours
+            text = names[0] if len(names) == 1 else f"{names[0]}-{names[-1]}"
+            offset = (4, -10) if i % 2 == 0 else (4, 5)
+            ax.annotate(text, xy, textcoords="offset points", xytext=offset, fontsize=7)
+    ax.set_xlim(-0.01, max(0.2, *(p["false_positive_rate"] for c in curves.values() for p in c)))
+    ax.set_ylim(-0.03, 1.03)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.set_xlabel("true detections dropped (false positives)")
+    ax.set_ylabel("successful attacks caught")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+    return _png(fig)
