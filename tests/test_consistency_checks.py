@@ -256,3 +256,33 @@ def test_a_clean_drive_by_raises_no_temporal_alarm_and_keeps_the_lead_car():
     finally:
         backend.close()
     assert found[0] is False and all(found[1:])  # confirmed at its second frame
+
+
+def test_filling_the_road_behind_a_removed_car_hides_the_void():
+    """The adaptive attack on the void check: the removed rays that point at the road get the
+    road returns they would have had, and the void check sees nothing."""
+    from avrobust.attacks.lidar.in_campaign import road_returns
+    from avrobust.attacks.lidar.sweep import ray_index
+    from avrobust.core.sensors import LidarSpec
+    from avrobust.defences.shadow import find_voids
+
+    spec = LidarSpec(channels=32, points_per_second=32 * 720 * 10, rotation_frequency=10.0,
+                     upper_fov=math.radians(10), lower_fov=math.radians(-30))  # fmt: skip
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[2, 3] = SENSOR_HEIGHT
+    calib = Calibration(CALIB.intrinsics, lidar_pose=pose)
+    solid = _cast(CAR)
+    grown = Box3D(CAR.center, CAR.size + 0.1, CAR.yaw)
+    on_car = grown.contains(solid[:, :3])[0]
+    removed_rays = ray_index(solid[on_car], spec)
+    road, rays = road_returns(spec, removed_rays, SENSOR_HEIGHT)
+    assert 0 < len(rays) <= len(removed_rays)
+    assert torch.allclose(road[:, 2], torch.full((len(road),), -SENSOR_HEIGHT), atol=1e-4)
+    assert (road[:, 0] > CAR.center[0, 0] - CAR.size[0, 0] / 2).all()  # under or behind it
+    filled = torch.cat([solid[~on_car], road])
+
+    def frame(points):
+        return SimpleNamespace(points=points, point_ring=None, calibration=calib)
+
+    assert len(find_voids(frame(solid[~on_car]), spec, 16, 45.0)) == 1
+    assert find_voids(frame(filled), spec, 16, 45.0) == []

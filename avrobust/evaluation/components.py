@@ -174,14 +174,19 @@ def _patch_attack(file: str, surface: str) -> PatchAttack:
     "lidar-remove",
     "white-box removal of the first target's LiDAR returns in every frame, against the "
     "campaign's LiDAR or fusion model (params: points (budget, default 250), method "
-    "(white-box or random), margin_deg, start_frame: the first attacked frame)",
+    "(white-box or random), margin_deg, start_frame: the first attacked frame, fill_road: "
+    "also inject the road returns the removed rays would see, against the void check)",
 )
 def _lidar_remove(
-    points: int = 250, method: str = "white-box", margin_deg: float = 3.0, start_frame: int = 0
+    points: int = 250,
+    method: str = "white-box",
+    margin_deg: float = 3.0,
+    start_frame: int = 0,
+    fill_road: bool = False,
 ):
     from avrobust.attacks.lidar.in_campaign import LidarRemovalAttack
 
-    return LidarRemovalAttack(points, method, margin_deg, start_frame)
+    return LidarRemovalAttack(points, method, margin_deg, start_frame, fill_road)
 
 
 @register(

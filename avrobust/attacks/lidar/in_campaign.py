@@ -49,9 +49,10 @@ class LidarRemovalAttack:
         method: str = "white-box",
         margin_deg: float = 3.0,
         start_frame: int = 0,
+        fill_road: bool = False,
     ):
         self.points, self.method, self.margin = points, method, margin_deg
-        self.start_frame = start_frame
+        self.start_frame, self.fill_road = start_frame, fill_road
         self.spec = None
         self.target_id: int | None = None
 
@@ -61,6 +62,7 @@ class LidarRemovalAttack:
             "method": self.method,
             "margin_deg": self.margin,
             "start_frame": self.start_frame,
+            "fill_road": self.fill_road,
         }
 
     def prepare(self, backend: Any, scenario: Any) -> None:
@@ -95,11 +97,37 @@ class LidarRemovalAttack:
             self.method,
         )
         keep = torch.isin(sweep.ray, res.sweep.ray)
+        points, rays = sweep.points[keep], sweep.ray[keep]
         instance = frame.point_instance[keep] if frame.point_instance is not None else None
+        filled = 0
+        if self.fill_road:  # adaptive against the void check: the road the car hid comes back
+            road, road_rays = road_returns(
+                self.spec, res.removed, float(frame.calibration.lidar_pose[2, 3])
+            )
+            filled = len(road_rays)
+            points, rays = torch.cat([points, road]), torch.cat([rays, road_rays])
+            if instance is not None:
+                instance = torch.cat([instance, torch.zeros(filled, dtype=instance.dtype)])
         return replace(
             frame,
-            points=sweep.points[keep],
-            point_ring=sweep.ray[keep] // self.spec.columns,
+            points=points,
+            point_ring=rays // self.spec.columns,
             point_instance=instance,
-            metadata={**frame.metadata, "lidar_attack": {"removed": len(res.removed)}},
+            metadata={
+                **frame.metadata,
+                "lidar_attack": {"removed": len(res.removed), "road_filled": filled},
+            },
         )
+
+
+def road_returns(spec, rays: torch.Tensor, height: float, intensity: float = 0.3):
+    """Returns on a flat road ``height`` metres below the sensor for those of ``rays`` that
+    point down and reach it within range: what those rays would see without the object. An
+    attacker who injects them (as spoofing does) hides the void a removal leaves, at the cost
+    of as many injected returns."""
+    d = spec.ray_directions()[rays].float()
+    down = d[:, 2] < -1e-6
+    t = torch.where(down, height / (-d[:, 2]).clamp(min=1e-6), torch.inf)
+    ok = t <= spec.range
+    pts = d[ok] * t[ok, None]
+    return torch.cat([pts, torch.full((len(pts), 1), intensity)], 1), rays[ok]
