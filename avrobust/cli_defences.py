@@ -14,6 +14,14 @@ from rich.table import Table
 
 CLEAN_SCENARIOS = "lead_vehicle,parked_vehicle,pedestrian_crossing,highway,urban_stop"
 
+# Options every spoofing measurement takes, declared once for its commands.
+Out = Annotated[Path, typer.Option("--out", "-o", help="JSON file of the results.")]
+Victim = Annotated[str, typer.Option(help="lidar-detector, fusion-late or fusion-painting.")]
+Weathers = Annotated[str, typer.Option(help="Weather presets (frames).")]
+Laterals = Annotated[str, typer.Option(help="Ego lateral offsets, m.")]
+Clean = Annotated[str, typer.Option(help="Scenarios for the false-positive rate.")]
+CleanDistances = Annotated[str, typer.Option(help="Distances to each scenario's target.")]
+
 
 def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
     defend_app = typer.Typer(help="Measure defences.", no_args_is_help=True)
@@ -21,21 +29,13 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
 
     @defend_app.command("free-space")
     def free_space_cmd(
-        out: Annotated[Path, typer.Option("--out", "-o", help="JSON file of the results.")],
-        victim: Annotated[
-            str, typer.Option(help="lidar-detector, fusion-late or fusion-painting.")
-        ] = "lidar-detector",
+        out: Out,
+        victim: Victim = "lidar-detector",
         distances: Annotated[str, typer.Option(help="Phantom distances, m.")] = "5,7.5,10",
-        weathers: Annotated[
-            str, typer.Option(help="Weather presets (frames).")
-        ] = "ClearNoon,HardRainNoon,Fog",
-        laterals: Annotated[str, typer.Option(help="Ego lateral offsets, m.")] = "-0.6,0,0.6",
-        clean: Annotated[
-            str, typer.Option(help="Scenarios for the false-positive rate.")
-        ] = CLEAN_SCENARIOS,
-        clean_distances: Annotated[
-            str, typer.Option(help="Distances to each scenario's target.")
-        ] = "10,20,30",
+        weathers: Weathers = "ClearNoon,HardRainNoon,Fog",
+        laterals: Laterals = "-0.6,0,0.6",
+        clean: Clean = CLEAN_SCENARIOS,
+        clean_distances: CleanDistances = "10,20,30",
         method: Annotated[
             str, typer.Option(help="Spoofing: white-box, black-box, or adaptive (knows the check).")
         ] = "white-box",
@@ -48,17 +48,13 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
         it and its false-positive rate, per threshold (a ROC curve)."""
         from avrobust.defences.evaluate import free_space_judge
 
-        judge = free_space_judge()
-        measure(out, judge, victim, "spoof", method, floats(distances, "--distances"), weathers,
-                floats(laterals, "--laterals"), clean, floats(clean_distances, "--clean-distances"),
-                floats(thresholds, "--thresholds"))  # fmt: skip
+        measure(out, free_space_judge(), victim, "spoof", method, distances, weathers, laterals,
+                clean, clean_distances, thresholds)  # fmt: skip
 
     @defend_app.command("cross-modal")
     def cross_modal_cmd(
-        out: Annotated[Path, typer.Option("--out", "-o", help="JSON file of the results.")],
-        victim: Annotated[
-            str, typer.Option(help="lidar-detector, fusion-late or fusion-painting.")
-        ] = "lidar-detector",
+        out: Out,
+        victim: Victim = "lidar-detector",
         attack: Annotated[
             str,
             typer.Option(
@@ -69,16 +65,10 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
         distances: Annotated[
             str, typer.Option(help="spoof: phantom distances, m; frustum: shifts off the car.")
         ] = "5,7.5,10",
-        weathers: Annotated[
-            str, typer.Option(help="Weather presets (frames).")
-        ] = "ClearNoon,HardRainNoon,Fog",
-        laterals: Annotated[str, typer.Option(help="Ego lateral offsets, m.")] = "-0.6,0,0.6",
-        clean: Annotated[
-            str, typer.Option(help="Scenarios for the false-positive rate.")
-        ] = CLEAN_SCENARIOS,
-        clean_distances: Annotated[
-            str, typer.Option(help="Distances to each scenario's target.")
-        ] = "10,20,30",
+        weathers: Weathers = "ClearNoon,HardRainNoon,Fog",
+        laterals: Laterals = "-0.6,0,0.6",
+        clean: Clean = CLEAN_SCENARIOS,
+        clean_distances: CleanDistances = "10,20,30",
         method: Annotated[str, typer.Option(help="white-box or black-box.")] = "white-box",
         thresholds: Annotated[
             str, typer.Option(help="Minimum camera IoUs to report.")
@@ -95,9 +85,8 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
         if attack not in ("spoof", "frustum"):
             raise typer.BadParameter("--attack must be spoof or frustum")
         judge = cross_modal_judge(score_threshold=camera_score)
-        measure(out, judge, victim, attack, method, floats(distances, "--distances"), weathers,
-                floats(laterals, "--laterals"), clean, floats(clean_distances, "--clean-distances"),
-                floats(thresholds, "--thresholds"))  # fmt: skip
+        measure(out, judge, victim, attack, method, distances, weathers, laterals, clean,
+                clean_distances, thresholds)  # fmt: skip
 
     @defend_app.command("plot")
     def plot_cmd(
@@ -125,8 +114,10 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
             fh.write(roc(curves, title))
         console.print(f"ROC curves: {out}")
 
-    def measure(out: Path, judge, victim: str, attack: str, method: str, distances, weathers: str,
-                laterals, clean: str, clean_distances, thresholds) -> None:  # fmt: skip
+    def measure(out: Path, judge, victim: str, attack: str, method: str, distances: str,
+                weathers: str, laterals: str, clean: str, clean_distances: str,
+                thresholds: str) -> None:  # fmt: skip
+        """Spoofing cases and clean frames judged by ``judge``; the options as typed."""
         from avrobust.core.sensors import LidarSpec
         from avrobust.defences.evaluate import CheckSamples, genuine_samples, spoof_samples
         from avrobust.evaluation.lidar_attack import load_victims
@@ -136,6 +127,9 @@ def register(app: typer.Typer, console: Console, floats, count_bar) -> None:
         model = load_victims((victim,))[victim]
         spec = LidarSpec()
         names = tuple(w for w in weathers.split(",") if w)
+        distances, laterals = floats(distances, "--distances"), floats(laterals, "--laterals")
+        clean_distances = floats(clean_distances, "--clean-distances")
+        thresholds = floats(thresholds, "--thresholds")
         samples = CheckSamples(judge)
         camera = load_scenario("lead_vehicle").sensors.camera.to_spec()
         frames = render_sweep(
