@@ -107,12 +107,13 @@ class CrossModalCheck:
             return dets, []
         keep = torch.ones(len(dets), dtype=torch.bool)
         alarms = []
+        projected = frame.calibration.project_lidar(frame.points)  # once for every box
         for i in range(len(dets)):
             name = dets.class_names[int(dets.labels[i])]
             cat = category(name)
             if cat is None or _at_border(dets.boxes[i], frame):
                 continue
-            s = lidar_support(frame, dets.boxes[i], HEIGHTS[cat][2], self.spec)
+            s = lidar_support(frame, dets.boxes[i], HEIGHTS[cat][2], self.spec, projected)
             if s.due < self.min_rays:
                 continue
             lo, hi, _ = HEIGHTS[cat]
@@ -172,17 +173,20 @@ class CrossModalCheck:
         return self._camera
 
 
-def lidar_support(frame, box: torch.Tensor, typical_height: float, spec: LidarSpec) -> Support:
+def lidar_support(
+    frame, box: torch.Tensor, typical_height: float, spec: LidarSpec, projected=None
+) -> Support:
     """The LiDAR evidence for a 2D box ``[4]``: the central part of the box (``INNER`` trimmed
     each side) against the returns projected into it and the rays the LiDAR aims there (its
     channels and columns, the box unprojected at the depth its category's typical height
-    implies)."""
+    implies). ``projected``: the frame's ``calibration.project_lidar(points)``, when the
+    caller judges several boxes of one frame."""
     calib = frame.calibration
     k = calib.intrinsics
     w, h = float(box[2] - box[0]), float(box[3] - box[1])
     x0, x1 = float(box[0]) + INNER * w, float(box[2]) - INNER * w
     y0, y1 = float(box[1]) + INNER * h, float(box[3]) - INNER * h
-    uv, depth, visible = calib.project_lidar(frame.points)
+    uv, depth, visible = projected or calib.project_lidar(frame.points)
     inside = visible & (uv[:, 0] >= x0) & (uv[:, 0] <= x1) & (uv[:, 1] >= y0) & (uv[:, 1] <= y1)
     d = depth[inside]
     # Rays due: the box's corners as directions from the LiDAR, at the implied depth.

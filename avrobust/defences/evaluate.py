@@ -24,6 +24,7 @@ import torch
 from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.core.detections import Detections
 from avrobust.core.sensors import LidarSpec
+from avrobust.defences.free_space import DEFAULT_MIN_RAYS, free_space, rejects
 from avrobust.evaluation.lidar_attack import SPOOF_RADIUS, frustum_frames, spoof_frames
 from avrobust.evaluation.viewpoints import SweepFrames
 from avrobust.models.box3d_metrics import bev_iou
@@ -38,16 +39,12 @@ class Judge:
     rejects: Callable[[Any, float], bool]
 
 
-def free_space_judge(min_rays: int | None = None) -> Judge:
-    from avrobust.defences.free_space import DEFAULT_MIN_RAYS, free_space, rejects
-
-    rays = DEFAULT_MIN_RAYS if min_rays is None else min_rays
-
+def free_space_judge(min_rays: int = DEFAULT_MIN_RAYS) -> Judge:
     def samples(frame, points, dets: Detections) -> list:
         fs = free_space(points, dets.box3d())
         return list(zip(fs.through.tolist(), fs.stopped.tolist(), strict=True))
 
-    return Judge("free-space-check", samples, lambda s, th: bool(rejects(s[0], s[1], th, rays)))
+    return Judge("free-space-check", samples, lambda s, th: bool(rejects(s[0], s[1], th, min_rays)))
 
 
 def cross_modal_judge(**params) -> Judge:

@@ -27,7 +27,7 @@ import torch
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
 from avrobust.defences.defended import Alarm, Defended
-from avrobust.defences.tracking import Track, Tracker
+from avrobust.defences.tracking import Tracker
 
 
 class TemporalCheck:
@@ -156,6 +156,3 @@ def _name(names: tuple[str, ...], label: int | None) -> str:
     if label is None:
         return "?"
     return names[label] if 0 <= label < len(names) else str(label)
-
-
-__all__ = ["TemporalCheck", "Track"]
