@@ -328,6 +328,24 @@ def test_criterion_filters_and_titles():
         Criterion(max=1.5)
 
 
+def _run_defended(tmp_path, defence: str) -> None:
+    """A 4-job campaign into ``tmp_path / "run"``: the camera detector, clean and with the
+    sticker, without and with ``defence``, 3 frames of the urban stop sign."""
+    campaign = {
+        "name": "defended",
+        "scenarios": ["urban_stop"],
+        "sweep": {"distance": [18]},
+        "models": [{"name": "camera-detector"}],
+        "attacks": CLEAN_AND_STICKER,
+        "defences": [{"name": "none"}, {"name": defence}],
+        "episode": {"frames": 3, "rate": 10},
+        "sensors": {"camera": {"width": 320, "height": 240, "fov": 90}, "lidar": None},
+    }
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    assert run_campaign(path, tmp_path / "run").done == 4
+
+
 class _MedianBlur:
     """A test defence: a 3x3 median filter on the image before the model (input
     transformation); the report must show the defended stack beside the undefended one."""
@@ -350,19 +368,7 @@ def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
     from avrobust.evaluation import registry
 
     registry.register("defence", "test-median-blur", "test only")(_MedianBlur)
-    campaign = {
-        "name": "defended",
-        "scenarios": ["urban_stop"],
-        "sweep": {"distance": [18]},
-        "models": [{"name": "camera-detector"}],
-        "attacks": CLEAN_AND_STICKER,
-        "defences": [{"name": "none"}, {"name": "test-median-blur"}],
-        "episode": {"frames": 3, "rate": 10},
-        "sensors": {"camera": {"width": 320, "height": 240, "fov": 90}, "lidar": None},
-    }
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(campaign))
-    assert run_campaign(path, tmp_path / "run").done == 4
+    _run_defended(tmp_path, "test-median-blur")
     files = write_report(tmp_path / "run", tmp_path / "out", pdf=False)
     matrix = files.document.tables()["matrix"]
     assert [r[:2] for r in matrix.rows] == [
@@ -405,19 +411,7 @@ def test_check_alarms_are_counted_per_drive_by_and_frame(tmp_path):
     from avrobust.evaluation import registry
 
     registry.register("defence", "test-flag", "test only")(_FlagSecondFrame)
-    campaign = {
-        "name": "flagged",
-        "scenarios": ["urban_stop"],
-        "sweep": {"distance": [18]},
-        "models": [{"name": "camera-detector"}],
-        "attacks": CLEAN_AND_STICKER,
-        "defences": [{"name": "none"}, {"name": "test-flag"}],
-        "episode": {"frames": 3, "rate": 10},
-        "sensors": {"camera": {"width": 320, "height": 240, "fov": 90}, "lidar": None},
-    }
-    path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump(campaign))
-    assert run_campaign(path, tmp_path / "run").done == 4
+    _run_defended(tmp_path, "test-flag")
     db = sqlite3.connect(tmp_path / "run" / "results.sqlite")
     assert db.execute('SELECT COUNT(*), MIN(frame), MIN("check") FROM alarms').fetchone() == (
         2,
