@@ -215,6 +215,21 @@ def run(
     ] = None,
 ) -> None:
     """Run a campaign's jobs into a run directory; rerun the same command to resume."""
+    _run_campaign_cli(campaign, out, backend, executor, workers, address, retries, timeout)
+
+
+def _run_campaign_cli(
+    campaign: Path,
+    out: Path,
+    backend: str | None = None,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    retries: int = 0,
+    timeout: float | None = None,
+    attacks: list[dict] | None = None,
+) -> None:
+    """``avrobust run`` with a progress bar; ``attacks`` replaces the campaign's attacks."""
     import time as _time
 
     from rich.progress import (
@@ -275,6 +290,7 @@ def run(
             timeout,
             on_outcome,
             on_start,
+            attacks=attacks,
         )
     console.print(
         f"{summary.done} jobs done, {summary.failed} failed, {summary.skipped} "
@@ -689,6 +705,27 @@ attack_app = typer.Typer(
 app.add_typer(attack_app, name="attack")
 
 
+MaskOpt = Annotated[
+    str,
+    typer.Option(
+        help="Where the patch prints: whole (the surface), rp2_bars, lower_patch, centre_patch, "
+        "poster, learnt:F (an L1 stage learns a mask covering F of the face, as RP2 does), or "
+        "a mask image (white prints)."
+    ),
+]
+MaskSteps = Annotated[int, typer.Option(help="Steps of the L1 stage of a learnt mask.")]
+
+
+def _mask_stage_progress(pr, mask: str, steps: int):
+    """A progress task for the L1 stage when the mask is learnt (None otherwise)."""
+    if not mask.startswith("learnt"):
+        return None
+    task = pr.add_task("learn mask (L1)", total=steps, info="")
+    return lambda s, loss, rate: pr.update(
+        task, completed=s + 1, info=f"loss {loss:.2f} success {rate:.0%}"
+    )
+
+
 def _floats(text: str, name: str) -> tuple[float, ...]:
     from avrobust.core.errors import ConfigError
 
@@ -727,9 +764,8 @@ def attack_sign(
     target: Annotated[
         str | None, typer.Option(help="Class to be read as (none: anything else).")
     ] = "speed_limit_80",
-    mask: Annotated[
-        str, typer.Option(help="rp2_bars, lower_patch, centre_patch or poster: where stickers go.")
-    ] = "rp2_bars",
+    mask: MaskOpt = "rp2_bars",
+    mask_steps: MaskSteps = 150,
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 400,
     eot: Annotated[str, typer.Option(help="EOT preset: none, light, standard, harsh.")] = (
         "standard"
@@ -764,7 +800,6 @@ def attack_sign(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from avrobust.attacks.masks import sticker_mask
     from avrobust.core.sensors import CameraSpec
     from avrobust.evaluation.sign_attack import Sweep, evaluate_sign_patch, run_sign_attack
     from avrobust.models.adapters import load_classifier
@@ -775,6 +810,8 @@ def attack_sign(
     clf = load_classifier(weights)
     victim = {"model": "sign-classifier", **weights_provenance(classifier=weights)}
     cam = CameraSpec(640, 480, _math.radians(90))
+    from avrobust.attacks.masks import mask_from_spec
+
     sweep = Sweep(
         _floats(distances, "--distances"),
         _floats(angles, "--angles"),
@@ -793,13 +830,14 @@ def attack_sign(
     ) as pr:
         views = pr.add_task("render views", total=n_views, info="")
         opt = pr.add_task("optimise", total=steps, info="")
+        on_mask = _mask_stage_progress(pr, mask, mask_steps)
         patch = run_sign_attack(
             scenario,
             surface,
             clf,
             true_class,
             target,
-            sticker_mask(mask),
+            mask_from_spec(mask, mask_steps),
             {
                 "steps": steps,
                 "eot": eot,
@@ -814,6 +852,7 @@ def attack_sign(
             ),
             progress=lambda n: pr.advance(views, n),
             victim=victim,
+            on_mask_step=on_mask,
         )
     patch.save(out)
     console.print(
@@ -876,17 +915,17 @@ def attack_patch(
     ),
     laterals: Annotated[str, typer.Option(help="Ego offsets in its lane, metres.")] = "-0.6,0,0.6",
     angles: Annotated[str, typer.Option(help="Sign angles, degrees (a sign target only).")] = "0",
-    mask: Annotated[
-        str,
-        typer.Option(
-            help="whole (the surface), or on a sign face rp2_bars, lower_patch, centre_patch, "
-            "poster."
-        ),
-    ] = "whole",
+    mask: MaskOpt = "whole",
+    mask_steps: MaskSteps = 150,
     seed: Annotated[int, typer.Option(help="Seed of the optimisation.")] = 0,
     printer: Annotated[
         Path | None, typer.Option(help="Printer model (avrobust printer fit) to optimise through.")
     ] = None,
+    texture_res: Annotated[
+        int | None,
+        typer.Option(help="Optimise on a coarser grid of this many cells across (far views)."),
+    ] = None,
+    schedule: Annotated[str, typer.Option(help="Step size: constant or cosine.")] = "constant",
     evaluate: Annotated[bool, typer.Option(help="Re-render and report success.")] = True,
 ) -> None:
     """Optimise a patch on an attack surface against the camera detector (hide the object it
@@ -909,7 +948,7 @@ def attack_patch(
         **weights_provenance(detector=detector or ASSETS / "camera_detector.pt"),
     }
     cam = CameraSpec(640, 480, _math.radians(90))
-    from avrobust.attacks.masks import sticker_mask
+    from avrobust.attacks.masks import mask_from_spec
 
     sweep = Sweep(
         _floats(distances, "--distances"),
@@ -929,19 +968,22 @@ def attack_patch(
     ) as pr:
         views = pr.add_task("render views", total=n_views, info="")
         opt = pr.add_task("optimise", total=steps, info="")
+        on_mask = _mask_stage_progress(pr, mask, mask_steps)
         patch = run_detector_attack(
             scenario,
             surface,
             det,
             goal,
             category,
-            None if mask == "whole" else sticker_mask(mask),
+            mask_from_spec(mask, mask_steps),
             {
                 "steps": steps,
                 "batch": batch,
                 "eot": eot,
                 "seed": seed,
                 "printer": None if printer is None else str(printer),
+                "texture_res": texture_res,
+                "schedule": schedule,
             },
             sweep,
             cam,
@@ -950,6 +992,7 @@ def attack_patch(
             ),
             progress=lambda n: pr.advance(views, n),
             victim=victim,
+            on_mask_step=on_mask,
         )
     patch.save(out)
     console.print(f"patch: {out} (sha256 {patch.sha256()[:12]}, {patch.size_m} m)")
@@ -1068,6 +1111,13 @@ def _register_lidar_attacks() -> None:
     from avrobust import cli_lidar
 
     cli_lidar.register(attack_app, console, _floats, _case_progress)
+    from avrobust import cli_attack_eval
+
+    def run_then_show(campaign: Path, out: Path, **kw) -> None:
+        _run_campaign_cli(campaign, out, **kw)
+        runs_show(out)
+
+    cli_attack_eval.register(attack_app, console, _floats, _success_table, run_then_show)
 
 
 _register_lidar_attacks()

@@ -27,6 +27,7 @@ import torch
 
 from avrobust.attacks.compositor import composite
 from avrobust.attacks.eot import EOT
+from avrobust.attacks.grid import coarse_grid
 from avrobust.attacks.printability import load_palette, nps, total_variation
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
@@ -105,6 +106,11 @@ class DetectorPatchAttack:
     per step, ``eot_draws`` transformations per view (the detector is put in eval mode and its
     parameters frozen). ``init``: ``"surface"`` starts from the
     surface's own texture, ``"grey"`` from mid-grey with a little noise.
+
+    ``texture_res``: when set, the optimiser works on a coarser grid of that many cells across
+    (bilinearly upsampled to the texture): a far camera point-samples a few texels of a
+    full-resolution texture, and a pattern finer than it sees does not survive a change of
+    viewpoint. ``schedule``: ``"constant"`` or ``"cosine"`` (the step size decays to zero).
     """
 
     detector: CameraDetector
@@ -121,11 +127,22 @@ class DetectorPatchAttack:
     printer: str | None = None
     score_threshold: float = 0.3
     init: Literal["surface", "grey"] = "grey"
+    texture_res: int | None = None
+    schedule: Literal["constant", "cosine"] = "constant"
     seed: int = 0
     provenance: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from avrobust.export.chart import PrinterModel
+
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(
+                f"unknown schedule {self.schedule!r}", field="schedule", allowed="constant, cosine"
+            )
+        if self.texture_res is not None and self.texture_res < 2:
+            raise ConfigError(
+                f"texture_res must be at least 2, got {self.texture_res}", field="texture_res"
+            )
 
         if self.goal not in ("hide", "appear"):
             raise ConfigError(f"unknown goal {self.goal!r}", field="goal", allowed="hide, appear")
@@ -160,6 +177,17 @@ class DetectorPatchAttack:
                 scores.append(heat.sigmoid().max())
         return torch.stack(scores)
 
+    def objective(
+        self, views: list[PatchView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The adversarial loss to minimise over ``views`` and each draw's success."""
+        scores = self.view_scores(views, texture, mask, eot, step)
+        # Log-odds: keeps pushing views that are already over the line, as Thys' max-score
+        # loss does, without vanishing gradients at saturated probabilities.
+        p = scores.clamp(1e-6, 1 - 1e-6)
+        adv = torch.log(p / (1 - p)).mean()
+        return (adv if self.goal == "hide" else -adv), self.success(scores.detach())
+
     def success(self, scores: torch.Tensor) -> torch.Tensor:
         """Per view: hidden (no peak of the category above the threshold over the object) or
         appeared (one over the patch)."""
@@ -186,19 +214,20 @@ class DetectorPatchAttack:
             init = base_texture + 0.05 * torch.randn(base_texture.shape, generator=gen)
         else:
             init = 0.5 + 0.1 * torch.randn(base_texture.shape, generator=gen)
+        grid = coarse_grid(init, self.texture_res)
         # Optimised in logit space: the texture stays in [0, 1] without clipped gradients.
-        param = torch.logit(init.clamp(0.02, 0.98)).requires_grad_(True)
+        param = torch.logit(grid.down(init).clamp(0.02, 0.98)).requires_grad_(True)
         opt = torch.optim.Adam([param], lr=self.lr * 10)
+        sched = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, self.steps))
+            if self.schedule == "cosine"
+            else None
+        )
         history = []
         for step in range(self.steps):
             idx = torch.randperm(len(views), generator=gen)[: self.batch].tolist()
-            texture = torch.sigmoid(param)
-            scores = self.view_scores([views[i] for i in idx], texture, mask, eot, step)
-            # Log-odds: keeps pushing views that are already over the line, as Thys' max-score
-            # loss does, without vanishing gradients at saturated probabilities.
-            p = scores.clamp(1e-6, 1 - 1e-6)
-            adv = torch.log(p / (1 - p)).mean()
-            loss = adv if self.goal == "hide" else -adv
+            texture = grid.up(torch.sigmoid(param))
+            loss, met = self.objective([views[i] for i in idx], texture, mask, eot, step)
             loss = (
                 loss
                 + self.nps_weight * nps(texture, palette, mask)
@@ -207,11 +236,13 @@ class DetectorPatchAttack:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            rate = float(self.success(scores.detach()).float().mean())
+            if sched is not None:
+                sched.step()
+            rate = float(met.float().mean())
             history.append({"step": step, "loss": float(loss.detach()), "success": rate})
             if on_step:
                 on_step(step, float(loss.detach()), rate)
-        texture = torch.sigmoid(param).detach()
+        texture = grid.up(torch.sigmoid(param)).detach()
         return Patch(
             texture=texture,
             mask=mask.clone(),
@@ -232,6 +263,8 @@ class DetectorPatchAttack:
                 "palette": self.palette,
                 "score_threshold": self.score_threshold,
                 "init": self.init,
+                "texture_res": self.texture_res,
+                "schedule": self.schedule,
                 "seed": self.seed,
                 "views": len(views),
                 "final_train_success": history[-1]["success"] if history else math.nan,

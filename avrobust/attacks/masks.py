@@ -31,6 +31,43 @@ def sticker_mask(kind: str, size: int = 256) -> torch.Tensor:
         raise ConfigError(
             f"unknown sticker mask {kind!r}",
             field="mask",
-            allowed="rp2_bars, poster, lower_patch, centre_patch, or an image file",
+            allowed="rp2_bars, poster, lower_patch, centre_patch",
         )
     return m
+
+
+def mask_from_spec(spec: str, mask_steps: int = 150):
+    """A mask as the command line names it: ``whole`` (None: the whole surface), a named
+    sticker mask, ``learnt:F`` (an L1 stage learns one covering F of the face), or the path of
+    an image (white where the sticker prints; resampled to the texture)."""
+    from pathlib import Path
+
+    from avrobust.attacks.learnt_mask import LearntMaskSpec
+
+    if spec == "whole":
+        return None
+    learnt = LearntMaskSpec.parse(spec, mask_steps)
+    if learnt is not None:
+        return learnt
+    path = Path(spec)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+        import cv2
+
+        if not path.is_file():
+            raise ConfigError(f"no mask image {spec!r}", field="mask", file=path)
+        img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if img is None:
+            raise ConfigError("not a readable image", field="mask", file=path)
+        m = torch.from_numpy(img > 127).float()[None]
+        if m.sum() == 0:
+            raise ConfigError("the mask image is all black: nothing would print", file=path)
+        return m
+    try:
+        return sticker_mask(spec)
+    except ConfigError:
+        raise ConfigError(
+            f"unknown mask {spec!r}",
+            field="mask",
+            allowed="whole, rp2_bars, poster, lower_patch, centre_patch, learnt:F, or an image "
+            "file (.png, .jpg, .tif)",
+        ) from None

@@ -103,6 +103,16 @@ class StickerAttack:
         x = torch.cat([eot(x, seed * 1000 + k) for k in range(self.eot_draws)])
         return self.classifier(x)
 
+    def objective(
+        self, views: list[SignView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The adversarial loss to minimise over ``views`` and each draw's success."""
+        logits = self._logits(views, texture, mask, eot, step)
+        classes = self.classifier.classes
+        goal = classes.index(self.target if self.target else self.true_class)
+        ce = F.cross_entropy(logits, torch.full((logits.shape[0],), goal))
+        return (ce if self.target is not None else -ce), self.success(logits.detach())
+
     def success(self, logits: torch.Tensor) -> torch.Tensor:
         pred = logits.argmax(1)
         classes = self.classifier.classes
@@ -124,8 +134,6 @@ class StickerAttack:
         gen = torch.Generator().manual_seed(self.seed)
         palette = load_palette(self.palette)
         eot = EOT(self.eot)
-        classes = self.classifier.classes
-        goal = classes.index(self.target if self.target else self.true_class)
         # Start from the sign itself with a little noise; optimise in logit space so the
         # texture stays within [0, 1] without clipping its gradients.
         init = (base_texture + 0.1 * torch.randn(base_texture.shape, generator=gen)).clamp(
@@ -137,10 +145,7 @@ class StickerAttack:
         for step in range(self.steps):
             idx = torch.randperm(len(views), generator=gen)[: self.batch].tolist()
             texture = torch.sigmoid(param)
-            logits = self._logits([views[i] for i in idx], texture, mask, eot, step)
-            labels = torch.full((logits.shape[0],), goal)
-            ce = F.cross_entropy(logits, labels)
-            loss = ce if self.target is not None else -ce
+            loss, met = self.objective([views[i] for i in idx], texture, mask, eot, step)
             loss = (
                 loss
                 + self.nps_weight * nps(texture, palette, mask)
@@ -149,7 +154,7 @@ class StickerAttack:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            rate = float(self.success(logits.detach()).float().mean())
+            rate = float(met.float().mean())
             history.append({"step": step, "loss": float(loss.detach()), "success": rate})
             if on_step:
                 on_step(step, float(loss.detach()), rate)

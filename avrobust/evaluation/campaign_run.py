@@ -11,7 +11,7 @@ from avrobust.evaluation.executors import run_jobs
 from avrobust.evaluation.records import JobOutcome
 from avrobust.evaluation.runner import make_backend
 from avrobust.evaluation.store import ResultsStore
-from avrobust.scenario.campaign import Job, expand, load_campaign
+from avrobust.scenario.campaign import ComponentRef, Job, expand, load_campaign
 
 
 @dataclass
@@ -41,6 +41,7 @@ def run_campaign(
     timeout: float | None = None,
     on_outcome: Callable[[JobOutcome, Job], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
+    attacks: list[dict] | None = None,
 ) -> RunSummary:
     """Run a campaign into ``out`` (a run directory), resuming where it stopped.
 
@@ -48,16 +49,27 @@ def run_campaign(
         backend: overrides the campaign's backend. timeout: overrides its per-job limit.
         retries: how many more times a failing job is tried within this run.
         on_start: called with (jobs to run, jobs already done). on_outcome: after each job.
+        attacks: replaces the campaign's attacks (``avrobust attack evaluate --campaign``);
+            the stored campaign text is then the campaign as run.
     """
     path = Path(campaign_path)
     campaign = load_campaign(path)
-    updates = {}
+    text = path.read_text(encoding="utf-8")
+    updates: dict = {}
+    if attacks is not None:
+        updates["attacks"] = [ComponentRef.model_validate(a) for a in attacks]
     if backend is not None:
         updates["backend"] = backend
     if timeout is not None:
         updates["timeout"] = timeout
     if updates:
         campaign = campaign.model_copy(update=updates)
+    if attacks is not None:
+        import yaml
+
+        text = f"# {path}, its attacks replaced by avrobust attack evaluate\n" + yaml.safe_dump(
+            campaign.model_dump(mode="json", exclude_defaults=True), sort_keys=False
+        )
     # An unavailable backend stops here, not in every job.
     if campaign.backend == "carla":
         from avrobust.backends.carla.backend import check_servers
@@ -67,7 +79,7 @@ def run_campaign(
         make_backend(campaign.backend).close()
     jobs = expand(campaign, path.parent)
     with ResultsStore(out) as store:
-        store.register(campaign.name, path.read_text(encoding="utf-8"), jobs)
+        store.register(campaign.name, text, jobs)
         # Run this expansion's jobs (its timeout and backend), skipping the finished ones.
         unfinished = {j.id for j in store.pending([j.id for j in jobs])}
         todo = [j for j in jobs if j.id in unfinished]

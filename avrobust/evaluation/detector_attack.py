@@ -14,6 +14,7 @@ from torchvision.ops import box_iou
 
 from avrobust.attacks.compositor import composite
 from avrobust.attacks.detector_patch import DetectorPatchAttack, PatchView, patch_views
+from avrobust.attacks.learnt_mask import LearntMaskSpec, resolve_mask
 from avrobust.core.errors import ConfigError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
@@ -50,6 +51,12 @@ class DetectorPatchEvaluation:
     rendered_success: float
     by_distance: dict[str, dict[str, float]] = field(default_factory=dict)
     by_weather: dict[str, dict[str, float]] = field(default_factory=dict)
+    by_angle: dict[str, dict[str, float]] = field(default_factory=dict)
+    # hide: the detector's recall of the object (IoU >= 0.5) over every view that shows the
+    # surface, clean and with the patch re-rendered (the issue's measure of a hiding patch)
+    seen: int = 0
+    clean_recall: float = float("nan")
+    attacked_recall: float = float("nan")
 
 
 def evaluate_detector_patch(
@@ -72,6 +79,7 @@ def evaluate_detector_patch(
         scenario, sweep, camera, {surface: (patch.texture, patch.mask)}, progress=progress
     )
     rows = []
+    seen = clean_found = attacked_found = 0
     for vp, fc, fa in zip(clean.viewpoints, clean.frames, attacked.frames, strict=True):
         vc, va = patch_views([fc], surface, goal), patch_views([fa], surface, goal)
         if not vc or not va:
@@ -83,6 +91,9 @@ def evaluate_detector_patch(
             goal_met(p, v if i < 2 else va[0], goal, cls, score_threshold)
             for i, p in enumerate(preds)
         ]
+        seen += 1
+        clean_found += not met[0]
+        attacked_found += not met[2]
         if met[0]:
             continue  # clean already hidden (or a phantom already there): not counted
         rows.append((vp, met[1], met[2]))
@@ -98,6 +109,10 @@ def evaluate_detector_patch(
         rendered_success=sum(r[2] for r in rows) / n,
         by_distance=success_by(rows, sweep, "distance"),
         by_weather=success_by(rows, sweep, "weather"),
+        by_angle=success_by(rows, sweep, "angle"),
+        seen=seen,
+        clean_recall=clean_found / seen if goal == "hide" else float("nan"),
+        attacked_recall=attacked_found / seen if goal == "hide" else float("nan"),
     )
 
 
@@ -107,16 +122,17 @@ def run_detector_attack(
     detector: CameraDetector,
     goal: str,
     category: str,
-    mask: torch.Tensor | None,
+    mask: torch.Tensor | LearntMaskSpec | None,
     attack_kwargs: dict,
     train_sweep: Sweep,
     camera: CameraSpec,
     on_step=None,
     progress=None,
     victim: dict | None = None,
+    on_mask_step=None,
 ) -> Patch:
     """Render the training sweep and optimise a patch for ``surface`` (the whole surface when
-    ``mask`` is None)."""
+    ``mask`` is None; in a mask learnt first when it is a :class:`LearntMaskSpec`)."""
     from avrobust.scenario.library import load_scenario
 
     names = [s.name for s in load_scenario(scenario).surfaces]
@@ -130,10 +146,6 @@ def run_detector_attack(
     views = patch_views(sweep.frames, surface, goal)
     base = sweep.surface_textures[surface]
     size = next(f.surfaces[surface].size_m for f in sweep.frames if surface in f.surfaces)
-    if mask is None:
-        mask = torch.ones(1, *base.shape[1:])
-    elif mask.shape[1:] != base.shape[1:]:
-        mask = torch.nn.functional.interpolate(mask[None], size=base.shape[1:], mode="nearest")[0]
     attack = DetectorPatchAttack(
         detector,
         goal,
@@ -148,4 +160,6 @@ def run_detector_attack(
             "victim": victim or {},
         },
     )
+    mask, mask_info = resolve_mask(mask, attack, views, base, attack.seed, on_mask_step)
+    attack.provenance["mask"] = mask_info
     return attack(views, base, mask, size, on_step)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from avrobust.attacks.compositor import composite
+from avrobust.attacks.learnt_mask import LearntMaskSpec, resolve_mask
 from avrobust.attacks.sign_sticker import SignView, StickerAttack, sign_views
 from avrobust.core.errors import ConfigError
 from avrobust.core.patch import Patch
@@ -104,15 +105,17 @@ def run_sign_attack(
     classifier: ClassifierAdapter,
     true_class: str,
     target: str | None,
-    mask: torch.Tensor,
+    mask: torch.Tensor | LearntMaskSpec,
     attack_kwargs: dict,
     train_sweep: Sweep,
     camera: CameraSpec,
     on_step=None,
     progress=None,
     victim: dict | None = None,
+    on_mask_step=None,
 ) -> Patch:
-    """Render the training sweep and optimise a sticker patch for ``surface``."""
+    """Render the training sweep and optimise a sticker patch for ``surface`` (in a mask learnt
+    first when ``mask`` is a :class:`LearntMaskSpec`)."""
     sweep = render_sweep(scenario, train_sweep, camera, progress=progress)
     views = sign_views(sweep.frames, surface)
     frame = next((f for f in sweep.frames if surface in f.surfaces), None)
@@ -121,8 +124,6 @@ def run_sign_attack(
     # The sign's own face texture is the starting point.
     base = sweep.surface_textures[surface]
     size = frame.surfaces[surface].size_m
-    if mask.shape[1:] != base.shape[1:]:
-        mask = torch.nn.functional.interpolate(mask[None], size=base.shape[1:], mode="nearest")[0]
     attack = StickerAttack(
         classifier,
         true_class,
@@ -137,4 +138,6 @@ def run_sign_attack(
             "victim": victim or {},
         },
     )
+    mask, mask_info = resolve_mask(mask, attack, views, base, attack.seed, on_mask_step)
+    attack.provenance["mask"] = mask_info
     return attack(views, base, mask, size, on_step)
