@@ -286,3 +286,45 @@ def test_filling_the_road_behind_a_removed_car_hides_the_void():
 
     assert len(find_voids(frame(solid[~on_car]), spec, 16, 45.0)) == 1
     assert find_voids(frame(filled), spec, 16, 45.0) == []
+
+
+def _stop_frames(height: float = 2.0):
+    """The urban stop sign at 8 and 12 m with LiDAR, its lower edge ``height`` above the road."""
+    from avrobust.core.sensors import LidarSpec
+    from avrobust.evaluation.viewpoints import Sweep, render_sweep
+    from avrobust.scenario.library import load_scenario
+
+    sc = load_scenario("urban_stop")
+    signs = [s.model_copy(update={"height": height}) if s.name == "stop_1" else s for s in sc.signs]
+    sc = sc.model_copy(update={"signs": signs})
+    views = Sweep((8.0, 12.0), (0.0,), ("ClearNoon",), (0.0,))
+    return render_sweep(sc, views, sc.sensors.camera.to_spec(), lidar=LidarSpec()).frames
+
+
+def _read_as(frame, name: str) -> Detections:
+    t = frame.truth
+    i = t.subclasses.index("stop")  # the scene's one stop sign
+    return Detections(t.boxes_2d.xyxy[i : i + 1], [0.9], [SIGN_NAMES.index(name)], "2d", SIGN_NAMES)
+
+
+SIGN_NAMES = ("stop", "speed_limit_80", "car")
+
+
+def test_a_sign_read_as_another_class_or_mounted_low_is_flagged():
+    """A stop sign's 0.90 m face read as a speed limit (0.75 m) is dropped with ``sign_size``;
+    a stop sign whose lower edge is 0.3 m above the road, with ``sign_mounting``; read as
+    itself at its real height it passes. The rule can be switched off."""
+    check = CrossModalCheck()
+    for frame in _stop_frames():
+        kept, alarms = check._check_2d(frame, _read_as(frame, "stop"))
+        assert len(kept) == 1 and alarms == []
+        kept, alarms = check._check_2d(frame, _read_as(frame, "speed_limit_80"))
+        assert len(kept) == 0 and [a.kind for a in alarms] == ["sign_size"]
+        kept, _ = CrossModalCheck(sign_rule=False)._check_2d(
+            frame, _read_as(frame, "speed_limit_80")
+        )
+        assert len(kept) == 1
+    for frame in _stop_frames(height=0.3):
+        kept, alarms = check._check_2d(frame, _read_as(frame, "stop"))
+        assert len(kept) == 0 and [a.kind for a in alarms] == ["sign_mounting"]
+        assert "0.3 m above the road" in alarms[0].detail

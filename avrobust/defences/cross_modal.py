@@ -6,7 +6,9 @@ one sensor makes must be supported by the other.
   channels and columns): too few returns where rays were due (a phantom in the sky or over a
   void), a physical height (box height x depth of the returns / focal length) outside what its
   category allows, or returns that do not lie on one surface (a picture of a pedestrian on the
-  road: the returns spread along the road) reject it.
+  road: the returns spread along the road) reject it. A sign read as a class (the sign
+  pipeline's output) must also have that class's face size and a sign's mounting height
+  (``sign_geometry``).
 - A LiDAR detection (3D) needs camera support: a camera detection of the same category whose
   box overlaps the 3D box's projection (IoU at least ``min_iou``), from the shipped camera
   detector or the user's (``camera``).
@@ -30,6 +32,7 @@ from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
 from avrobust.core.sensors import LidarSpec
 from avrobust.defences.defended import Alarm, Defended
+from avrobust.defences.sign_geometry import FACE_HEIGHT, geometry_alarm, sign_geometry
 from avrobust.sim.signs import SIGN_CLASSES
 
 # Physical heights (metres) a 2D box of each category may have, and a typical one for the
@@ -57,6 +60,7 @@ class Support:
     found: int
     on_surface: float
     height_m: float
+    depth: float = float("nan")
 
 
 class CrossModalCheck:
@@ -72,6 +76,9 @@ class CrossModalCheck:
         camera: str | None = None,
         score_threshold: float = 0.3,
         lidar: dict | None = None,
+        sign_rule: bool = True,
+        sign_tolerance: float = 0.1,
+        pixel_error: float = 1.0,
     ) -> None:
         for name, v in (("min_support", min_support), ("min_returns", min_returns),
                         ("min_iou", min_iou)):  # fmt: skip
@@ -81,6 +88,11 @@ class CrossModalCheck:
         self.min_iou, self.camera_range_m = min_iou, camera_range_m
         self.camera_weights, self.score_threshold = camera, score_threshold
         self.spec = LidarSpec(**(lidar or {}))
+        self.sign_rule, self.sign_tolerance, self.pixel_error = (
+            sign_rule,
+            sign_tolerance,
+            pixel_error,
+        )
         self._camera = None
 
     def provenance(self) -> dict:
@@ -89,6 +101,9 @@ class CrossModalCheck:
             "min_returns": self.min_returns,
             "min_iou": self.min_iou,
             "camera": self.camera_weights or "shipped camera detector",
+            "sign_rule": self.sign_rule,
+            "sign_tolerance": self.sign_tolerance,
+            "pixel_error": self.pixel_error,
         }
 
     def wrap(self, model) -> Defended:
@@ -126,6 +141,15 @@ class CrossModalCheck:
             elif s.on_surface < self.min_support:
                 keep[i] = False
                 alarms.append(Alarm("no_surface", f"{name}: {s.on_surface:.0%} on one surface"))
+            elif self.sign_rule and name in FACE_HEIGHT:
+                g = sign_geometry(frame, dets.boxes[i], s.depth)
+                bad = geometry_alarm(
+                    name, g, s.depth, frame.calibration.intrinsics.fy, self.sign_tolerance,
+                    self.pixel_error,
+                )  # fmt: skip
+                if bad is not None:
+                    keep[i] = False
+                    alarms.append(Alarm(*bad))
         return dets.filter(keep), alarms
 
     # --- LiDAR detections need the camera --------------------------------------------------
@@ -203,7 +227,7 @@ def lidar_support(
         return Support(due, 0, 0.0, float("nan"))
     near = float(torch.quantile(d.double(), 0.25))
     on = ((d - near).abs() <= max(1.5, 0.12 * near)).float().mean()
-    return Support(due, len(d), float(on), h * near / k.fy)
+    return Support(due, len(d), float(on), h * near / k.fy, near)
 
 
 def _area(b: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,7 @@ from avrobust.core.frame import Frame
 from avrobust.core.sensors import CameraSpec, LidarSpec
 from avrobust.scenario.campaign import apply_conditions
 from avrobust.scenario.library import load_scenario
+from avrobust.scenario.schema import Scenario
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class SweepFrames:
 
 
 def render_sweep(
-    scenario: str,
+    scenario: str | Scenario,
     sweep: Sweep,
     camera: CameraSpec,
     textures: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
@@ -60,8 +61,9 @@ def render_sweep(
     lidar: LidarSpec | None = None,
 ) -> SweepFrames:
     """One frame per viewpoint, the ego standing still; ``textures`` maps surface names to
-    ``(texture, mask)`` painted on them in the backend first; ``lidar`` adds a sweep."""
-    base = load_scenario(scenario)
+    ``(texture, mask)`` painted on them in the backend first; ``lidar`` adds a sweep.
+    ``scenario``: a library name or file, or a loaded scenario."""
+    base = load_scenario(scenario) if isinstance(scenario, str) else scenario
     is_sign = bool(base.targets) and base.targets[0].object in {s.name for s in base.signs}
     frames, vps = [], []
     own: dict[str, torch.Tensor] = {}
