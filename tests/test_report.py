@@ -328,22 +328,24 @@ def test_criterion_filters_and_titles():
         Criterion(max=1.5)
 
 
-def _run_defended(tmp_path, defence: str) -> None:
-    """A 4-job campaign into ``tmp_path / "run"``: the camera detector, clean and with the
-    sticker, without and with ``defence``, 3 frames of the urban stop sign."""
+def _run_defended(tmp_path, defence: str | list[dict]) -> None:
+    """A campaign into ``tmp_path / "run"``: the camera detector, clean and with the sticker,
+    without and with ``defence`` (or each of a list of defence entries), 3 frames of the urban
+    stop sign."""
+    extra = [{"name": defence}] if isinstance(defence, str) else defence
     campaign = {
         "name": "defended",
         "scenarios": ["urban_stop"],
         "sweep": {"distance": [18]},
         "models": [{"name": "camera-detector"}],
         "attacks": CLEAN_AND_STICKER,
-        "defences": [{"name": "none"}, {"name": defence}],
+        "defences": [{"name": "none"}, *extra],
         "episode": {"frames": 3, "rate": 10},
         "sensors": {"camera": {"width": 320, "height": 240, "fov": 90}, "lidar": None},
     }
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(campaign))
-    assert run_campaign(path, tmp_path / "run").done == 4
+    assert run_campaign(path, tmp_path / "run").done == 2 + 2 * len(extra)
 
 
 class _MedianBlur:
@@ -424,6 +426,51 @@ def test_check_alarms_are_counted_per_drive_by_and_frame(tmp_path):
         ["test-flag", "clean (false alarms)", "100% (1/1)", "33% (1/3)", "test 1"],
         ["test-flag", "patch:stop_to_80", "100% (1/1)", "33% (1/3)", "test 1"],
     ]
+
+
+class _FlagEvery:
+    """A test check with a setting: an alarm in every frame whose index is a multiple of
+    ``every``."""
+
+    name = "test-every"
+
+    def __init__(self, every: int = 1) -> None:
+        self.every = every
+
+    def wrap(self, model):
+        from avrobust.defences.defended import Alarm, Defended
+
+        def step(f, d):
+            return d, [Alarm("test")] if f.index % self.every == 0 else []
+
+        return Defended(model, step)
+
+
+def test_a_check_listed_with_several_settings_gets_an_roc_figure(tmp_path):
+    from avrobust.evaluation import registry
+    from avrobust.report.run_data import load_run
+    from avrobust.report.sections_results import alarm_roc_points
+
+    registry.register("defence", "test-every", "test only")(_FlagEvery)
+    _run_defended(
+        tmp_path,
+        [
+            {"name": "test-every", "params": {"every": 1}},
+            {"name": "test-every", "params": {"every": 2}},
+        ],
+    )
+    points = alarm_roc_points(load_run(tmp_path / "run"))
+    (key,) = points
+    assert key == ("camera-detector", "test-every")
+    curve = sorted(points[key]["patch:stop_to_80"], key=lambda p: p["label"])
+    # every=1: all 3 frames; every=2: frames 0 and 2, clean and attacked alike.
+    assert [(p["label"], p["false_positive_rate"], p["detection_rate"]) for p in curve] == [
+        ("every=1", 1.0, 1.0),
+        ("every=2", pytest.approx(2 / 3), pytest.approx(2 / 3)),
+    ]
+    files = write_report(tmp_path / "run", tmp_path / "out", pdf=False)
+    keys = [getattr(b, "key", "") for s in files.document.sections for b in s.blocks]
+    assert "roc:camera-detector:test-every" in keys
 
 
 def test_component_labels_tell_variants_apart():

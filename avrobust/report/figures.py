@@ -121,9 +121,15 @@ def side_by_side(images: list[tuple[str, np.ndarray]], height: int = 300) -> byt
     return buf.tobytes()
 
 
-def roc(curves: dict[str, list[dict]], title: str) -> bytes:
+def roc(
+    curves: dict[str, list[dict]],
+    title: str,
+    xlabel: str = "true detections dropped (false positives)",
+    ylabel: str = "successful attacks caught",
+) -> bytes:
     """A check's ROC curves: per attack (label), the share of successful attacks it catches
-    against the share of true detections it drops, one point per threshold (annotated)."""
+    against the share of true detections it drops, one point per threshold (annotated with
+    the point's ``label``, or its ``threshold``)."""
     fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=110)
     for label, points in curves.items():
         pts = sorted(points, key=lambda p: p["false_positive_rate"])
@@ -133,7 +139,7 @@ def roc(curves: dict[str, list[dict]], title: str) -> bytes:
         at: dict[tuple[float, float], list[str]] = {}  # thresholds that land on one point
         for p in pts:
             at.setdefault((p["false_positive_rate"], p["detection_rate"]), []).append(
-                f"{p['threshold']:g}"
+                p["label"] if "label" in p else f"{p['threshold']:g}"
             )
         for i, (xy, names) in enumerate(at.items()):  # alternate below / above: neighbours
             text = names[0] if len(names) == 1 else f"{names[0]}-{names[-1]}"
@@ -143,8 +149,8 @@ def roc(curves: dict[str, list[dict]], title: str) -> bytes:
     ax.set_ylim(-0.03, 1.03)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("true detections dropped (false positives)")
-    ax.set_ylabel("successful attacks caught")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16))
