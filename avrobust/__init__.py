@@ -1,7 +1,8 @@
 """avrobust: robustness of driving perception against physical adversarial attacks."""
 
-from avrobust.core.runtime import tune_allocator
+from avrobust.runtime import defer_open3d_plotly, tune_allocator
 
 __version__ = "0.1.0"
 
 tune_allocator()
+defer_open3d_plotly()

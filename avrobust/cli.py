@@ -926,6 +926,10 @@ def attack_patch(
         typer.Option(help="Optimise on a coarser grid of this many cells across (far views)."),
     ] = None,
     schedule: Annotated[str, typer.Option(help="Step size: constant or cosine.")] = "constant",
+    margin: Annotated[
+        float | None,
+        typer.Option(help="Log-odds past the threshold at which a view stops counting."),
+    ] = None,
     evaluate: Annotated[bool, typer.Option(help="Re-render and report success.")] = True,
 ) -> None:
     """Optimise a patch on an attack surface against the camera detector (hide the object it
@@ -984,6 +988,7 @@ def attack_patch(
                 "printer": None if printer is None else str(printer),
                 "texture_res": texture_res,
                 "schedule": schedule,
+                "margin": margin,
             },
             sweep,
             cam,

@@ -111,6 +111,8 @@ class DetectorPatchAttack:
     (bilinearly upsampled to the texture): a far camera point-samples a few texels of a
     full-resolution texture, and a pattern finer than it sees does not survive a change of
     viewpoint. ``schedule``: ``"constant"`` or ``"cosine"`` (the step size decays to zero).
+    ``margin``: log-odds past the threshold at which a view stops adding to the loss (None:
+    never).
     """
 
     detector: CameraDetector
@@ -129,6 +131,7 @@ class DetectorPatchAttack:
     init: Literal["surface", "grey"] = "grey"
     texture_res: int | None = None
     schedule: Literal["constant", "cosine"] = "constant"
+    margin: float | None = None
     seed: int = 0
     provenance: dict = field(default_factory=dict)
 
@@ -182,11 +185,16 @@ class DetectorPatchAttack:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The adversarial loss to minimise over ``views`` and each draw's success."""
         scores = self.view_scores(views, texture, mask, eot, step)
-        # Log-odds: keeps pushing views that are already over the line, as Thys' max-score
-        # loss does, without vanishing gradients at saturated probabilities.
+        # Log-odds: no vanishing gradients at saturated probabilities. Without a margin it keeps
+        # pushing views that are already over the line, as Thys' max-score loss does; with one
+        # (C&W's confidence), a view stops counting once it is ``margin`` past the line, so
+        # the hard views (the far ones) get the whole step.
         p = scores.clamp(1e-6, 1 - 1e-6)
-        adv = torch.log(p / (1 - p)).mean()
-        return (adv if self.goal == "hide" else -adv), self.success(scores.detach())
+        logit = torch.log(p / (1 - p))
+        per_view = logit if self.goal == "hide" else -logit
+        if self.margin is not None:
+            per_view = per_view.clamp(min=-self.margin)
+        return per_view.mean(), self.success(scores.detach())
 
     def success(self, scores: torch.Tensor) -> torch.Tensor:
         """Per view: hidden (no peak of the category above the threshold over the object) or
@@ -265,6 +273,7 @@ class DetectorPatchAttack:
                 "init": self.init,
                 "texture_res": self.texture_res,
                 "schedule": self.schedule,
+                "margin": self.margin,
                 "seed": self.seed,
                 "views": len(views),
                 "final_train_success": history[-1]["success"] if history else math.nan,
