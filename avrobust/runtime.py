@@ -75,6 +75,7 @@ def defer_open3d_plotly() -> bool:
     stand_in._avrobust_stand_in = True
     for name in ("get_plotly_fig", "draw_plotly", "draw_plotly_server"):
         setattr(stand_in, name, deferred(name))
+
     def other(name: str):
         if name.startswith("__"):  # the import machinery probes __path__, __spec__, ...
             raise AttributeError(name)

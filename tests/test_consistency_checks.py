@@ -313,8 +313,8 @@ SIGN_NAMES = ("stop", "speed_limit_80", "car")
 def test_a_sign_read_as_another_class_or_mounted_low_is_flagged():
     """A stop sign's 0.90 m face read as a speed limit (0.75 m) is dropped with ``sign_size``;
     a stop sign whose lower edge is 0.3 m above the road, with ``sign_mounting``; read as
-    itself at its real height it passes. The rule can be switched off."""
-    check = CrossModalCheck()
+    itself at its real height it passes. Without the rule (the default) both pass."""
+    check = CrossModalCheck(sign_rule=True)
     for frame in _stop_frames():
         kept, alarms = check._check_2d(frame, _read_as(frame, "stop"))
         assert len(kept) == 1 and alarms == []

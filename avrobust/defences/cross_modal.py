@@ -6,9 +6,10 @@ one sensor makes must be supported by the other.
   channels and columns): too few returns where rays were due (a phantom in the sky or over a
   void), a physical height (box height x depth of the returns / focal length) outside what its
   category allows, or returns that do not lie on one surface (a picture of a pedestrian on the
-  road: the returns spread along the road) reject it. A sign read as a class (the sign
-  pipeline's output) must also have that class's face size and a sign's mounting height
-  (``sign_geometry``).
+  road: the returns spread along the road) reject it. With ``sign_rule``, a sign read as a
+  class (the sign pipeline's output) must also have that class's face size and a sign's
+  mounting height (``sign_geometry``); off by default: on the shipped pipeline it costs recall
+  at close range, where the detector's own boxes are loose (docs/defences.md).
 - A LiDAR detection (3D) needs camera support: a camera detection of the same category whose
   box overlaps the 3D box's projection (IoU at least ``min_iou``), from the shipped camera
   detector or the user's (``camera``).
@@ -76,7 +77,7 @@ class CrossModalCheck:
         camera: str | None = None,
         score_threshold: float = 0.3,
         lidar: dict | None = None,
-        sign_rule: bool = True,
+        sign_rule: bool = False,
         sign_tolerance: float = 0.1,
         pixel_error: float = 1.0,
     ) -> None:

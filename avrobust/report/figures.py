@@ -145,7 +145,10 @@ def roc(
             text = names[0] if len(names) == 1 else f"{names[0]}-{names[-1]}"
             offset = (4, -10) if i % 2 == 0 else (4, 5)
             ax.annotate(text, xy, textcoords="offset points", xytext=offset, fontsize=7)
-    ax.set_xlim(-0.01, max(0.2, *(p["false_positive_rate"] for c in curves.values() for p in c)))
+    # Room on the right for the last point's label.
+    ax.set_xlim(
+        -0.01, 1.25 * max(0.2, *(p["false_positive_rate"] for c in curves.values() for p in c))
+    )
     ax.set_ylim(-0.03, 1.03)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))

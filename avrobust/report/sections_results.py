@@ -244,12 +244,15 @@ def alarm_roc_points(data: RunData) -> dict[tuple[str, str], dict[str, list[dict
     out: dict[tuple[str, str], dict[str, list[dict]]] = {}
     for (model, check), labels in variants.items():
         curves: dict[str, list[dict]] = defaultdict(list)
+        # A point is named by the parameters its setting does not share with every other.
+        parts = {label: label[len(check) :].strip("()").split(", ") for label in labels}
+        common = set.intersection(*(set(p) for p in parts.values())) if len(labels) > 1 else set()
         for label in labels:
             mine = [j for j in data.done if (j.model, j.defence) == (model, label)]
             fp = rate([j for j in mine if j.attack == "none"])
             if fp is None:
                 continue
-            setting = label[len(check) :].strip("()") or "defaults"
+            setting = ", ".join(p for p in parts[label] if p and p not in common) or "defaults"
             for attack in m.attacks(data):
                 caught = rate([j for j in mine if j.attack == attack])
                 if caught is not None:
