@@ -784,6 +784,13 @@ def attack_sign(
         Path | None,
         typer.Option(help="Classifier weights to attack (default: the shipped one)."),
     ] = None,
+    against: Annotated[
+        str,
+        typer.Option(
+            help="classifier (its reading of the sign's crop) or pipeline (the camera "
+            "detector finds the sign, the classifier reads it: the sign must stay detected)."
+        ),
+    ] = "classifier",
     through: Annotated[
         str | None,
         typer.Option(
@@ -800,6 +807,7 @@ def attack_sign(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from avrobust.core.errors import ConfigError
     from avrobust.core.sensors import CameraSpec
     from avrobust.evaluation.sign_attack import Sweep, evaluate_sign_patch, run_sign_attack
     from avrobust.models.adapters import load_classifier
@@ -808,7 +816,23 @@ def attack_sign(
 
     weights = classifier or ASSETS / "sign_classifier.pt"
     clf = load_classifier(weights)
-    victim = {"model": "sign-classifier", **weights_provenance(classifier=weights)}
+    if against not in ("classifier", "pipeline"):
+        raise ConfigError(
+            f"unknown victim {against!r}", field="--against", allowed="classifier, pipeline"
+        )
+    pipeline = det = None
+    if against == "pipeline":
+        from avrobust.models.camera_detector import load_camera_detector
+        from avrobust.models.victims import SignRecognitionPipeline
+
+        pipeline = SignRecognitionPipeline(classifier=classifier)
+        det = load_camera_detector(ASSETS / "camera_detector.pt")
+        victim = {
+            "model": "sign-pipeline",
+            **weights_provenance(classifier=weights, detector=ASSETS / "camera_detector.pt"),
+        }
+    else:
+        victim = {"model": "sign-classifier", **weights_provenance(classifier=weights)}
     cam = CameraSpec(640, 480, _math.radians(90))
     from avrobust.attacks.masks import mask_from_spec
 
@@ -844,6 +868,7 @@ def attack_sign(
                 "seed": seed,
                 "printer": None if printer is None else str(printer),
                 "through": None if through is None else _input_transform(through),
+                "detector": det,
             },
             sweep,
             cam,
@@ -871,6 +896,7 @@ def attack_sign(
                 sweep,
                 cam,
                 progress=lambda n: pr.advance(task, n),
+                pipeline=pipeline,
             )
         _success_table(
             ev,

@@ -172,3 +172,41 @@ def test_pgd_respects_its_budget_and_fools_a_linear_model():
     assert (model(hit).argmax(1) == 0).float().mean() > (model(x).argmax(1) == 0).float().mean()
     with pytest.raises(ConfigError, match="norm"):
         PGD(model, norm="l1")
+
+
+def test_the_pipeline_objective_keeps_the_sign_detected():
+    """Against the detector-plus-classifier stack a misread only counts while the detector
+    still finds the sign: a grey poster fools the classifier but hides the sign, so it is no
+    success; the detector's term adds to the loss and its gradient reaches the texture."""
+    from avrobust.attacks.eot import EOT
+    from avrobust.attacks.sign_sticker import StickerAttack, sign_views
+    from avrobust.core.sensors import CameraSpec
+    from avrobust.evaluation.viewpoints import Sweep, render_sweep
+    from avrobust.models.adapters import load_classifier
+    from avrobust.models.camera_detector import load_camera_detector
+    from avrobust.models.weights import ASSETS
+
+    clf = load_classifier(ASSETS / "sign_classifier.pt")
+    det = load_camera_detector(ASSETS / "camera_detector.pt")
+    sweep = Sweep(distances=(8.0, 12.0), angles=(0.0,), weathers=("ClearNoon",), laterals=(0.0,))
+    frames = render_sweep("urban_stop", sweep, CameraSpec(640, 480, math.radians(90)))
+    views = sign_views(frames.frames, "stop_sign")
+    base = frames.surface_textures["stop_sign"]
+    mask = torch.ones(1, *base.shape[1:])
+    alone = StickerAttack(clf, "stop", None, eot="none", eot_draws=1)
+    both = StickerAttack(clf, "stop", None, eot="none", eot_draws=1, detector=det)
+    eot = EOT("none")
+    tex = base.clone().requires_grad_(True)
+    loss_alone, _ = alone.objective(views, tex, mask, eot, 0)
+    loss_both, met = both.objective(views, tex, mask, eot, 0)
+    assert loss_both > loss_alone and not met.any()  # the clean sign: detected, read as stop
+    (loss_both - loss_alone).backward()
+    assert tex.grad is not None and tex.grad.abs().sum() > 0
+    grey = torch.full_like(base, 0.5)
+    _, met_alone = alone.objective(views, grey, mask, eot, 0)
+    _, met_both = both.objective(views, grey, mask, eot, 0)
+    assert met_alone.all() and not met_both.any()
+    with pytest.raises(ConfigError, match="traffic_sign"):
+        from avrobust.models.camera_detector import CameraDetector
+
+        StickerAttack(clf, "stop", detector=CameraDetector(classes=("car",)))

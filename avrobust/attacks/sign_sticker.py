@@ -68,11 +68,27 @@ class StickerAttack:
     palette: str = "printer30"
     printer: str | None = None  # a fitted printer model (JSON): optimise what will be printed
     through: Any = None  # an input-transformation defence to optimise through (adaptive)
+    # Against the detector-plus-classifier pipeline: the sign must also stay detected (a misread
+    # the stack reports), so the detector's sign score joins the loss with this weight.
+    detector: Any = None
+    detector_weight: float = 1.0
+    detector_threshold: float = 0.3
     seed: int = 0
     provenance: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from avrobust.export.chart import PrinterModel
+
+        if self.detector is not None:
+            if "traffic_sign" not in self.detector.classes:
+                raise ConfigError(
+                    "the pipeline's detector has no traffic_sign class",
+                    field="detector",
+                    allowed=", ".join(self.detector.classes),
+                )
+            self.detector.eval()
+            for p in self.detector.parameters():
+                p.requires_grad_(False)
 
         self._printer = None if self.printer is None else PrinterModel.load(self.printer)
         classes = self.classifier.classes
@@ -111,7 +127,33 @@ class StickerAttack:
         classes = self.classifier.classes
         goal = classes.index(self.target if self.target else self.true_class)
         ce = F.cross_entropy(logits, torch.full((logits.shape[0],), goal))
-        return (ce if self.target is not None else -ce), self.success(logits.detach())
+        loss = ce if self.target is not None else -ce
+        met = self.success(logits.detach())
+        if self.detector is not None:
+            det = self._sign_scores(views, texture, mask, eot, step)
+            # -log p(sign detected): zero once the detector is sure, never pushing it away.
+            loss = loss + self.detector_weight * F.softplus(-torch.logit(det, eps=1e-6)).mean()
+            met = met & (det.detach() >= self.detector_threshold).repeat(self.eot_draws)
+        return loss, met
+
+    def _sign_scores(self, views, texture, mask, eot: EOT, step: int) -> torch.Tensor:
+        """The detector's highest ``traffic_sign`` probability over each view's sign, ``[V]``
+        (the first EOT draw), differentiable in the texture."""
+        from avrobust.attacks.compositor import composite
+        from avrobust.attacks.detector_patch import detector_window, region_cells
+
+        if self._printer is not None:
+            texture = self._printer(texture)
+        cls = self.detector.classes.index("traffic_sign")
+        out = []
+        for k, v in enumerate(views):
+            img = v.frame.image
+            win = detector_window(v.box, img.shape[1:])
+            x = composite(img, texture, mask, v.frame.surfaces[v.surface], window=win)[None]
+            c0, r0, c1, r1 = region_cells(v.box, win)
+            heat = self.detector(eot(x, step * 1000 + k))["heatmap"][0, cls, r0:r1, c0:c1]
+            out.append(heat.sigmoid().max())
+        return torch.stack(out)
 
     def success(self, logits: torch.Tensor) -> torch.Tensor:
         pred = logits.argmax(1)
@@ -181,6 +223,8 @@ class StickerAttack:
                 "through": None
                 if self.through is None
                 else {"defence": self.through.name, **self.through.params},
+                "against": "sign-pipeline" if self.detector is not None else "sign-classifier",
+                "detector_weight": self.detector_weight if self.detector is not None else None,
                 "mask_coverage": float(mask.mean()),
                 "views": len(views),
                 "final_train_success": history[-1]["success"] if history else math.nan,

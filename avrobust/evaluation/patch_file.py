@@ -73,7 +73,14 @@ def evaluate_patch_file(
         from avrobust.models.adapters import load_classifier
 
         w = Path(weights) if weights else ASSETS / "sign_classifier.pt"
-        victim = {"model": "sign-classifier", **weights_provenance(classifier=w)}
+        pipeline = None
+        if patch.provenance.get("against") == "sign-pipeline":
+            from avrobust.models.victims import SignRecognitionPipeline
+
+            pipeline = SignRecognitionPipeline(classifier=w)
+            victim = {"model": "sign-pipeline", **weights_provenance(**pipeline.weights)}
+        else:
+            victim = {"model": "sign-classifier", **weights_provenance(classifier=w)}
         ev = evaluate_sign_patch(
             patch,
             load_classifier(w),
@@ -84,6 +91,7 @@ def evaluate_patch_file(
             sweep,
             camera,
             progress=progress,
+            pipeline=pipeline,
         )
     else:
         from avrobust.evaluation.detector_attack import evaluate_detector_patch

@@ -22,9 +22,43 @@ from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
 from avrobust.models.adapters import ClassifierAdapter
 
 
+def _pipeline_reading(pipeline, view: SignView, image: torch.Tensor) -> str:
+    """What the detector-plus-classifier pipeline reports at the sign (its best-scoring
+    detection with IoU at least 0.5), or ``missed``."""
+    from dataclasses import replace
+
+    from torchvision.ops import box_iou
+
+    dets = pipeline(replace(view.frame, image=image))
+    if len(dets) == 0:
+        return "missed"
+    iou = box_iou(dets.boxes, view.box[None].to(dets.boxes))[:, 0]
+    ok = torch.nonzero(iou >= 0.5).flatten()
+    if len(ok) == 0:
+        return "missed"
+    best = ok[dets.scores[ok].argmax()]
+    return dets.class_names[int(dets.labels[best])]
+
+
 def _classify(
-    classifier: ClassifierAdapter, views: list[SignView], patch: Patch | None = None
+    classifier: ClassifierAdapter,
+    views: list[SignView],
+    patch: Patch | None = None,
+    pipeline=None,
 ) -> list[str]:
+    if pipeline is not None:
+        return [
+            _pipeline_reading(
+                pipeline,
+                v,
+                v.frame.image
+                if patch is None
+                else composite(
+                    v.frame.image, patch.texture, patch.mask, v.frame.surfaces[v.surface]
+                ),
+            )
+            for v in views
+        ]
     crops = []
     for v in views:
         img = v.frame.image
@@ -60,9 +94,12 @@ def evaluate_sign_patch(
     sweep: Sweep,
     camera: CameraSpec,
     progress: Callable[[int], None] | None = None,
+    pipeline=None,
 ) -> PatchEvaluation:
     """Render the sweep clean and with the patch painted on the sign, classify both, and
-    compare with the compositor's prediction of the same views."""
+    compare with the compositor's prediction of the same views. With ``pipeline`` (a
+    detector-plus-classifier stack), the stack reads whole frames instead of the classifier
+    reading the sign's true crop; a sign it misses counts as not read as ``true_class``."""
     clean = render_sweep(scenario, sweep, camera, progress=progress)
     attacked = render_sweep(
         scenario, sweep, camera, {surface: (patch.texture, patch.mask)}, progress=progress
@@ -72,11 +109,11 @@ def evaluate_sign_patch(
         vc, va = sign_views([fc], surface), sign_views([fa], surface)
         if not vc or not va:
             continue
-        clean_pred = _classify(classifier, vc)[0]
+        clean_pred = _classify(classifier, vc, pipeline=pipeline)[0]
         if clean_pred != true_class:
             continue  # only signs the model reads correctly when clean count
-        comp = _classify(classifier, vc, patch)[0]
-        rend = _classify(classifier, va)[0]
+        comp = _classify(classifier, vc, patch, pipeline)[0]
+        rend = _classify(classifier, va, pipeline=pipeline)[0]
 
         def hit(p: str) -> bool:
             return p == target if target is not None else p != true_class
