@@ -174,7 +174,7 @@ def register(attack_app: typer.Typer, console: Console, floats, success_table, r
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
         from avrobust.attacks.digital import PGD
-        from avrobust.evaluation.digital_attack import run_digital_attack
+        from avrobust.evaluation.digital_attack import run_digital_attack, sign_crops
         from avrobust.models.adapters import load_classifier
         from avrobust.models.crops import load_crops
         from avrobust.models.victims import weights_provenance
@@ -183,7 +183,7 @@ def register(attack_app: typer.Typer, console: Console, floats, success_table, r
         w = classifier or ASSETS / "sign_classifier.pt"
         clf = load_classifier(w)
         clf.eval()
-        crops = load_crops(data)
+        crops = sign_crops(load_crops(data))
         if limit is not None and limit < len(crops):
             keep = torch.zeros(len(crops), dtype=torch.bool)
             keep[torch.linspace(0, len(crops) - 1, limit).round().long()] = True

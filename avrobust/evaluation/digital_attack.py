@@ -32,6 +32,11 @@ class DigitalResult:
     by_band: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+def sign_crops(crops: CropSet) -> CropSet:
+    """The crops of real signs (background crops left out)."""
+    return crops.subset(torch.tensor([crops.classes[int(y)] != BACKGROUND for y in crops.labels]))
+
+
 def run_digital_attack(
     classifier: ClassifierAdapter,
     crops: CropSet,
@@ -50,8 +55,7 @@ def run_digital_attack(
     if attack.targeted != (target is not None):
         raise ConfigError("a targeted PGD needs a target class and only then", field="target")
     names = crops.classes
-    is_sign = torch.tensor([names[int(y)] != BACKGROUND for y in crops.labels])
-    crops = crops.subset(is_sign)
+    crops = sign_crops(crops)
     if len(crops) == 0:
         raise ConfigError("the data holds no sign crops", field="data")
     # The dataset's labels by name, in the classifier's own class order.
@@ -132,7 +136,7 @@ def example_sheet(
         a = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
         a = cv2.resize(a, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         band = np.full((22, a.shape[1], 3), 255, np.uint8)
-        cv2.putText(band, label, (3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(band, label, (3, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1, cv2.LINE_AA)
         return np.vstack([a, band])
 
     rows = []
