@@ -98,6 +98,31 @@ def region_cells(box: torch.Tensor, window: tuple[int, int, int, int], grow: flo
     return c0, r0, c1, r1
 
 
+def region_scores(
+    detector: CameraDetector,
+    cls: int,
+    views,
+    texture: torch.Tensor,
+    mask: torch.Tensor,
+    eot: EOT,
+    seed: int,
+    draws: int = 1,
+) -> torch.Tensor:
+    """The detector's highest probability of class ``cls`` over each view's region (a window
+    around it at camera resolution, the texture composited), per EOT draw: ``[len(views) *
+    draws]``, view by view, differentiable in the texture."""
+    scores = []
+    for k, v in enumerate(views):
+        img = v.frame.image
+        win = detector_window(v.box, img.shape[1:])
+        x = composite(img, texture, mask, v.frame.surfaces[v.surface], window=win)[None]
+        c0, r0, c1, r1 = region_cells(v.box, win)
+        for d in range(draws):
+            heat = detector(eot(x, seed * 1000 + k * 10 + d))["heatmap"][0, cls, r0:r1, c0:c1]
+            scores.append(heat.sigmoid().max())
+    return torch.stack(scores)
+
+
 @dataclass
 class DetectorPatchAttack:
     """A patch texture inside ``mask`` on a surface, optimised against ``detector``.
@@ -168,17 +193,9 @@ class DetectorPatchAttack:
         eot_draws]``, differentiable in the texture."""
         if self._printer is not None:
             texture = self._printer(texture)
-        scores = []
-        for k, v in enumerate(views):
-            img = v.frame.image
-            win = detector_window(v.box, img.shape[1:])
-            x = composite(img, texture, mask, v.frame.surfaces[v.surface], window=win)[None]
-            c0, r0, c1, r1 = region_cells(v.box, win)
-            for d in range(self.eot_draws):
-                xe = eot(x, seed * 1000 + k * 10 + d)
-                heat = self.detector(xe)["heatmap"][0, self._cls, r0:r1, c0:c1]
-                scores.append(heat.sigmoid().max())
-        return torch.stack(scores)
+        return region_scores(
+            self.detector, self._cls, views, texture, mask, eot, seed, self.eot_draws
+        )
 
     def objective(
         self, views: list[PatchView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, step: int

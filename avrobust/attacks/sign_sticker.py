@@ -139,21 +139,12 @@ class StickerAttack:
     def _sign_scores(self, views, texture, mask, eot: EOT, step: int) -> torch.Tensor:
         """The detector's highest ``traffic_sign`` probability over each view's sign, ``[V]``
         (the first EOT draw), differentiable in the texture."""
-        from avrobust.attacks.compositor import composite
-        from avrobust.attacks.detector_patch import detector_window, region_cells
+        from avrobust.attacks.detector_patch import region_scores
 
         if self._printer is not None:
             texture = self._printer(texture)
         cls = self.detector.classes.index("traffic_sign")
-        out = []
-        for k, v in enumerate(views):
-            img = v.frame.image
-            win = detector_window(v.box, img.shape[1:])
-            x = composite(img, texture, mask, v.frame.surfaces[v.surface], window=win)[None]
-            c0, r0, c1, r1 = region_cells(v.box, win)
-            heat = self.detector(eot(x, step * 1000 + k))["heatmap"][0, cls, r0:r1, c0:c1]
-            out.append(heat.sigmoid().max())
-        return torch.stack(out)
+        return region_scores(self.detector, cls, views, texture, mask, eot, step)
 
     def success(self, logits: torch.Tensor) -> torch.Tensor:
         pred = logits.argmax(1)
