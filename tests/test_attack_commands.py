@@ -75,31 +75,30 @@ def test_evaluate_refuses_patches_it_cannot_place(tmp_path):
     assert result.exit_code != 0 and "--out" in str(result.exception)
 
 
-def test_campaign_attacks_replaced_by_the_patch(tmp_path):
-    from avrobust.evaluation.campaign_run import run_campaign
+def test_evaluate_through_a_campaign_replaces_its_attacks(tmp_path):
     from avrobust.evaluation.store import ResultsStore
+    from avrobust.scenario.campaign import Campaign
 
     _grey_hiding_patch(tmp_path / "grey.patch")
     campaign = tmp_path / "c.yaml"
     campaign.write_text(
         "name: tiny\nscenarios: [urban_stop]\nsweep: {distance: [10]}\n"
-        "models: [{name: none}]\nepisode: {frames: 2, rate: 10}\n"
-        "sensors: {camera: {width: 160, height: 120, fov: 90}, lidar: null}\n"
+        "models: [{name: camera-detector}]\nepisode: {frames: 2, rate: 10}\n"
+        "sensors: {camera: {width: 320, height: 240, fov: 90}, lidar: null}\n"
     )
-    attacks = [
-        {"name": "none"},
-        {"name": "patch", "params": {"file": str(tmp_path / "grey.patch"), "surface": "stop_sign"}},
-    ]
-    s = run_campaign(campaign, tmp_path / "run", attacks=attacks)
-    assert s.done == 2 and s.failed == 0
+    result = runner.invoke(
+        app,
+        ["attack", "evaluate", str(tmp_path / "grey.patch"), "--campaign", str(campaign),
+         "--out", str(tmp_path / "run")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "model verdicts by attack" in result.output
     with ResultsStore(tmp_path / "run", create=False) as store:
         names = sorted(r[0] for r in store.query("SELECT json_extract(attack, '$.name') FROM jobs"))
         (text,) = store.query("SELECT text FROM campaigns ORDER BY registered DESC")[0]
     assert names == ["none", "patch"]
     # The stored campaign is the one that ran, and loads as a campaign.
     assert "grey.patch" in text and "replaced by avrobust attack evaluate" in text
-    from avrobust.scenario.campaign import Campaign
-
     Campaign.model_validate(yaml.safe_load(text))
 
 
