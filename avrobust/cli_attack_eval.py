@@ -56,6 +56,13 @@ def register(attack_app: typer.Typer, console: Console, floats, success_table, r
         json_out: Annotated[
             Path | None, typer.Option("--json", help="Write the evaluation as JSON.")
         ] = None,
+        stack: Annotated[
+            str | None,
+            typer.Option(
+                help="A sign patch: judge it by the classifier or the pipeline (detector, then "
+                "classifier) (default: what it was made against)."
+            ),
+        ] = None,
         campaign: Annotated[
             Path | None,
             typer.Option(
@@ -112,6 +119,7 @@ def register(attack_app: typer.Typer, console: Console, floats, success_table, r
                 weights=weights,
                 scenario=scenario,
                 progress=lambda k: pr.advance(task, k),
+                stack=stack,
             )
         console.print(
             f"{result['kind']} patch {patch.name} on {result['surface']} in {result['scenario']}, "

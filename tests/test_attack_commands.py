@@ -73,6 +73,9 @@ def test_evaluate_refuses_patches_it_cannot_place(tmp_path):
         app, ["attack", "evaluate", str(tmp_path / "x.patch"), "--campaign", "c.yaml"]
     )
     assert result.exit_code != 0 and "--out" in str(result.exception)
+    shipped = "assets/patches/stop_to_80.patch"
+    result = runner.invoke(app, ["attack", "evaluate", shipped, "--stack", "eyes"])
+    assert result.exit_code != 0 and "classifier, pipeline" in str(result.exception)
 
 
 def test_evaluate_through_a_campaign_replaces_its_attacks(tmp_path):

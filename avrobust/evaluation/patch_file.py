@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from avrobust.core.errors import DataError
+from avrobust.core.errors import ConfigError, DataError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
 from avrobust.evaluation.viewpoints import Sweep
@@ -55,9 +55,11 @@ def evaluate_patch_file(
     weights: Path | str | None = None,
     scenario: str | None = None,
     progress: Callable[[int], None] | None = None,
+    stack: str | None = None,
 ) -> dict[str, Any]:
     """Re-render ``sweep`` with the patch painted on its surface and score it; returns plain
-    data (kind, victim, scenario, surface, the evaluation's fields)."""
+    data (kind, victim, scenario, surface, the evaluation's fields). ``stack``: for a sign
+    patch, ``classifier`` or ``pipeline`` (default: the one it was made against)."""
     import math
 
     from avrobust.models.victims import weights_provenance
@@ -74,7 +76,12 @@ def evaluate_patch_file(
 
         w = Path(weights) if weights else ASSETS / "sign_classifier.pt"
         pipeline = None
-        if patch.provenance.get("against") == "sign-pipeline":
+        made_against = "pipeline" if patch.provenance.get("against") == "sign-pipeline" else None
+        if stack not in (None, "classifier", "pipeline"):
+            raise ConfigError(
+                f"unknown stack {stack!r}", field="--stack", allowed="classifier, pipeline"
+            )
+        if (stack or made_against) == "pipeline":
             from avrobust.models.victims import SignRecognitionPipeline
 
             pipeline = SignRecognitionPipeline(classifier=w)
@@ -110,13 +117,17 @@ def evaluate_patch_file(
             camera,
             progress=progress,
         )
-    # White-box when evaluated on the weights it was optimised on, a transfer otherwise.
+    # White-box when evaluated on the weights (and stack) it was optimised on, a transfer
+    # otherwise.
     role = "classifier" if kind == "sign" else "detector"
-    made_on = ((patch.provenance.get("victim") or {}).get(role) or {}).get("sha256")
+    made = patch.provenance.get("victim") or {}
+    made_on = (made.get(role) or {}).get("sha256")
     if made_on is None:
         relation = "unknown"
+    elif made_on != victim[role]["sha256"] or made.get("model", victim["model"]) != victim["model"]:
+        relation = "transfer"
     else:
-        relation = "white-box" if made_on == victim[role]["sha256"] else "transfer"
+        relation = "white-box"
     return {
         "patch": str(path),
         "patch_sha256": patch.sha256(),
