@@ -8,7 +8,7 @@ one sensor makes must be supported by the other.
   category allows, or returns that do not lie on one surface (a picture of a pedestrian on the
   road: the returns spread along the road) reject it. With ``sign_rule``, a sign read as a
   class (the sign pipeline's output) must also have that class's face size and a sign's
-  mounting height (``sign_geometry``); off by default: on the shipped pipeline it costs recall
+  mounting height (``sign_geometry.py``); off by default: on the shipped pipeline it costs recall
   at close range, where the detector's own boxes are loose (docs/defences.md).
 - A LiDAR detection (3D) needs camera support: a camera detection of the same category whose
   box overlaps the 3D box's projection (IoU at least ``min_iou``), from the shipped camera
@@ -33,7 +33,7 @@ from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
 from avrobust.core.sensors import LidarSpec
 from avrobust.defences.defended import Alarm, Defended
-from avrobust.defences.sign_geometry import FACE_HEIGHT, geometry_alarm, sign_geometry
+from avrobust.defences.sign_geometry import FACE_HEIGHT, geometry_alarm, lower_edge_height
 from avrobust.sim.signs import SIGN_CLASSES
 
 # Physical heights (metres) a 2D box of each category may have, and a typical one for the
@@ -89,11 +89,8 @@ class CrossModalCheck:
         self.min_iou, self.camera_range_m = min_iou, camera_range_m
         self.camera_weights, self.score_threshold = camera, score_threshold
         self.spec = LidarSpec(**(lidar or {}))
-        self.sign_rule, self.sign_tolerance, self.pixel_error = (
-            sign_rule,
-            sign_tolerance,
-            pixel_error,
-        )
+        self.sign_rule = sign_rule
+        self.sign_tolerance, self.pixel_error = sign_tolerance, pixel_error
         self._camera = None
 
     def provenance(self) -> dict:
@@ -143,10 +140,10 @@ class CrossModalCheck:
                 keep[i] = False
                 alarms.append(Alarm("no_surface", f"{name}: {s.on_surface:.0%} on one surface"))
             elif self.sign_rule and name in FACE_HEIGHT:
-                g = sign_geometry(frame, dets.boxes[i], s.depth)
+                edge = lower_edge_height(frame, dets.boxes[i], s.depth)
                 bad = geometry_alarm(
-                    name, g, s.depth, frame.calibration.intrinsics.fy, self.sign_tolerance,
-                    self.pixel_error,
+                    name, s.height_m, edge, s.depth, frame.calibration.intrinsics.fy,
+                    self.sign_tolerance, self.pixel_error,
                 )  # fmt: skip
                 if bad is not None:
                     keep[i] = False

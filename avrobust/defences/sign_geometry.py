@@ -10,8 +10,6 @@ attack and an appearing attack cannot change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from avrobust.sim.signs import SIGN_TYPES
@@ -30,21 +28,11 @@ MOUNT_RANGE = (1.0, 6.0)
 GROUND_RADIUS = 6.0  # metres around the sign's foot searched for road returns
 
 
-@dataclass
-class SignGeometry:
-    """What the sensors say of a sign: face height and lower edge above the road (nan when
-    no road return lies near its foot), metres."""
-
-    height_m: float
-    lower_edge_m: float
-
-
-def sign_geometry(frame, box: torch.Tensor, depth: float) -> SignGeometry:
-    """The geometry of the sign in 2D ``box`` ``[4]`` whose face the LiDAR puts at ``depth``
-    metres from the camera."""
+def lower_edge_height(frame, box: torch.Tensor, depth: float) -> float:
+    """Metres from the road up to the lower edge of the sign in 2D ``box`` ``[4]`` whose face
+    the LiDAR puts at ``depth`` metres from the camera (nan when no road return lies near its
+    foot). The face's height is the cross-modal check's own measure (``Support.height_m``)."""
     calib = frame.calibration
-    k = calib.intrinsics
-    height = float(box[3] - box[1]) * depth / k.fy
     foot_px = torch.tensor(
         [[(float(box[0]) + float(box[2])) / 2, float(box[3])]], dtype=torch.float64
     )
@@ -55,22 +43,27 @@ def sign_geometry(frame, box: torch.Tensor, depth: float) -> SignGeometry:
     # its road level with its lower edge).
     below = pts[near & (pts[:, 2] < foot[2] + 0.5), 2]
     if len(below) < 5:
-        return SignGeometry(height, float("nan"))
-    ground = float(torch.quantile(below, 0.2))
-    return SignGeometry(height, float(foot[2]) - ground)
+        return float("nan")
+    return float(foot[2]) - float(torch.quantile(below, 0.2))
 
 
 def geometry_alarm(
-    name: str, g: SignGeometry, depth: float, fy: float, tolerance: float, pixel_error: float
+    name: str,
+    height_m: float,
+    lower_edge_m: float,
+    depth: float,
+    fy: float,
+    tolerance: float,
+    pixel_error: float,
 ) -> tuple[str, str] | None:
-    """``(kind, detail)`` when the class disagrees with the geometry, else None. The size may
-    differ from the class's by ``tolerance`` of it plus what ``pixel_error`` pixels of box
-    error make at this depth."""
+    """``(kind, detail)`` when the class disagrees with the sign's face height or its lower
+    edge's height above the road (metres), else None. The size may differ from the class's by
+    ``tolerance`` of it plus what ``pixel_error`` pixels of box error make at this depth."""
     expected = FACE_HEIGHT[name]
     slack = tolerance * expected + pixel_error * depth / fy
-    if abs(g.height_m - expected) > slack:
-        return "sign_size", f"{name} is {expected:.2f} m tall, this face {g.height_m:.2f} m"
+    if abs(height_m - expected) > slack:
+        return "sign_size", f"{name} is {expected:.2f} m tall, this face {height_m:.2f} m"
     lo, hi = MOUNT_RANGE
-    if g.lower_edge_m == g.lower_edge_m and not lo <= g.lower_edge_m <= hi:
-        return "sign_mounting", f"{name} with its lower edge {g.lower_edge_m:.1f} m above the road"
+    if lower_edge_m == lower_edge_m and not lo <= lower_edge_m <= hi:
+        return "sign_mounting", f"{name} with its lower edge {lower_edge_m:.1f} m above the road"
     return None
