@@ -1142,6 +1142,12 @@ def _register_lidar_attacks() -> None:
     from avrobust import cli_lidar
 
     cli_lidar.register(attack_app, console, _floats, _case_progress)
+
+
+_register_lidar_attacks()
+
+
+def _register_attack_evaluation() -> None:
     from avrobust import cli_attack_eval
 
     def run_then_show(campaign: Path, out: Path, **kw) -> None:
@@ -1151,7 +1157,7 @@ def _register_lidar_attacks() -> None:
     cli_attack_eval.register(attack_app, console, _floats, _success_table, run_then_show)
 
 
-_register_lidar_attacks()
+_register_attack_evaluation()
 
 
 def _register_report() -> None:
