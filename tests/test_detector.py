@@ -134,7 +134,7 @@ def test_a_short_training_run_lowers_the_loss_and_resumes(tmp_path, tiny_kitti):
         gen = torch.Generator().manual_seed(5)
         from avrobust.models.train_detector import _batch
 
-        x, targets = _batch(data, list(range(len(data))), cfg, gen)
+        x, targets, *_ = _batch(data, list(range(len(data))), cfg, gen)
         model.eval()
         with torch.no_grad():
             return float(detection_loss(model(x), targets)[0])

@@ -19,7 +19,8 @@ from torch import nn
 from avrobust.core.device import resolve_device
 from avrobust.core.errors import ConfigError
 from avrobust.core.files import atomic_write
-from avrobust.models.camera_detector import STRIDE, CameraDetector
+from avrobust.defences.patch_training import PatchTrainConfig, apply_patches, patch_masks
+from avrobust.models.camera_detector import STRIDE, CameraDetector, load_camera_detector
 from avrobust.models.checkpoint import resume_checkpoint, save_checkpoint
 from avrobust.models.detection_data import DetectionSet, load_detection_set
 from avrobust.models.detection_loss import detection_loss, make_targets
@@ -33,7 +34,9 @@ class DetectorTrainConfig:
     metrics), val (held-out tree), epochs (one crop per training image each), batch, crop
     (height, width of the training crops), lr, weight_decay, seed, device, max_steps (stop
     early: tests and smoke runs), val_images (images of the per-epoch check), limit (use only
-    the first N training images)."""
+    the first N training images), init (a ``camera-detector`` weights file to start from:
+    fine-tuning), adversarial (patch adversarial training, see
+    :mod:`avrobust.defences.patch_training`)."""
 
     data: str
     out: str
@@ -48,6 +51,8 @@ class DetectorTrainConfig:
     max_steps: int | None = None
     val_images: int = 200
     limit: int | None = None
+    init: str | None = None
+    adversarial: PatchTrainConfig | None = None
 
 
 def photometric() -> nn.Module:
@@ -101,14 +106,32 @@ def random_crop(
 
 
 def _batch(data: DetectionSet, indices: list[int], cfg: DetectorTrainConfig, gen: torch.Generator):
-    images, targets = [], []
+    """Crops, their targets, and their boxes and labels (crop pixels)."""
+    images, targets, boxes_out, labels_out = [], [], [], []
     oh, ow = cfg.crop[0] // STRIDE, cfg.crop[1] // STRIDE
     for i in indices:
         t = data.targets[i]
         img, boxes, keep = random_crop(data.images[i], t.boxes, cfg.crop, gen)
         images.append(img)
         targets.append(make_targets(boxes, t.labels[keep], len(data.classes), (oh, ow)))
-    return torch.stack(images), targets
+        boxes_out.append(boxes)
+        labels_out.append(t.labels[keep])
+    return torch.stack(images), targets, boxes_out, labels_out
+
+
+def _patched(model, x, targets, boxes, labels, cfg: DetectorTrainConfig, gen) -> tuple:
+    """The batch with patch adversarial training's patches (the attack sees the model in
+    evaluation mode, as an attacker would); returns the images and the patched count."""
+    adv = cfg.adversarial
+    mask, chosen = patch_masks(boxes, labels, model.classes, cfg.crop, adv, gen)
+
+    def loss_of(images: torch.Tensor, idx: list[int]) -> torch.Tensor:
+        return detection_loss(model(images), [targets[i] for i in idx])[0]
+
+    model.eval()
+    x, _ = apply_patches(x, mask, chosen, loss_of, adv, gen)
+    model.train()
+    return x, len(chosen)
 
 
 def _quick_check(model: CameraDetector, val: DetectionSet, device: torch.device) -> float | None:
@@ -132,7 +155,10 @@ def train_camera_detector(
     train = load_detection_set(cfg.data, limit=cfg.limit)
     val = load_detection_set(cfg.val) if cfg.val else None
     check = val.subset(list(range(min(cfg.val_images, len(val))))) if val else None
-    model = CameraDetector().to(device).to(memory_format=torch.channels_last)
+    model = CameraDetector()
+    if cfg.init:
+        model = load_camera_detector(cfg.init)
+    model = model.to(device).to(memory_format=torch.channels_last)
     aug = photometric().to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch)
@@ -148,14 +174,20 @@ def train_camera_detector(
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
         order = torch.randperm(len(train), generator=gen).tolist()
-        running, parts, steps = 0.0, {"heatmap": 0.0, "size": 0.0, "offset": 0.0}, 0
+        running, parts, steps, patched = 0.0, {"heatmap": 0.0, "size": 0.0, "offset": 0.0}, 0, 0
         for b in range(steps_per_epoch):
             if step >= total:
                 break
-            x, targets = _batch(train, order[b * cfg.batch : (b + 1) * cfg.batch], cfg, gen)
+            x, targets, boxes, labels = _batch(
+                train, order[b * cfg.batch : (b + 1) * cfg.batch], cfg, gen
+            )
             x = x.to(device)
             with torch.no_grad():
                 x = aug(x).clamp(0, 1).contiguous(memory_format=torch.channels_last)
+            if cfg.adversarial is not None:
+                # After the photometric jitter: the patch is judged as the camera sees it.
+                x, n = _patched(model, x, targets, boxes, labels, cfg, gen)
+                patched += n
             loss, part = detection_loss(model(x), targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -176,6 +208,8 @@ def train_camera_detector(
             **{f"loss_{k}": v / max(1, steps) for k, v in parts.items()},
             "seconds": time.monotonic() - t0,
         }
+        if cfg.adversarial is not None:
+            entry["patched_crops"] = patched
         if check is not None:
             entry["val_map50_40m"] = _quick_check(model, check, device)
         history.append(entry)

@@ -19,6 +19,8 @@ from avrobust.core.boxes import Box3D
 from avrobust.core.device import resolve_device
 from avrobust.core.errors import ConfigError, ModelError
 from avrobust.core.files import atomic_write
+from avrobust.core.sensors import LidarSpec
+from avrobust.defences.lidar_training import LidarAdvConfig, attack_sample
 from avrobust.models.checkpoint import resume_checkpoint, save_checkpoint
 from avrobust.models.detection_loss import focal_loss, gaussian_radius
 from avrobust.models.fusion_data import camera_detections
@@ -37,7 +39,8 @@ class LidarTrainConfig:
     init (a ``lidar-detector`` weights file to start from), camera (a ``camera-detector``
     weights file: train the PointPainting detector on points painted with its detections),
     paint_drop and paint_drop_all (training-time dropout of each camera detection, of all of
-    a sweep's: see :func:`~avrobust.models.painting.drop_detections`)."""
+    a sweep's: see :func:`~avrobust.models.painting.drop_detections`), adversarial (LiDAR
+    adversarial training: see :mod:`avrobust.defences.lidar_training`)."""
 
     data: str
     out: str
@@ -56,6 +59,7 @@ class LidarTrainConfig:
     camera: str | None = None
     paint_drop: float = 0.2
     paint_drop_all: float = 0.1
+    adversarial: LidarAdvConfig | None = None
 
 
 def augment(s: LidarSample, gen: torch.Generator) -> LidarSample:
@@ -157,15 +161,26 @@ def lidar_loss(
     return total, {"heatmap": float(l_heat.detach()), "regress": float(l_reg.detach())}
 
 
-def _crop_start(s: LidarSample, grid: BEVGrid, crop: int, gen: torch.Generator) -> tuple[int, int]:
+def _crop_start(
+    s: LidarSample,
+    grid: BEVGrid,
+    crop: int,
+    gen: torch.Generator,
+    focus: tuple[float, float] | None = None,
+) -> tuple[int, int]:
+    """A crop centred near a random object 70% of the time (near ``focus``, metres, always,
+    when given: an attacked spot), anywhere otherwise."""
+
     def r(n: int) -> int:
         return int(torch.randint(n + 1, (), generator=gen))
 
     mx, my = grid.nx - crop, grid.ny - crop
-    if len(s.boxes) and float(torch.rand((), generator=gen)) < 0.7:
-        k = int(torch.randint(len(s.boxes), (), generator=gen))
-        px = (float(s.boxes.center[k, 0]) - grid.x_range[0]) / grid.pillar
-        py = (float(s.boxes.center[k, 1]) - grid.y_range[0]) / grid.pillar
+    if focus is not None or (len(s.boxes) and float(torch.rand((), generator=gen)) < 0.7):
+        if focus is None:
+            k = int(torch.randint(len(s.boxes), (), generator=gen))
+            focus = (float(s.boxes.center[k, 0]), float(s.boxes.center[k, 1]))
+        px = (focus[0] - grid.x_range[0]) / grid.pillar
+        py = (focus[1] - grid.y_range[0]) / grid.pillar
         jx, jy = r(crop // 2) - crop // 4, r(crop // 2) - crop // 4
         x0, y0 = int(px) - crop // 2 + jx, int(py) - crop // 2 + jy
     else:
@@ -276,10 +291,12 @@ def train_lidar_detector(
     step = sum(h["steps"] for h in history)
     t0 = time.monotonic() - (history[-1]["seconds"] if history else 0.0)
     half = cfg.crop // grid.stride
+    spec = LidarSpec()  # the dataset's LiDAR (avrobust dataset build renders the default one)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         order = torch.randperm(len(train), generator=gen).tolist()
         running, parts, steps = 0.0, {"heatmap": 0.0, "regress": 0.0}, 0
+        attacked: dict[str, int] = {}
         for b in range(steps_per_epoch):
             if step >= total:
                 break
@@ -290,7 +307,19 @@ def train_lidar_detector(
                     for s, i in zip(batch, order[b * cfg.batch : (b + 1) * cfg.batch], strict=True)
                 ]
             batch = [augment(s, gen) for s in batch]
-            starts = [_crop_start(s, grid, cfg.crop, gen) for s in batch]
+            focus: list[tuple[float, float] | None] = [None] * len(batch)
+            if cfg.adversarial is not None:
+                # Attacks after augmentation: rotations about z and flips keep every return
+                # on a ray of the sensor, so the threat model still holds.
+                done = [attack_sample(s, model, spec, cfg.adversarial, gen) for s in batch]
+                model.train()
+                batch = [a.sample for a in done]
+                focus = [a.focus for a in done]
+                for a in done:
+                    attacked[a.kind] = attacked.get(a.kind, 0) + 1
+            starts = [
+                _crop_start(s, grid, cfg.crop, gen, f) for s, f in zip(batch, focus, strict=True)
+            ]
             # Pillarise only the crops: no work or gradient for the rest of the grid.
             crops = model.canvas(
                 [s.points.to(device) for s in batch],
@@ -320,6 +349,8 @@ def train_lidar_detector(
             **{f"loss_{k}": v / max(1, steps) for k, v in parts.items()},
             "seconds": time.monotonic() - t0,
         }
+        if cfg.adversarial is not None:
+            entry["attacked_sweeps"] = attacked
         if check:
             ap = lidar_ap(predict_lidar(model, check, device), check, model.classes)
             entry["val_bev_car_40m"] = ap["bev"].get("car")

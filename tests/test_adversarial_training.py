@@ -1,0 +1,252 @@
+"""Adversarial training of the detectors: patches on objects for the camera detector, spoofed
+and removed returns for the LiDAR detector. The patches stay inside their object, optimised
+patches are worse for the model than random ones, the LiDAR attacks used in training keep to
+their threat model, and a short fine-tuning with each makes the model more robust to its attack
+than the same fine-tuning without it."""
+
+import pytest
+import torch
+
+from avrobust.core.errors import ConfigError
+from avrobust.data.dataset import DatasetConfig, build_dataset
+from avrobust.defences.lidar_training import LidarAdvConfig, attack_sample
+from avrobust.defences.patch_training import (
+    PatchTrainConfig,
+    apply_patches,
+    patch_masks,
+    random_content,
+)
+from avrobust.models.weights import ASSETS
+
+CLASSES = ("car", "pedestrian", "traffic_sign")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("adv")
+    build_dataset(
+        DatasetConfig(frames=8, seed=31, width=320, height=240, fov=60.0, lidar=True), out
+    )
+    return out
+
+
+def test_each_patch_lies_inside_one_chosen_object_at_the_asked_share():
+    boxes = [
+        torch.tensor([[10.0, 20.0, 70.0, 80.0], [100.0, 100.0, 104.0, 104.0]]),
+        torch.tensor([[0.0, 0.0, 50.0, 40.0]]),  # a pedestrian: never patched
+        torch.zeros(0, 4),
+    ]
+    labels = [torch.tensor([2, 0]), torch.tensor([1]), torch.zeros(0, dtype=torch.long)]
+    cfg = PatchTrainConfig(share=1.0, area=(0.2, 0.2))
+    for seed in range(20):
+        gen = torch.Generator().manual_seed(seed)
+        mask, chosen = patch_masks(boxes, labels, CLASSES, (128, 160), cfg, gen)
+        assert chosen.tolist() == [0]  # the 4-pixel car is below min_side
+        m = mask[0, 0]
+        rows, cols = m.nonzero(as_tuple=True)
+        assert 20 <= int(rows.min()) and int(rows.max()) < 80
+        assert 10 <= int(cols.min()) and int(cols.max()) < 70
+        # A rectangle covering a fifth of the 60x60 sign box, to the rounding of its sides.
+        assert float(m.sum()) == pytest.approx(0.2 * 3600, rel=0.15)
+        assert int(m.sum()) == (int(rows.max()) - int(rows.min()) + 1) * (
+            int(cols.max()) - int(cols.min()) + 1
+        )
+        assert mask[1:].sum() == 0
+    none, chosen = patch_masks(
+        boxes, labels, CLASSES, (128, 160), PatchTrainConfig(share=0.0), torch.Generator()
+    )
+    assert len(chosen) == 0 and none.sum() == 0
+
+
+def test_patch_settings_are_checked():
+    with pytest.raises(ConfigError, match="share"):
+        PatchTrainConfig(share=1.5)
+    with pytest.raises(ConfigError, match="area"):
+        PatchTrainConfig(area=(0.3, 0.1))
+    with pytest.raises(ConfigError, match="bicycle"):
+        patch_masks(
+            [torch.zeros(0, 4)],
+            [torch.zeros(0, dtype=torch.long)],
+            CLASSES,
+            (32, 32),
+            PatchTrainConfig(classes=("bicycle",)),
+            torch.Generator(),
+        )
+
+
+def test_patches_change_only_their_pixels_and_optimised_ones_hurt_more():
+    """The objective here is a stand-in for the detection loss (the mean of the red channel
+    under the mask): ascent must raise it above the random start."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 32, 32, generator=gen)
+    mask = torch.zeros(4, 1, 32, 32)
+    mask[0, :, 4:12, 6:20] = 1
+    mask[2, :, 10:30, 10:30] = 1
+    chosen = torch.tensor([0, 2])
+
+    def loss_of(images, idx):
+        m = mask[idx]
+        return (images[:, 0:1] * m).sum() / m.sum()
+
+    cfg = PatchTrainConfig(optimised=1.0, steps=3, step_size=0.5)
+    out, n = apply_patches(x, mask, chosen, loss_of, cfg, torch.Generator().manual_seed(1))
+    assert n == 2
+    outside = (1 - mask).expand_as(x).bool()
+    assert torch.equal(out[outside], x[outside])
+    assert float(loss_of(out[chosen], [0, 2])) == pytest.approx(1.0)
+    rand, n = apply_patches(
+        x, mask, chosen, loss_of, PatchTrainConfig(optimised=0.0), torch.Generator()
+    )
+    assert n == 0 and float(loss_of(rand[chosen], [0, 2])) < 0.9
+    blocks = random_content((8, 3, 16, 16), torch.Generator().manual_seed(2))
+    assert blocks.min() >= 0 and blocks.max() <= 1
+
+
+def _patched_loss(model, data, seed: int = 7) -> float:
+    """Detection loss on the set's crops under optimised patches on every sign and car."""
+    from avrobust.models.detection_loss import detection_loss
+    from avrobust.models.train_detector import DetectorTrainConfig, _batch, _patched
+
+    adv = PatchTrainConfig(share=1.0, optimised=1.0, steps=4, area=(0.2, 0.3))
+    cfg = DetectorTrainConfig("-", "-", crop=(128, 160), adversarial=adv)
+    gen = torch.Generator().manual_seed(seed)
+    x, targets, boxes, labels = _batch(data, list(range(len(data))), cfg, gen)
+    x, n = _patched(model, x, targets, boxes, labels, cfg, gen)
+    assert n > 0
+    model.eval()
+    with torch.no_grad():
+        return float(detection_loss(model(x), targets)[0])
+
+
+@pytest.mark.slow
+def test_patch_adversarial_finetuning_makes_the_detector_more_robust_to_patches(tmp_path, tiny):
+    from avrobust.models.camera_detector import load_camera_detector
+    from avrobust.models.detection_data import load_detection_set
+    from avrobust.models.train_detector import DetectorTrainConfig, train_camera_detector
+
+    data = load_detection_set(tiny)
+    runs = {}
+    for name, adv in (("plain", None), ("adv", PatchTrainConfig(share=1.0, optimised=1.0))):
+        cfg = DetectorTrainConfig(
+            str(tiny),
+            str(tmp_path / name),
+            epochs=16,
+            batch=8,
+            crop=(128, 160),
+            lr=5e-4,
+            device="cpu",
+            init=str(ASSETS / "camera_detector.pt"),
+            adversarial=adv,
+        )
+        metrics = train_camera_detector(cfg)
+        runs[name] = load_camera_detector(tmp_path / name / "camera_detector.pt")
+        if adv is not None:
+            assert sum(h["patched_crops"] for h in metrics["history"]) > 12
+            assert metrics["config"]["adversarial"]["share"] == 1.0
+    adv, plain = _patched_loss(runs["adv"], data), _patched_loss(runs["plain"], data)
+    print(f"loss under optimised patches: adversarially fine-tuned {adv:.3f}, plainly {plain:.3f}")
+    assert adv < 0.85 * plain
+
+
+def _spec():
+    from avrobust.core.sensors import LidarSpec
+
+    return LidarSpec()
+
+
+def _differ(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Which rows of ``a`` are not rows of ``b``."""
+    rows = {tuple(r) for r in b.tolist()}
+    return torch.tensor([tuple(r) not in rows for r in a.tolist()], dtype=torch.bool)
+
+
+def test_lidar_attacks_made_for_training_keep_to_their_threat(tiny):
+    from avrobust.attacks.lidar.sweep import ray_index
+    from avrobust.models.lidar_data import load_lidar_set
+    from avrobust.models.lidar_detector import load_lidar_model
+
+    model = load_lidar_model(ASSETS / "lidar_detector.pt")
+    spec = _spec()
+    dirs = spec.ray_directions()
+    kinds = set()
+    for i, s in enumerate(load_lidar_set(tiny)[:4]):
+        for spoof_share, optimised in ((1.0, 0.0), (1.0, 1.0), (0.0, 0.0), (0.0, 1.0)):
+            cfg = LidarAdvConfig(
+                spoof_share=spoof_share,
+                remove_share=1.0 - spoof_share,
+                optimised=optimised,
+                spoof_points=40,
+                remove_points=30,
+            )
+            a = attack_sample(s, model, spec, cfg, torch.Generator().manual_seed(i))
+            kinds.add(a.kind)
+            before, after = s.points, a.sample.points
+            assert torch.equal(a.sample.labels, s.labels)  # a phantom is never labelled
+            new, gone = _differ(after, before), _differ(before, after)
+            if a.kind == "spoof":
+                assert 0 < int(new.sum()) <= 40
+                p = after[new, :3]
+                # Created returns lie on the victim's rays and replace the return on each.
+                rays = ray_index(p, spec)
+                r = p.norm(dim=1, keepdim=True)
+                assert torch.allclose(p / r, dirs[rays], atol=1e-3)
+                assert int(gone.sum()) <= int(new.sum())
+                fx, fy = a.focus
+                d = torch.hypot(s.boxes.center[:, 0] - fx, s.boxes.center[:, 1] - fy)
+                assert len(d) == 0 or float(d.min()) > 6.0 - 2.5  # focus is the phantom centre
+            elif a.kind == "remove":
+                assert int(new.sum()) == 0 and 0 < int(gone.sum()) <= 30
+            else:
+                assert torch.equal(after, before)
+    assert {"spoof", "remove"} <= kinds
+
+
+def _phantom_scores(model, data, spec) -> float:
+    """Mean score of white-box car phantoms the victim is attacked with, 8 m ahead."""
+    from avrobust.attacks.lidar.objective import FrameObjective
+    from avrobust.attacks.lidar.spoof import spoof
+    from avrobust.attacks.lidar.sweep import LidarSweep, ray_index
+    from avrobust.attacks.lidar.threat import LidarThreat
+
+    scores = []
+    for s in data:
+        sweep = LidarSweep(s.points, ray_index(s.points, spec))
+        res = spoof(FrameObjective(model, None), sweep, spec, LidarThreat(points=40), 10.25, 0.0)
+        scores.append(res.score)
+    return sum(scores) / len(scores)
+
+
+@pytest.mark.slow
+def test_lidar_adversarial_finetuning_lowers_phantom_scores(tmp_path, tiny):
+    from avrobust.models.lidar_data import load_lidar_set
+    from avrobust.models.lidar_detector import load_lidar_model
+    from avrobust.models.train_lidar import LidarTrainConfig, train_lidar_detector
+
+    spec = _spec()
+    data = load_lidar_set(tiny)
+    found = {}
+    for name, adv in (
+        ("plain", None),
+        ("adv", LidarAdvConfig(spoof_share=1.0, remove_share=0.0, optimised=1.0, spoof_points=40)),
+    ):
+        cfg = LidarTrainConfig(
+            str(tiny),
+            str(tmp_path / name),
+            epochs=12,
+            batch=8,
+            crop=64,
+            lr=5e-4,
+            device="cpu",
+            init=str(ASSETS / "lidar_detector.pt"),
+            adversarial=adv,
+        )
+        metrics = train_lidar_detector(cfg)
+        if adv is not None:
+            assert sum(h["attacked_sweeps"].get("spoof", 0) for h in metrics["history"]) > 40
+        found[name] = _phantom_scores(
+            load_lidar_model(tmp_path / name / "lidar_detector.pt"), data, spec
+        )
+    print(
+        f"white-box phantom score: adversarially fine-tuned {found['adv']:.3f}, plainly {found['plain']:.3f}"
+    )
+    assert found["adv"] < 0.5 * found["plain"]
