@@ -555,11 +555,40 @@ def train_camera_detector_cmd(
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    init: Annotated[
+        Path | None, typer.Option(help="Start from these weights (adversarial fine-tuning).")
+    ] = None,
+    adversarial: Annotated[
+        bool, typer.Option(help="Patch adversarial training (patches on signs and vehicles).")
+    ] = False,
+    patch_share: Annotated[float, typer.Option(help="Crops of each batch given a patch.")] = 0.5,
+    patch_optimised: Annotated[
+        float, typer.Option(help="Share of the patches optimised against the model.")
+    ] = 0.5,
+    patch_steps: Annotated[int, typer.Option(help="Ascent steps of an optimised patch.")] = 4,
+    patch_area: Annotated[
+        str, typer.Option(help="Range of a patch's share of its object's box, LOW,HIGH.")
+    ] = "0.1,0.3",
 ) -> None:
     """Train the camera object detector (cars, pedestrians, traffic signs); rerun the same
-    command to resume from the checkpoint."""
+    command to resume from the checkpoint. With --adversarial, patch adversarial training
+    (optionally fine-tuning --init weights)."""
+    from avrobust.defences.patch_training import PatchTrainConfig
     from avrobust.models.train_detector import DetectorTrainConfig, train_camera_detector
 
+    adv = None
+    if adversarial:
+        from avrobust.core.errors import ConfigError
+
+        area = _floats(patch_area, "patch-area")
+        if len(area) != 2:
+            raise ConfigError(f"expected LOW,HIGH, got {patch_area!r}", field="patch-area")
+        adv = PatchTrainConfig(
+            share=patch_share,
+            optimised=patch_optimised,
+            area=(area[0], area[1]),
+            steps=patch_steps,
+        )
     cfg = DetectorTrainConfig(
         str(data),
         str(out),
@@ -569,6 +598,8 @@ def train_camera_detector_cmd(
         lr=lr,
         seed=seed,
         device=device,
+        init=None if init is None else str(init),
+        adversarial=adv,
     )
     with _step_progress() as on_step:
         metrics = train_camera_detector(cfg, on_step)
@@ -592,10 +623,36 @@ def train_lidar_detector_cmd(
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    init: Annotated[
+        Path | None, typer.Option(help="Start from these weights (adversarial fine-tuning).")
+    ] = None,
+    adversarial: Annotated[
+        bool, typer.Option(help="Adversarial training with spoofed and removed returns.")
+    ] = False,
+    spoof_share: Annotated[float, typer.Option(help="Sweeps given a spoofed phantom.")] = 0.25,
+    remove_share: Annotated[
+        float, typer.Option(help="Sweeps losing returns of a real object.")
+    ] = 0.25,
+    adv_optimised: Annotated[
+        float, typer.Option(help="Share of those attacks optimised (white-box); rest random.")
+    ] = 0.5,
+    spoof_points: Annotated[int, typer.Option(help="Spoofed returns per phantom.")] = 60,
+    remove_points: Annotated[int, typer.Option(help="Removed returns per object.")] = 250,
 ) -> None:
-    """Train the LiDAR 3D detector (cars, pedestrians); rerun the same command to resume."""
+    """Train the LiDAR 3D detector (cars, pedestrians); rerun the same command to resume.
+    With --adversarial, LiDAR adversarial training (optionally fine-tuning --init weights)."""
+    from avrobust.defences.lidar_training import LidarAdvConfig
     from avrobust.models.train_lidar import LidarTrainConfig, train_lidar_detector
 
+    adv = None
+    if adversarial:
+        adv = LidarAdvConfig(
+            spoof_share=spoof_share,
+            remove_share=remove_share,
+            optimised=adv_optimised,
+            spoof_points=spoof_points,
+            remove_points=remove_points,
+        )
     cfg = LidarTrainConfig(
         str(data),
         str(out),
@@ -605,6 +662,8 @@ def train_lidar_detector_cmd(
         lr=lr,
         seed=seed,
         device=device,
+        init=None if init is None else str(init),
+        adversarial=adv,
     )
     with _step_progress() as on_step:
         metrics = train_lidar_detector(cfg, on_step)
