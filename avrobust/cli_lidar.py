@@ -14,7 +14,13 @@ from rich.table import Table
 
 # Options both commands take.
 Out = Annotated[Path, typer.Option("--out", "-o", help="JSON file of every case.")]
-Victims = Annotated[str, typer.Option(help="Comma-separated victims.")]
+Victims = Annotated[
+    str, typer.Option(help="Comma-separated victims; NAME=WEIGHTS for other weights.")
+]
+Surrogate = Annotated[
+    str,
+    typer.Option(help="Model the transfer method attacks (NAME or NAME=WEIGHTS)."),
+]
 Weathers = Annotated[str, typer.Option(help="Weather presets (frames).")]
 Laterals = Annotated[str, typer.Option(help="Ego lateral offsets, m (frames).")]
 Pictures = Annotated[
@@ -46,6 +52,13 @@ def _setup(victims: str, scenario: str, distances, weathers: str, laterals: str,
     with console.status(f"rendering {len(grid.viewpoints())} frames"):
         frames = render_sweep(scenario, grid, sc.sensors.camera.to_spec(), lidar=lidar)
     return models, frames, lidar
+
+
+def _surrogate(name: str, methods: tuple[str, ...]):
+    """The surrogate victim, loaded only when the transfer method asks for it."""
+    from avrobust.evaluation.lidar_attack import load_victims
+
+    return load_victims((name,))[name] if "transfer" in methods else None
 
 
 def _table(console: Console, run, title: str, budget_column: bool) -> None:
@@ -90,7 +103,8 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
         methods: Annotated[
             str,
             typer.Option(
-                help="random, black-box, white-box, adaptive (knows the free-space check)."
+                help="random, black-box, white-box, adaptive (knows the free-space check), "
+                "transfer (white-box against --surrogate)."
             ),
         ] = "random,black-box,white-box",
         steps: Annotated[int, typer.Option(help="Optimisation steps or queries.")] = 60,
@@ -100,9 +114,11 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
         weathers: Weathers = WEATHERS,
         laterals: Laterals = "-0.5,0.5",
         pictures: Pictures = None,
+        surrogate: Surrogate = "lidar-detector",
+        category: Annotated[str, typer.Option(help="Phantom: car or pedestrian.")] = "car",
     ) -> None:
-        """Spoof a phantom car ahead within a point budget, replacing returns along the
-        victim's rays; report the share of frames where each victim sees it."""
+        """Spoof a phantom car (or pedestrian) ahead within a point budget, replacing returns
+        along the victim's rays; report the share of frames where each victim sees it."""
         from avrobust.evaluation.lidar_attack import spoof_frames
 
         models, frames, lidar = _setup(
@@ -111,13 +127,16 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
         ph, ms = floats(phantoms, "phantoms"), _names(methods)
         with progress("cases") as tick:
             tick.total(len(models) * len(frames.frames) * len(ph) * len(ms))
-            run = spoof_frames(models, frames, lidar, ph, ms, points, steps, progress=tick)
-        _table(console, run, f"spoofing a car with {points} points", False)
+            run = spoof_frames(
+                models, frames, lidar, ph, ms, points, steps, category, progress=tick,
+                surrogate=_surrogate(surrogate, ms),
+            )  # fmt: skip
+        _table(console, run, f"spoofing a {category} with {points} points", False)
         _save(out, run, console)
         if pictures:
             from avrobust.report.lidar_attack_views import spoof_pictures
 
-            for p in spoof_pictures(models, frames, lidar, run, pictures):
+            for p in spoof_pictures(models, frames, lidar, run, pictures, category):
                 console.print(f"picture: {p}")
 
     @attack_app.command("lidar-frustum")
@@ -166,13 +185,16 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
         budgets: Annotated[str, typer.Option(help="Removed returns per sweep (budgets).")] = (
             "60,120,250"
         ),
-        methods: Annotated[str, typer.Option(help="random, white-box.")] = "random,white-box",
+        methods: Annotated[
+            str, typer.Option(help="random, white-box, transfer (white-box against --surrogate).")
+        ] = "random,white-box",
         distances: Annotated[str, typer.Option(help="Distances of the target, metres.")] = (
             "10,12.5,15,17.5,20"
         ),
         weathers: Weathers = WEATHERS,
         laterals: Laterals = "-0.5,0.5",
         pictures: Pictures = None,
+        surrogate: Surrogate = "lidar-detector",
     ) -> None:
         """Hide the scenario's first target (a car) by suppressing its returns within a
         budget; report the share of frames where each victim loses it."""
@@ -185,7 +207,9 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
         ms = _names(methods)
         with progress("cases") as tick:
             tick.total(len(models) * len(frames.frames) * len(bs) * len(ms))
-            run = removal_frames(models, frames, lidar, bs, ms, progress=tick)
+            run = removal_frames(
+                models, frames, lidar, bs, ms, progress=tick, surrogate=_surrogate(surrogate, ms)
+            )
         _table(console, run, "hiding the lead car", True)
         _save(out, run, console)
         if pictures:

@@ -257,6 +257,32 @@ def test_lidar_attack_commands_write_cases_and_pictures(tmp_path):
     assert "unknown victim" in str(bad.exception)
 
 
+def test_transfer_attacks_are_made_on_the_surrogate_and_judged_by_the_victim(
+    lead_frames, shipped_lidar
+):
+    """A defence's non-adaptive number: the attack made against the undefended model. Made
+    against the victim itself, the transfer is the white-box attack, case for case."""
+    from avrobust.core.errors import ConfigError
+    from avrobust.evaluation.lidar_attack import load_victims, removal_frames, spoof_frames
+    from avrobust.evaluation.viewpoints import SweepFrames, Viewpoint
+    from avrobust.models.weights import ASSETS
+
+    named = f"lidar-detector={ASSETS / 'lidar_detector.pt'}"
+    victims = load_victims((named,))
+    assert list(victims) == [named]
+    frames = SweepFrames([Viewpoint(15.0, 0.0, "ClearNoon", 0.0)], [lead_frames[1]])
+    methods = ("white-box", "transfer")
+    run = spoof_frames(victims, frames, SPEC, (7.5,), methods, steps=10, surrogate=shipped_lidar)
+    white, transfer = run.rows
+    assert (white.method, transfer.method) == methods
+    assert white.success == transfer.success and transfer.score == pytest.approx(white.score)
+    run = removal_frames(victims, frames, SPEC, (40,), methods, surrogate=shipped_lidar)
+    white, transfer = run.rows
+    assert white.changed == transfer.changed and transfer.score == pytest.approx(white.score)
+    with pytest.raises(ConfigError, match="surrogate"):
+        spoof_frames(victims, frames, SPEC, (7.5,), ("transfer",), steps=2)
+
+
 def test_the_frustum_attack_puts_a_car_at_the_wrong_depth_inside_the_cameras_view(lead_frames):
     from avrobust.attacks.lidar.objective import FrameObjective, found_near
     from avrobust.attacks.lidar.spoof import frustum_phantom, phantom_box, spoof

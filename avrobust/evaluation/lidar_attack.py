@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import torch
+
 from avrobust.attacks.lidar.adaptive import spoof_past_free_space
 from avrobust.attacks.lidar.objective import FrameObjective, Victim, found_near, overlaps
-from avrobust.attacks.lidar.remove import remove
-from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, frustum_phantom, spoof
+from avrobust.attacks.lidar.remove import RemovalResult, remove
+from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, SpoofResult, frustum_phantom, spoof
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat, angle_window
 from avrobust.core.boxes import Box3D
@@ -82,11 +84,14 @@ def spoof_frames(
     category: str = "car",
     progress: Callable[[int], None] | None = None,
     on_case: OnCase | None = None,
+    surrogate: Victim | None = None,
 ) -> LidarAttackRun:
     """Spoof a phantom ``category`` straight ahead in every frame, its rear face at each of
     ``distances`` metres from the LiDAR (where the victim would report the obstacle).
     ``on_case(result, detections, class, x, y, success, frame)`` sees every attacked sweep
-    with the victim's detections on it."""
+    with the victim's detections on it. Method ``transfer``: the white-box attack made
+    against ``surrogate`` (the undefended model: a defence's non-adaptive number), judged by
+    each victim."""
     half_length = PHANTOM_SIZE[category][0] / 2
 
     def phantoms(frame) -> list[tuple[float, float, float] | None]:
@@ -97,7 +102,7 @@ def spoof_frames(
     )
     _spoof_cases(
         run, "spoof", phantoms, victims, frames, spec, methods, points, steps, category, progress,
-        on_case,
+        on_case, surrogate,
     )  # fmt: skip
     return run
 
@@ -110,8 +115,10 @@ def removal_frames(
     methods: tuple[str, ...] = ("random", "white-box"),
     category: str = "car",
     progress: Callable[[int], None] | None = None,
+    surrogate: Victim | None = None,
 ) -> LidarAttackRun:
-    """Hide each frame's first target (the nearest object of ``category`` ahead)."""
+    """Hide each frame's first target (the nearest object of ``category`` ahead). Method
+    ``transfer``: the white-box removal made against ``surrogate``, judged by each victim."""
     run = LidarAttackRun(
         _threat_record(
             LidarThreat(points=max(budgets), mode="remove"),
@@ -136,7 +143,17 @@ def removal_frames(
                 )
                 for m in methods:
                     t0 = time.monotonic()
-                    res = remove(obj, sweep, spec, threat, box, m)
+                    if m == "transfer":
+                        made = remove(
+                            _objective(surrogate, frame), sweep, spec, threat, box, "white-box"
+                        )
+                        with torch.no_grad():
+                            score = float(
+                                obj.score(made.sweep.points, x, y, None, radius=half + 0.5)
+                            )
+                        res = RemovalResult(made.sweep, made.removed, score, made.history)
+                    else:
+                        res = remove(obj, sweep, spec, threat, box, m)
                     ok = not overlaps(obj.detect(res.sweep.points), None, box)
                     run.rows.append(
                         LidarAttackRow(
@@ -207,6 +224,7 @@ def _spoof_cases(
     category: str,
     progress: Callable[[int], None] | None,
     on_case: OnCase | None = None,
+    surrogate: Victim | None = None,
 ) -> None:
     """Spoof each of a frame's ``phantoms`` (``(x, y, reported distance)``, ``None`` when the
     frame has no place for one) with each method, for every victim; a phantom whose place the
@@ -227,6 +245,16 @@ def _spoof_cases(
                     t0 = time.monotonic()
                     if m == "adaptive":  # knows the free-space check (attacks/lidar/adaptive)
                         res = spoof_past_free_space(obj, sweep, spec, threat, x, y, category, steps)
+                    elif m == "transfer":
+                        made = spoof(
+                            _objective(surrogate, frame), sweep, spec, threat, x, y, category,
+                            "white-box", steps,
+                        )  # fmt: skip
+                        with torch.no_grad():
+                            score = float(obj.score(made.sweep.points, x, y, category))
+                        res = SpoofResult(
+                            made.sweep, made.rays, made.ranges, made.phantom, score, made.history
+                        )
                     else:
                         res = spoof(obj, sweep, spec, threat, x, y, category, m, steps)
                     dets = obj.detect(res.sweep.points)
@@ -248,6 +276,15 @@ def _spoof_cases(
                     )
                     if progress:
                         progress(1)
+
+
+def _objective(surrogate: Victim | None, frame) -> FrameObjective:
+    """The objective the ``transfer`` method attacks: the surrogate's on this frame."""
+    if surrogate is None:
+        from avrobust.core.errors import ConfigError
+
+        raise ConfigError("the transfer method needs a surrogate victim", field="surrogate")
+    return FrameObjective(surrogate, frame)
 
 
 def target_box(frame, category: str) -> Box3D | None:
@@ -278,20 +315,23 @@ VICTIMS = ("lidar-detector", "fusion-late", "fusion-painting")
 
 
 def load_victims(names: tuple[str, ...]) -> dict[str, Victim]:
-    """The shipped LiDAR-using victims by campaign name."""
+    """The LiDAR-using victims by campaign name, shipped weights unless a name carries its
+    own as ``NAME=WEIGHTS`` (``lidar-detector=assets/models/lidar_detector_adv.pt``); the
+    dictionary is keyed by the text given."""
     from avrobust.core.errors import ConfigError
     from avrobust.models.fusion_detectors import load_late_fusion, load_painting
     from avrobust.models.lidar_detector import load_lidar_model
     from avrobust.models.weights import ASSETS
 
     loaders = {
-        "lidar-detector": lambda: load_lidar_model(ASSETS / "lidar_detector.pt"),
+        "lidar-detector": lambda p: load_lidar_model(p or ASSETS / "lidar_detector.pt"),
         "fusion-late": load_late_fusion,
         "fusion-painting": load_painting,
     }
     out = {}
-    for n in names:
+    for text in names:
+        n, _, weights = text.partition("=")
         if n not in loaders:
             raise ConfigError(f"unknown victim {n!r}", field="victims", allowed=", ".join(VICTIMS))
-        out[n] = loaders[n]()
+        out[text] = loaders[n](weights or None)
     return out

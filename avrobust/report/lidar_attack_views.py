@@ -83,7 +83,19 @@ def _example(run, name: str, top_budget: bool = False):
     return next((r for r in rows if r.success), rows[0]) if rows else None
 
 
-def spoof_pictures(models, frames, spec, run, folder: Path) -> list[Path]:
+def _slug(victim: str) -> str:
+    """A file-name part for a victim named ``NAME`` or ``NAME=WEIGHTS``."""
+    name, _, weights = victim.partition("=")
+    return name + (f"_{Path(weights).stem}" if weights else "")
+
+
+def _victim_title(victim: str) -> str:
+    """A short title for a victim named ``NAME`` or ``NAME=WEIGHTS``."""
+    name, _, weights = victim.partition("=")
+    return name + (f" ({Path(weights).stem})" if weights else "")
+
+
+def spoof_pictures(models, frames, spec, run, folder: Path, category: str = "car") -> list[Path]:
     """One picture per victim, of :func:`_example`'s case."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -93,13 +105,13 @@ def spoof_pictures(models, frames, spec, run, folder: Path) -> list[Path]:
             continue
         obj = FrameObjective(victim, frames.frames[r.frame])
         sweep = LidarSweep.from_frame(obj.frame, spec)
-        x = r.distance + PHANTOM_SIZE["car"][0] / 2
+        x = r.distance + PHANTOM_SIZE[category][0] / 2
         threat = LidarThreat(points=r.budget, azimuth=angle_window(x, 0.0, 1.5, 3.0))
-        res = spoof(obj, sweep, spec, threat, x, 0.0, "car", "white-box")
-        title = f"{name}: {r.budget} spoofed points, phantom's rear {r.distance:g} m"
-        paths.append(folder / f"spoof_{name}.png")
+        res = spoof(obj, sweep, spec, threat, x, 0.0, category, "white-box")
+        title = f"{_victim_title(name)}: {r.budget} spoofed points, phantom's rear {r.distance:g} m"
+        paths.append(folder / f"spoof_{_slug(name)}.png")
         save_png(
-            paths[-1], attack_picture(obj, sweep, res.sweep, res.phantom, "car", title, res.rays)
+            paths[-1], attack_picture(obj, sweep, res.sweep, res.phantom, category, title, res.rays)
         )
     return paths
 
@@ -119,7 +131,7 @@ def removal_pictures(models, frames, spec, run, folder: Path) -> list[Path]:
         half = float(box.size[0, :2].norm()) / 2
         threat = LidarThreat(points=r.budget, azimuth=angle_window(x, y, half, 3.0), mode="remove")
         res = remove(obj, sweep, spec, threat, box, "white-box")
-        title = f"{name}: {len(res.removed)} of {r.budget} returns removed, car {x:.0f} m"
-        paths.append(folder / f"remove_{name}.png")
+        title = f"{_victim_title(name)}: {len(res.removed)} of {r.budget} returns removed, car {x:.0f} m"
+        paths.append(folder / f"remove_{_slug(name)}.png")
         save_png(paths[-1], attack_picture(obj, sweep, res.sweep, box, "car", title))
     return paths
