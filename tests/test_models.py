@@ -267,3 +267,20 @@ def test_adversarial_training_raises_robust_accuracy(tmp_path, tiny_dataset):
     after = robust_accuracy(hardened, crops, 8 / 255, steps=10)
     assert after > before + 0.2, (before, after)
     assert metrics["config"]["adversarial"] and metrics["config"]["eps"] == pytest.approx(8 / 255)
+
+
+@pytest.mark.parametrize("total", [1, 10, 20, 37])
+def test_the_one_cycle_schedule_takes_any_number_of_steps(total):
+    """torch's schedule divides by zero at 10 steps with a 0.1 warm-up (a short fine-tuning)."""
+    from avrobust.models.checkpoint import one_cycle
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=1e-3)
+    sched = one_cycle(opt, 1e-3, total, 0.1)
+    lrs = []
+    for _ in range(total):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert max(lrs) <= 1e-3 + 1e-12
+    assert total < 5 or lrs[-1] < 1e-4  # annealed by the end

@@ -50,3 +50,12 @@ def resume_checkpoint(
     gen.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
     return state["epoch"], state["history"]
+
+
+def one_cycle(opt, lr: float, total: int, pct_start: float):
+    """torch's one-cycle schedule over ``total`` steps. Its warm-up ends at step
+    ``pct_start * total - 1``; where that is exactly 0 (10 steps at 0.1) torch divides by
+    zero on the first step, so the warm-up is nudged past it."""
+    if float(pct_start * total) - 1 == 0:
+        pct_start *= 1.01
+    return torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=total, pct_start=pct_start)

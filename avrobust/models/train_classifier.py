@@ -17,7 +17,7 @@ from torch import nn
 from avrobust.attacks.digital import PGD
 from avrobust.core.device import resolve_device
 from avrobust.core.files import atomic_write
-from avrobust.models.checkpoint import resume_checkpoint, save_checkpoint
+from avrobust.models.checkpoint import one_cycle, resume_checkpoint, save_checkpoint
 from avrobust.models.crops import CropSet, load_crops
 from avrobust.models.sign_classifier import SignClassifier
 from avrobust.models.weights import save_weights
@@ -171,7 +171,7 @@ def train_sign_classifier(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(train) / cfg.batch)
     total = cfg.epochs * steps_per_epoch
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total, pct_start=0.15)
+    sched = one_cycle(opt, cfg.lr, total, 0.15)
     loss_fn = nn.CrossEntropyLoss(
         weight=_class_weights(train.labels, len(train.classes)).to(device), label_smoothing=0.05
     )

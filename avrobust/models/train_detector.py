@@ -21,7 +21,7 @@ from avrobust.core.errors import ConfigError
 from avrobust.core.files import atomic_write
 from avrobust.defences.patch_training import PatchTrainConfig, apply_patches, patch_masks
 from avrobust.models.camera_detector import STRIDE, CameraDetector, load_camera_detector
-from avrobust.models.checkpoint import resume_checkpoint, save_checkpoint
+from avrobust.models.checkpoint import one_cycle, resume_checkpoint, save_checkpoint
 from avrobust.models.detection_data import DetectionSet, load_detection_set
 from avrobust.models.detection_loss import detection_loss, make_targets
 from avrobust.models.detection_metrics import average_precision, detection_report, predict
@@ -165,7 +165,7 @@ def train_camera_detector(
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total, pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, total, 0.1)
     gen = torch.Generator().manual_seed(cfg.seed)
     ckpt = out / "checkpoint.pt"
     start_epoch, history = resume_checkpoint(ckpt, model, opt, sched, gen, device, asdict(cfg))

@@ -21,7 +21,7 @@ from avrobust.core.errors import ConfigError, ModelError
 from avrobust.core.files import atomic_write
 from avrobust.core.sensors import LidarSpec
 from avrobust.defences.lidar_training import LidarAdvConfig, attack_sample
-from avrobust.models.checkpoint import resume_checkpoint, save_checkpoint
+from avrobust.models.checkpoint import one_cycle, resume_checkpoint, save_checkpoint
 from avrobust.models.detection_loss import focal_loss, gaussian_radius
 from avrobust.models.fusion_data import camera_detections
 from avrobust.models.lidar_data import LidarSample, load_lidar_set
@@ -284,7 +284,7 @@ def train_lidar_detector(
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=total, pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, total, 0.1)
     gen = torch.Generator().manual_seed(cfg.seed)
     ckpt = out / "checkpoint.pt"
     start_epoch, history = resume_checkpoint(ckpt, model, opt, sched, gen, device, asdict(cfg))
