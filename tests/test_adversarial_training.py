@@ -246,7 +246,32 @@ def test_lidar_adversarial_finetuning_lowers_phantom_scores(tmp_path, tiny):
         found[name] = _phantom_scores(
             load_lidar_model(tmp_path / name / "lidar_detector.pt"), data, spec
         )
-    print(
-        f"white-box phantom score: adversarially fine-tuned {found['adv']:.3f}, plainly {found['plain']:.3f}"
-    )
+    adv, plain = found["adv"], found["plain"]
+    print(f"white-box phantom score: adversarially fine-tuned {adv:.3f}, plainly {plain:.3f}")
     assert found["adv"] < 0.5 * found["plain"]
+
+
+def test_adversarial_training_commands_fine_tune_and_check_their_settings(tmp_path, tiny):
+    from typer.testing import CliRunner
+
+    from avrobust.cli import app
+
+    base = ["train", "camera-detector", "--data", str(tiny), "--out", str(tmp_path / "cam")]
+    bad = CliRunner().invoke(app, [*base, "--adversarial", "--patch-area", "0.3"])
+    assert "LOW,HIGH" in str(bad.exception)
+    bad = CliRunner().invoke(app, [*base, "--adversarial", "--patch-share", "2"])
+    assert "share" in str(bad.exception)
+    lidar = ["train", "lidar-detector", "--data", str(tiny), "--out", str(tmp_path / "lidar")]
+    bad = CliRunner().invoke(app, [*lidar, "--adversarial", "--spoof-share", "0.8"])
+    assert "at most 1" in str(bad.exception)
+    init = ["--init", str(ASSETS / "lidar_detector.pt"), "--epochs", "1", "--device", "cpu"]
+    result = CliRunner().invoke(
+        app, [*lidar, *init, "--adversarial", "--spoof-share", "1", "--remove-share", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    metrics = json.loads((tmp_path / "lidar" / "metrics.json").read_text())
+    assert metrics["config"]["adversarial"]["spoof_share"] == 1.0
+    assert metrics["config"]["init"].endswith("lidar_detector.pt")
+    assert metrics["history"][0]["attacked_sweeps"].get("spoof", 0) > 0

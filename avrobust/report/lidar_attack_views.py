@@ -131,7 +131,10 @@ def removal_pictures(models, frames, spec, run, folder: Path) -> list[Path]:
         half = float(box.size[0, :2].norm()) / 2
         threat = LidarThreat(points=r.budget, azimuth=angle_window(x, y, half, 3.0), mode="remove")
         res = remove(obj, sweep, spec, threat, box, "white-box")
-        title = f"{_victim_title(name)}: {len(res.removed)} of {r.budget} returns removed, car {x:.0f} m"
+        title = (
+            f"{_victim_title(name)}: {len(res.removed)} of {r.budget} returns removed, "
+            f"car {x:.0f} m"
+        )
         paths.append(folder / f"remove_{_slug(name)}.png")
         save_png(paths[-1], attack_picture(obj, sweep, res.sweep, box, "car", title))
     return paths
