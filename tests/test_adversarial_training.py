@@ -275,3 +275,40 @@ def test_adversarial_training_commands_fine_tune_and_check_their_settings(tmp_pa
     assert metrics["config"]["adversarial"]["spoof_share"] == 1.0
     assert metrics["config"]["init"].endswith("lidar_detector.pt")
     assert metrics["history"][0]["attacked_sweeps"].get("spoof", 0) > 0
+
+
+def test_shipped_adversarially_trained_detectors_match_their_cards_and_resist_transfer():
+    """The shipped trained detectors load, their cards name their bytes, and a phantom car made
+    white-box against the clean LiDAR detector (which then reports it) is not reported by the
+    trained one."""
+    import hashlib
+
+    from avrobust.attacks.lidar.objective import FrameObjective, found_near
+    from avrobust.attacks.lidar.spoof import spoof
+    from avrobust.attacks.lidar.sweep import LidarSweep
+    from avrobust.attacks.lidar.threat import LidarThreat, angle_window
+    from avrobust.evaluation.viewpoints import Sweep, render_sweep
+    from avrobust.models.camera_detector import load_camera_detector
+    from avrobust.models.lidar_detector import load_lidar_model
+    from avrobust.scenario.library import load_scenario
+
+    for stem in ("camera_detector_adv", "lidar_detector_adv"):
+        sha = hashlib.sha256((ASSETS / f"{stem}.pt").read_bytes()).hexdigest()
+        assert f"sha256 `{sha[:16]}" in (ASSETS / f"{stem}.md").read_text()
+    assert load_camera_detector(ASSETS / "camera_detector_adv.pt").classes == CLASSES
+    clean = load_lidar_model(ASSETS / "lidar_detector.pt")
+    trained = load_lidar_model(ASSETS / "lidar_detector_adv.pt")
+    sc = load_scenario("lead_vehicle")
+    spec = sc.sensors.lidar.to_spec()
+    grid = Sweep((30.0,), (0.0,), ("ClearNoon",), (0.0,))
+    frame = render_sweep("lead_vehicle", grid, sc.sensors.camera.to_spec(), lidar=spec).frames[0]
+    sweep = LidarSweep.from_frame(frame, spec)
+    x = 7.5 + 2.25  # the phantom's rear 7.5 m ahead
+    threat = LidarThreat(points=60, azimuth=angle_window(x, 0.0, 1.5, 3.0))
+    made = spoof(FrameObjective(clean, frame), sweep, spec, threat, x, steps=30)
+    for model, reported in ((clean, True), (trained, False)):
+        obj = FrameObjective(model, frame)
+        assert found_near(obj.detect(made.sweep.points), 0, x, 0.0, 2.0) is reported
+    # Both still find the lead car 30 m ahead.
+    for model in (clean, trained):
+        assert found_near(FrameObjective(model, frame).detect(sweep.points), 0, 32.0, 0.0, 3.0)
