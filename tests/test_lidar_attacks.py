@@ -177,6 +177,47 @@ def test_removal_in_a_campaign_hides_the_lead_car_frame_by_frame(tmp_path):
     assert clean == [1, 1] and attacked == [0, 0], rows
 
 
+def test_spoofing_in_a_campaign_is_scored_as_a_phantom_the_model_should_not_report(tmp_path):
+    """The phantom is a target of its own: right when not reported. The clean job has no
+    phantom; the shipped LiDAR detector reports the white-box phantom in every frame (a failed
+    drive-by) and judges the real lead car as before."""
+    from avrobust.evaluation.campaign_run import run_campaign
+    from avrobust.evaluation.store import ResultsStore
+
+    p = tmp_path / "spoof.yaml"
+    p.write_text(
+        "name: spoof\nscenarios: [lead_vehicle]\nsweep: {distance: [30]}\n"
+        "models: [{name: lidar-detector}]\n"
+        "attacks: [{name: none}, {name: lidar-spoof, params: {distance: 7.5, steps: 15}}]\n"
+        "episode: {frames: 3, rate: 10}\n"
+        "sensors: {camera: {width: 320, height: 240, fov: 90}}\n"
+    )
+    out = tmp_path / "run"
+    assert run_campaign(p, out).done == 2
+    with ResultsStore(out, create=False) as store:
+        rows = store.query(
+            "SELECT j.attack, f.target, f.detected, f.correct, f.distance, f.lidar_points "
+            "FROM frames f JOIN jobs j ON f.job_id = j.id ORDER BY j.attack, f.frame"
+        )
+        enc = store.query(
+            "SELECT j.attack, e.target, e.failed FROM encounters e JOIN jobs j ON e.job_id = j.id"
+        )
+    clean = [r for r in rows if '"none"' in r[0]]
+    phantom = [r for r in rows if "lidar-spoof" in r[0] and r[1] == "phantom"]
+    assert clean and all(r[1] != "phantom" for r in clean)
+    assert len(phantom) == 3
+    for _, _, detected, correct, distance, points in phantom:
+        assert detected == 1 and correct == 0
+        assert distance == pytest.approx(7.5 + 2.25, abs=0.01) and 0 < points <= 60
+    assert ["lidar-spoof" in a for a, t, f in enc if t == "phantom" and f == 1] == [True]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(p.read_text().replace("distance: 7.5", "category: bicycle"))
+    assert run_campaign(bad, tmp_path / "bad_run").failed == 1  # the clean job still runs
+    with ResultsStore(tmp_path / "bad_run", create=False) as store:
+        (error,) = store.query("SELECT error FROM jobs WHERE status = 'failed'")[0]
+    assert "bicycle" in error and "category" in error
+
+
 def _mesh():
     import numpy as np
     import open3d as o3d

@@ -190,6 +190,29 @@ def _lidar_remove(
 
 
 @register(
+    "attack",
+    "lidar-spoof",
+    "white-box spoofing of a phantom ahead of the ego in every frame, against the campaign's "
+    "LiDAR or fusion model; recorded as the target `phantom`, right when not reported "
+    "(params: distance (its rear face, m, default 7.5), lateral (m), category (car or "
+    "pedestrian), points (budget, default 60), method (white-box, black-box or random), "
+    "steps, start_frame)",
+)
+def _lidar_spoof(
+    distance: float = 7.5,
+    lateral: float = 0.0,
+    category: str = "car",
+    points: int = 60,
+    method: str = "white-box",
+    steps: int = 30,
+    start_frame: int = 0,
+):
+    from avrobust.attacks.lidar.in_campaign import LidarSpoofAttack
+
+    return LidarSpoofAttack(distance, lateral, category, points, method, steps, start_frame)
+
+
+@register(
     "defence",
     "free-space-check",
     "CARLO-style physical check: drops 3D detections whose box lets most laser rays aimed into "

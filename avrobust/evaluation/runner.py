@@ -125,6 +125,91 @@ def frame_records(
     return out
 
 
+PHANTOM = "phantom"  # the target name of a spoofed object (lidar-spoof)
+PHANTOM_MIN_FRAMES = 3  # consecutive frames a reported phantom needs to fail a drive-by
+PHANTOM_RADIUS = 2.0  # metres: a 3D detection this near the phantom's centre reports it
+
+
+def _phantom_reported(dets: Detections, box, category: str, calibration):
+    """Whether ``dets`` report the phantom ``box`` (a ``Box3D`` of one): a detection of its
+    category centred within 2 m (3D detections) or overlapping its projection with IoU at
+    least 0.5 (2D); with the detection's class name and score."""
+    if dets is None or len(dets) == 0:
+        return False, None, None
+    names = [dets.class_names[int(k)] for k in dets.labels]
+    same = torch.tensor([n == category for n in names])
+    if dets.kind == "3d":
+        c = dets.box3d().center[:, :2].float()
+        near = torch.linalg.vector_norm(c - box.center[0, :2].float(), dim=1) <= PHANTOM_RADIUS
+    else:
+        from torchvision.ops import box_iou
+
+        b2, valid = box.project(calibration)
+        if not bool(valid[0]):
+            return False, None, None
+        near = box_iou(dets.boxes.float(), b2.xyxy.float())[:, 0] >= 0.5
+    hit = (same & near).nonzero().flatten()
+    if len(hit) == 0:
+        return False, None, None
+    best = int(hit[dets.scores[hit].argmax()])
+    return True, names[best], float(dets.scores[best])
+
+
+def phantom_record(
+    job_id: str,
+    frame: Frame,
+    detections: Detections | None,
+    with_model: bool,
+    categories: tuple[str, ...] | None = None,
+) -> FrameRecord | None:
+    """The row of a frame's spoofed phantom (``lidar-spoof`` puts it in the frame's metadata),
+    or None: the model is right when it does not report it."""
+    from avrobust.core.boxes import Box3D
+
+    info = frame.metadata.get("lidar_attack", {}).get("phantom")
+    if info is None:
+        return None
+    v = torch.tensor(info["box"], dtype=torch.float64)
+    box = Box3D(v[None, :3], v[None, 3:6], v[6:7])
+    c = box.center[0]
+    rec = FrameRecord(
+        job_id,
+        frame.index,
+        PHANTOM,
+        round(frame.timestamp, 6),
+        float(torch.linalg.vector_norm(c[:2])),
+        math.degrees(math.atan2(float(c[1]), float(c[0]))),
+        True,
+        1.0,
+        0.0,
+        0,
+        int(frame.metadata["lidar_attack"].get("spoofed", 0)),
+    )
+    if with_model and (categories is None or info["category"] in categories):
+        reported, predicted, score = _phantom_reported(
+            detections, box, info["category"], frame.calibration
+        )
+        rec.detected, rec.predicted, rec.score = reported, predicted, score
+        rec.correct = not reported
+    return rec
+
+
+def _phantom_encounter(job_id: str, rows: list[FrameRecord], with_model: bool):
+    """A spoofed phantom over the drive-by: it fails when the model reports it in
+    ``PHANTOM_MIN_FRAMES`` consecutive frames (a planner brakes for a tracked obstacle)."""
+    window = sorted((r for r in rows if r.target == PHANTOM), key=lambda r: r.frame)
+    if not window:
+        return None
+    judged = [r for r in window if r.correct is not None]
+    longest = run = 0
+    for r in judged:
+        run = 0 if r.correct else run + 1
+        longest = max(longest, run)
+    failed = (longest >= PHANTOM_MIN_FRAMES) if with_model and judged else None
+    failures = sum(not r.correct for r in judged)
+    return EncounterRecord(job_id, PHANTOM, len(window), len(window), failures, longest, failed)
+
+
 def encounter_records(
     job_id: str, scenario: Scenario, rows: list[FrameRecord], with_model: bool
 ) -> list[EncounterRecord]:
@@ -157,6 +242,9 @@ def encounter_records(
                 (best_ok < enc.min_frames) if with_model and judged else None,
             )
         )
+    phantom = _phantom_encounter(job_id, rows, with_model)
+    if phantom is not None:
+        out.append(phantom)
     return out
 
 
@@ -222,6 +310,9 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
             outcome.frames += frame_records(
                 job.id, frame, targets, expect, surfaces, dets, with_model, categories, by_category
             )
+            phantom = phantom_record(job.id, frame, dets, with_model, categories)
+            if phantom is not None:
+                outcome.frames.append(phantom)
             if dets is not None and by_category:  # detectors: kept for mAP
                 outcome.detections.append(
                     evidence.detection_record(job.id, frame, dets, categories)

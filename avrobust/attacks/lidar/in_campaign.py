@@ -1,12 +1,15 @@
-"""LiDAR removal as a campaign attack: every frame's sweep is attacked in flight, before the
-victim sees it, so per-frame and per-encounter results come from the same runner, store and
-report as every other attack.
+"""LiDAR removal and spoofing as campaign attacks: every frame's sweep is attacked in flight,
+before the victim sees it, so per-frame and per-encounter results come from the same runner,
+store and report as every other attack.
 
 The attacker is white-box against the campaign's (undefended) model, which must use the LiDAR
-(``lidar-detector``, ``fusion-late`` or ``fusion-painting``), and hides the scenario's first
-target within the stated budget in every frame (from ``start_frame`` on: an attacker who
+(``lidar-detector``, ``fusion-late`` or ``fusion-painting``). Removal hides the scenario's
+first target within the stated budget in every frame (from ``start_frame`` on: an attacker who
 switches on once the victim follows the car) where the target is ahead and the victim finds
-it; other frames pass unchanged.
+it; other frames pass unchanged. Spoofing puts a phantom a fixed distance ahead of the ego in
+every frame (the attacker rides along, as Cao et al. 2019's spoofer on a car in front does);
+the phantom travels in the frame's metadata, and the runner records it as a target of its own
+(``phantom``) that the model is right about when it does *not* report it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 
 from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.attacks.lidar.remove import remove
+from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, spoof
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat, angle_window
 from avrobust.core.boxes import Box3D
@@ -131,3 +135,92 @@ def road_returns(spec, rays: torch.Tensor, height: float, intensity: float = 0.3
     ok = t <= spec.range
     pts = d[ok] * t[ok, None]
     return torch.cat([pts, torch.full((len(pts), 1), intensity)], 1), rays[ok]
+
+
+class LidarSpoofAttack:
+    """A phantom ``category`` whose rear face is ``distance`` m ahead of the LiDAR and
+    ``lateral`` m to its left, spoofed with ``points`` returns in every frame from
+    ``start_frame`` on, optimised against the campaign's model (``method``, ``steps``)."""
+
+    name = "lidar-spoof"
+
+    def __init__(
+        self,
+        distance: float = 7.5,
+        lateral: float = 0.0,
+        category: str = "car",
+        points: int = 60,
+        method: str = "white-box",
+        steps: int = 30,
+        start_frame: int = 0,
+    ):
+        if category not in PHANTOM_SIZE:
+            raise ConfigError(
+                f"no phantom shape for {category!r}",
+                field="category",
+                allowed=", ".join(PHANTOM_SIZE),
+            )
+        if distance <= 0:
+            raise ConfigError(f"distance must be positive, got {distance}", field="distance")
+        self.distance, self.lateral, self.category = distance, lateral, category
+        self.points, self.method, self.steps, self.start_frame = points, method, steps, start_frame
+        self.spec = None
+
+    def provenance(self) -> dict:
+        return {
+            "distance": self.distance,
+            "lateral": self.lateral,
+            "category": self.category,
+            "points": self.points,
+            "method": self.method,
+            "steps": self.steps,
+            "start_frame": self.start_frame,
+        }
+
+    def prepare(self, backend: Any, scenario: Any) -> None:
+        if scenario.sensors.lidar is None:
+            raise ConfigError("lidar-spoof needs a scenario with a LiDAR", field="sensors.lidar")
+        self.spec = scenario.sensors.lidar.to_spec()
+
+    def perturb(self, frame: Frame, model: Any) -> Frame:
+        if frame.points is None or frame.index < self.start_frame:
+            return frame
+        length, width, _ = PHANTOM_SIZE[self.category]
+        x, y = self.distance + length / 2, self.lateral
+        threat = LidarThreat(points=self.points, azimuth=angle_window(x, y, width / 2 + 1.0, 3.0))
+        sweep = LidarSweep.from_frame(frame, self.spec)
+        res = spoof(
+            FrameObjective(raw_victim(model), frame),
+            sweep,
+            self.spec,
+            threat,
+            x,
+            y,
+            self.category,
+            self.method,
+            self.steps,
+        )
+        created = torch.isin(res.sweep.ray, res.rays)
+        instance = None
+        if frame.point_instance is not None:  # the phantom's returns belong to no object
+            kept = torch.isin(sweep.ray, res.sweep.ray[~created])
+            instance = torch.cat(
+                [frame.point_instance[kept], torch.zeros(int(created.sum()), dtype=torch.long)]
+            )
+        b = res.phantom
+        return replace(
+            frame,
+            points=res.sweep.points.detach(),
+            point_ring=res.sweep.ray // self.spec.columns,
+            point_instance=instance,
+            metadata={
+                **frame.metadata,
+                "lidar_attack": {
+                    "spoofed": int(created.sum()),
+                    "phantom": {
+                        "category": self.category,
+                        "box": [*b.center[0].tolist(), *b.size[0].tolist(), float(b.yaw[0])],
+                    },
+                },
+            },
+        )
