@@ -487,6 +487,12 @@ def _step_progress():
         yield _TrainBars(progress)
 
 
+# Options the training commands share.
+InitWeights = Annotated[
+    Path | None, typer.Option(help="Start from these weights (adversarial fine-tuning).")
+]
+
+
 @train_app.command("sign-classifier")
 def train_sign_classifier_cmd(
     data: Annotated[Path, typer.Option(help="Training dataset (avrobust dataset build).")],
@@ -507,9 +513,7 @@ def train_sign_classifier_cmd(
     adv_fraction: Annotated[
         float, typer.Option(help="Share of each batch made adversarial.")
     ] = 0.5,
-    init: Annotated[
-        Path | None, typer.Option(help="Start from these weights (adversarial fine-tuning).")
-    ] = None,
+    init: InitWeights = None,
 ) -> None:
     """Train the traffic-sign classifier; rerun the same command to resume from the checkpoint.
     With --adversarial, PGD adversarial training (optionally fine-tuning --init weights)."""
@@ -555,9 +559,7 @@ def train_camera_detector_cmd(
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    init: Annotated[
-        Path | None, typer.Option(help="Start from these weights (adversarial fine-tuning).")
-    ] = None,
+    init: InitWeights = None,
     adversarial: Annotated[
         bool, typer.Option(help="Patch adversarial training (patches on signs and vehicles).")
     ] = False,
@@ -623,9 +625,7 @@ def train_lidar_detector_cmd(
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    init: Annotated[
-        Path | None, typer.Option(help="Start from these weights (adversarial fine-tuning).")
-    ] = None,
+    init: InitWeights = None,
     adversarial: Annotated[
         bool, typer.Option(help="Adversarial training with spoofed and removed returns.")
     ] = False,
