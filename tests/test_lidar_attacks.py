@@ -408,6 +408,21 @@ def test_adversarial_objects_export_meshes_that_open(tmp_path):
         obj.save(tmp_path / "box.glb")
 
 
+def test_an_object_stays_on_its_mount_and_inside_its_bounds():
+    from avrobust.attacks.lidar.adv_object import AdversarialObject, rear_carrier
+
+    obj = AdversarialObject(*rear_carrier(), max_offset=1.0, mount="rear")
+    obj.offsets = torch.randn_like(obj.base, generator=torch.Generator().manual_seed(0)) * 2
+    v = obj.vertices()
+    # Nothing inside the host (its rear face is x = 0) or below the hitch.
+    assert float(v[:, 0].max()) <= 0.0 and float(v[:, 2].min()) >= 0.0
+    assert float((v - obj.base).abs().max()) <= 1.0 + 1e-6
+    obj.bounds = ((-0.5, 0.0), (-0.9, 0.9), (0.0, 1.2))
+    v = obj.vertices()
+    for k, (lo, hi) in enumerate(obj.bounds):
+        assert lo - 1e-6 <= float(v[:, k].min()) and float(v[:, k].max()) <= hi + 1e-6
+
+
 def test_optimising_the_object_lowers_the_victims_score_for_its_host(lead_frames, shipped_lidar):
     from avrobust.attacks.lidar.adv_object import AdversarialObject, optimise_object, roof_box
 

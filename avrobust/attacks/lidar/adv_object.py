@@ -81,6 +81,9 @@ class AdversarialObject:
     offsets: torch.Tensor = field(default=None)  # type: ignore[assignment]
     intensity: float = 0.4
     mount: str = "roof"
+    # An object-frame box ((x0, x1), (y0, y1), (z0, z1)) the vertices stay inside (the size
+    # a fabricated object may have), or None.
+    bounds: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         if self.offsets is None:
@@ -89,8 +92,15 @@ class AdversarialObject:
     def vertices(self, offsets: torch.Tensor | None = None) -> torch.Tensor:
         o = self.offsets if offsets is None else offsets
         v = self.base + o.clamp(-self.max_offset, self.max_offset)
-        # It sits on its mount: no vertex below the base.
-        return torch.cat([v[:, :2], v[:, 2:].clamp(min=0.0)], 1)
+        # It sits on its mount: no vertex below the base, and a rear carrier none inside the
+        # host (its frame's x = 0 is the host's rear face).
+        x = v[:, :1].clamp(max=0.0) if self.mount == "rear" else v[:, :1]
+        v = torch.cat([x, v[:, 1:2], v[:, 2:].clamp(min=0.0)], 1)
+        if self.bounds is not None:
+            lo = torch.tensor([b[0] for b in self.bounds], dtype=v.dtype)
+            hi = torch.tensor([b[1] for b in self.bounds], dtype=v.dtype)
+            v = torch.maximum(torch.minimum(v, hi), lo)
+        return v
 
     def placed(self, pose: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         v = self.vertices(offsets)
@@ -185,10 +195,12 @@ def optimise_object(
     on_step=None,
 ) -> list[float]:
     """Adam on the vertex offsets, minimising the mean over ``views`` of the victim's score
-    for any object over the host's footprint; returns the loss per step."""
+    for any object over the host's footprint; keeps the best offsets seen and returns the
+    loss per step."""
     offsets = obj.offsets.clone().requires_grad_(True)
     opt = torch.optim.Adam([offsets], lr=lr)
     history = []
+    best, best_offsets = float("inf"), offsets.detach().clone()
     for step in range(steps):
         total = 0.0
         opt.zero_grad(set_to_none=True)
@@ -202,11 +214,13 @@ def optimise_object(
             score = view.objective.score(attacked.points, x, y, None, radius=reach)
             (score / len(views)).backward()
             total += float(score.detach()) / len(views)
+        if total < best:  # the offsets that scored it, before this step moves them
+            best, best_offsets = total, offsets.detach().clone()
         opt.step()
         with torch.no_grad():
             offsets.clamp_(-obj.max_offset, obj.max_offset)
         history.append(total)
         if on_step:
             on_step(step, total)
-    obj.offsets = offsets.detach()
+    obj.offsets = best_offsets
     return history
