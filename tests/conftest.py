@@ -31,3 +31,15 @@ def gen() -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(1234)
     return g
+
+
+@pytest.fixture(scope="session")
+def tiny_lidar_set(tmp_path_factory):
+    """Eight small camera-and-LiDAR training frames (the adversarial training tests)."""
+    from avrobust.data.dataset import DatasetConfig, build_dataset
+
+    out = tmp_path_factory.mktemp("tiny_lidar_set")
+    build_dataset(
+        DatasetConfig(frames=8, seed=31, width=320, height=240, fov=60.0, lidar=True), out
+    )
+    return out

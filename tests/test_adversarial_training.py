@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from avrobust.core.errors import ConfigError
-from avrobust.data.dataset import DatasetConfig, build_dataset
 from avrobust.defences.patch_training import (
     PatchTrainConfig,
     apply_patches,
@@ -20,13 +19,9 @@ from avrobust.models.weights import ASSETS
 CLASSES = ("car", "pedestrian", "traffic_sign")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("adv")
-    build_dataset(
-        DatasetConfig(frames=8, seed=31, width=320, height=240, fov=60.0, lidar=True), out
-    )
-    return out
+@pytest.fixture
+def tiny(tiny_lidar_set):
+    return tiny_lidar_set
 
 
 def test_each_patch_lies_inside_one_chosen_object_at_the_asked_share():

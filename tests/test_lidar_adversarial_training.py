@@ -9,15 +9,9 @@ from avrobust.defences.lidar_training import LidarAdvConfig, attack_sample
 from avrobust.models.weights import ASSETS
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from avrobust.data.dataset import DatasetConfig, build_dataset
-
-    out = tmp_path_factory.mktemp("lidar_adv")
-    build_dataset(
-        DatasetConfig(frames=8, seed=31, width=320, height=240, fov=60.0, lidar=True), out
-    )
-    return out
+@pytest.fixture
+def tiny(tiny_lidar_set):
+    return tiny_lidar_set
 
 
 def _spec():
