@@ -20,7 +20,7 @@ import torch
 
 from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.attacks.lidar.remove import remove
-from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, spoof
+from avrobust.attacks.lidar.spoof import phantom_size, spoof
 from avrobust.attacks.lidar.sweep import LidarSweep, ray_index
 from avrobust.attacks.lidar.threat import LidarThreat, angle_window
 from avrobust.core.errors import AttackError, ConfigError
@@ -56,13 +56,8 @@ class LidarAdvConfig:
                 raise ConfigError(f"{name} must lie in [0, 1], got {v}", field=name)
         if self.spoof_share + self.remove_share > 1.0:
             raise ConfigError("spoof_share + remove_share must be at most 1", field="spoof_share")
-        unknown = set(self.categories) - set(PHANTOM_SIZE)
-        if unknown:
-            raise ConfigError(
-                f"no phantom shape for {sorted(unknown)[0]!r}",
-                field="categories",
-                allowed=", ".join(PHANTOM_SIZE),
-            )
+        for c in self.categories:
+            phantom_size(c, field="categories")
         if self.spoof_points < 1 or self.remove_points < 1:
             raise ConfigError("attack budgets must be at least one return", field="spoof_points")
 
@@ -130,11 +125,13 @@ def attack_sample(
             return Attacked(s, "none")
         x, y = place
         cat = cfg.categories[int(torch.randint(len(cfg.categories), (), generator=gen))]
-        half = PHANTOM_SIZE[cat][1] / 2
-        threat = LidarThreat(points=cfg.spoof_points, azimuth=angle_window(x, y, half + 1.0, 3.0))
+        length, width, _ = phantom_size(cat)
+        threat = LidarThreat(
+            points=cfg.spoof_points, azimuth=angle_window(x, y, width / 2 + 1.0, 3.0)
+        )
         sweep = LidarSweep(s.points, ray_index(s.points, spec))
         # x is the phantom's rear face; spoof() takes its centre.
-        centre = x + PHANTOM_SIZE[cat][0] / 2
+        centre = x + length / 2
         try:
             res = spoof(
                 FrameObjective(model, None),

@@ -201,13 +201,20 @@ def _phantom_encounter(job_id: str, rows: list[FrameRecord], with_model: bool):
     if not window:
         return None
     judged = [r for r in window if r.correct is not None]
-    longest = run = 0
-    for r in judged:
-        run = 0 if r.correct else run + 1
-        longest = max(longest, run)
+    failures, longest, _ = _runs(judged)
     failed = (longest >= PHANTOM_MIN_FRAMES) if with_model and judged else None
-    failures = sum(not r.correct for r in judged)
     return EncounterRecord(job_id, PHANTOM, len(window), len(window), failures, longest, failed)
+
+
+def _runs(judged: list[FrameRecord]) -> tuple[int, int, int]:
+    """Over judged frames in order: the frames wrong, the longest run of wrong frames and the
+    longest run of right ones."""
+    longest_fail = best_ok = run_fail = run_ok = 0
+    for r in judged:
+        run_fail = 0 if r.correct else run_fail + 1
+        run_ok = run_ok + 1 if r.correct else 0
+        longest_fail, best_ok = max(longest_fail, run_fail), max(best_ok, run_ok)
+    return sum(not r.correct for r in judged), longest_fail, best_ok
 
 
 def encounter_records(
@@ -225,12 +232,7 @@ def encounter_records(
             key=lambda r: r.frame,
         )
         judged = [r for r in window if r.correct is not None]
-        failures = sum(not r.correct for r in judged)
-        longest_fail = best_ok = run_fail = run_ok = 0
-        for r in judged:
-            run_fail = 0 if r.correct else run_fail + 1
-            run_ok = run_ok + 1 if r.correct else 0
-            longest_fail, best_ok = max(longest_fail, run_fail), max(best_ok, run_ok)
+        failures, longest_fail, best_ok = _runs(judged)
         out.append(
             EncounterRecord(
                 job_id,

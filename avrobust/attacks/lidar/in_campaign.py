@@ -21,7 +21,7 @@ import torch
 
 from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.attacks.lidar.remove import remove
-from avrobust.attacks.lidar.spoof import PHANTOM_SIZE, spoof
+from avrobust.attacks.lidar.spoof import phantom_size, spoof
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat, angle_window
 from avrobust.core.boxes import Box3D
@@ -154,12 +154,7 @@ class LidarSpoofAttack:
         steps: int = 30,
         start_frame: int = 0,
     ):
-        if category not in PHANTOM_SIZE:
-            raise ConfigError(
-                f"no phantom shape for {category!r}",
-                field="category",
-                allowed=", ".join(PHANTOM_SIZE),
-            )
+        phantom_size(category)  # fail at set-up, not in the first frame
         if distance <= 0:
             raise ConfigError(f"distance must be positive, got {distance}", field="distance")
         self.distance, self.lateral, self.category = distance, lateral, category
@@ -185,7 +180,7 @@ class LidarSpoofAttack:
     def perturb(self, frame: Frame, model: Any) -> Frame:
         if frame.points is None or frame.index < self.start_frame:
             return frame
-        length, width, _ = PHANTOM_SIZE[self.category]
+        length, width, _ = phantom_size(self.category)
         x, y = self.distance + length / 2, self.lateral
         threat = LidarThreat(points=self.points, azimuth=angle_window(x, y, width / 2 + 1.0, 3.0))
         sweep = LidarSweep.from_frame(frame, self.spec)

@@ -44,13 +44,19 @@ class SpoofResult:
     history: list[float] = field(default_factory=list)
 
 
-def phantom_box(category: str, x: float, y: float, ground_z: float) -> Box3D:
-    """A ``category``-sized box standing on the road at ``(x, y)``, facing along x."""
+def phantom_size(category: str, field: str = "category") -> tuple[float, float, float]:
+    """Length, width and height (m) of a ``category`` phantom; a :class:`ConfigError` naming
+    ``field`` for a category without a phantom shape."""
     if category not in PHANTOM_SIZE:
         raise ConfigError(
-            f"no phantom shape for {category!r}", field="category", allowed=", ".join(PHANTOM_SIZE)
+            f"no phantom shape for {category!r}", field=field, allowed=", ".join(PHANTOM_SIZE)
         )
-    length, width, height = PHANTOM_SIZE[category]
+    return PHANTOM_SIZE[category]
+
+
+def phantom_box(category: str, x: float, y: float, ground_z: float) -> Box3D:
+    """A ``category``-sized box standing on the road at ``(x, y)``, facing along x."""
+    length, width, height = phantom_size(category)
     return Box3D(
         torch.tensor([[x, y, ground_z + height / 2]]),
         torch.tensor([[length, width, height]]),
