@@ -18,7 +18,7 @@ from avrobust.core.calibration import CameraIntrinsics
 from avrobust.core.sensors import CameraSpec
 from avrobust.sim.atlas import TextureAtlas, sample_texture
 from avrobust.sim.lighting import Lighting
-from avrobust.sim.world import SceneGeometry, World, cast, occluded
+from avrobust.sim.world import SceneGeometry, World, cast_rays, occluded, occluded_rays
 
 SHADOW_BIAS = 0.02  # metres: start shadow rays off the surface to avoid self-hits
 HEADLIGHTS = ((2.0, 0.75, 0.7), (2.0, -0.75, 0.7))  # lamp positions on the ego, metres
@@ -74,10 +74,16 @@ class CameraRenderer:
         mats = list(world.materials.values())
         self.wettable = torch.tensor([m.wettable for m in mats])
         self.specular = torch.tensor([m.specular for m in mats])
+        # Per material: its position in surface_material's order, -1 for static materials.
+        self.surface_slot = torch.full((len(names),), -1.0)
+        for slot, m_idx in enumerate(self.surface_material.values()):
+            self.surface_slot[m_idx] = float(slot)
         from avrobust.core.calibration import Calibration
 
         self._rays_body = Calibration(self._render_intr).pixel_rays().reshape(-1, 3)
         self._rays_body_t = self._rays_body.T.contiguous()
+        # The widest angle between a pixel's ray and the optical axis (x forward in the body).
+        self._half_view = math.acos(float(self._rays_body[:, 0].min().clamp(-1, 1)))
         self._noise_bank: torch.Tensor | None = None
 
     def render(
@@ -109,10 +115,17 @@ class CameraRenderer:
         intr = self._render_intr
         h, w = intr.height, intr.width
         pose = camera_pose.to(torch.float32)
-        # [3, 3] @ [3, N] is ten times faster than [N, 3] @ [3, 3] with MKL on small K.
-        dirs = (pose[:3, :3] @ self._rays_body_t).T
+        # The rays go straight into Open3D's [N, 6] layout. [3, 3] @ [3, N] is ten times
+        # faster than [N, 3] @ [3, 3] with MKL on small K (NumPy's OpenBLAS is fast but leaves
+        # threads spinning that halve the ray casting's speed); the directions must then be
+        # row-major: gathers and element-wise operations mixing a column-major [N, 3] with
+        # Open3D's row-major outputs run several times slower.
         origin = pose[:3, 3]
-        hit = cast(geometry.scene, origin.expand_as(dirs), dirs)
+        rays = torch.empty(self._rays_body_t.shape[1], 6)
+        rays[:, :3] = origin
+        rays[:, 3:] = (pose[:3, :3] @ self._rays_body_t).T
+        dirs = rays[:, 3:]
+        hit = cast_rays(geometry.scene, rays)
         # Everything below is computed densely over all pixels (misses get harmless values and
         # are replaced by the sky at the end): gathers of hit subsets cost more than they save.
         valid = hit["prim"] >= 0
@@ -124,18 +137,22 @@ class CameraRenderer:
         # advanced indexing) gives corner UVs, atlas rectangle, gloss and wetness per pixel.
         row = self._triangle_table(geometry).index_select(0, prim)
         bary = hit["bary"]
-        c0 = row[:, 0:2]
-        uv = c0 + (row[:, 2:4] - c0) * bary[:, 0:1] + (row[:, 4:6] - c0) * bary[:, 1:2]
-        mat = geometry.tri_material.index_select(0, prim)
-        albedo = self._albedo(mat, uv, row[:, 6:10], textures, valid)
+        # The table holds corner 0's UV and the two edges from it: two fused multiply-adds.
+        uv = torch.addcmul(
+            torch.addcmul(row[:, 0:2], row[:, 2:4], bary[:, 0:1]), row[:, 4:6], bary[:, 1:2]
+        )
+        albedo = self._albedo(row[:, 12], uv, row[:, 6:10], textures, valid)
 
-        points = origin + dirs * th[:, None]
-        normal = hit["normal"]  # unit face normals from Open3D
-        facing = (normal * dirs).sum(1)
-        normal = torch.where((facing > 0)[:, None], -normal, normal)  # two-sided
+        # Surfaces are two-sided: the normal that faces the camera is Open3D's unit face
+        # normal times ``side`` (+1 or -1). Kept apart, as only subsets need the flipped [N, 3].
+        normal = hit["normal"]
+        facing = torch.bmm(normal.unsqueeze(1), dirs.unsqueeze(2)).flatten()  # fused dot
+        side = torch.where(facing > 0, -1.0, 1.0)
 
         # --- light -----------------------------------------------------------------------
-        gain_hit = self._irradiance(geometry, light, points, normal, valid, ego_pose)
+        gain_hit = self._irradiance(
+            geometry, light, (origin, dirs, th), (normal, side), valid, ego_pose
+        )
         spec = row[:, 10]
         if light.wet > 0:
             wet = row[:, 11] * (0.35 * light.wet)
@@ -146,7 +163,8 @@ class CameraRenderer:
         glossy = torch.nonzero((spec > 0) & valid).flatten()
         reflect = None
         if glossy.numel():
-            d_g, n_g = dirs.index_select(0, glossy), normal.index_select(0, glossy)
+            d_g = dirs.index_select(0, glossy)
+            n_g = normal.index_select(0, glossy) * side.index_select(0, glossy)[:, None]
             mirror = d_g - 2 * (d_g * n_g).sum(1, keepdim=True) * n_g
             reflect = torch.zeros_like(radiance).index_copy(
                 1, glossy, self._sky(light, mirror) * spec.index_select(0, glossy)
@@ -155,15 +173,17 @@ class CameraRenderer:
 
         # --- fog, then the sky where nothing was hit, and glare ---------------------------
         trans = torch.exp(-light.fog_beta * (th - light.fog_start).clamp(min=0))
-        air = light.airlight[:, None] * (1 - trans)
-        radiance = radiance * trans + air
+        # radiance * trans + airlight * (1 - trans) in one fused operation.
+        radiance = torch.lerp(light.airlight[:, None].expand_as(radiance), radiance, trans)
         sky_trans = math.exp(-light.fog_beta * 2000.0)
         miss = torch.nonzero(~valid).flatten()
         sky = self._sky(light, dirs.index_select(0, miss)) * sky_trans + light.airlight[:, None] * (
             1 - sky_trans
         )
         image = radiance.index_copy(1, miss, sky)
-        glare = self._glare(light, dirs, geometry, origin)
+        glare = self._glare(
+            light, geometry, origin, pose[:3, :3], self._rays_body_t, self._half_view
+        )
         if glare is not None:
             image = image.index_add(1, glare[0], glare[1])
 
@@ -177,7 +197,7 @@ class CameraRenderer:
             image = self._motion_blur(image, camera_pose, ego_velocity)
         if self.spec.noise_stddev > 0:
             noise = self._noise(image.numel(), generator).reshape(image.shape)
-            image = image + noise * self.spec.noise_stddev
+            image = torch.add(image, noise, alpha=self.spec.noise_stddev)
         image = image.clamp(0, 1)
 
         # --- per-pixel bookkeeping: ground truth only (attack steps and timing runs skip it) ---
@@ -188,8 +208,10 @@ class CameraRenderer:
             no_id = torch.zeros((), dtype=torch.int64)
             instance = torch.where(valid, geometry.tri_instance.index_select(0, prim), no_id)
             instance = instance.reshape(h, w)
+            mat = geometry.tri_material.index_select(0, prim)
             material = torch.where(valid, mat, no_id - 1).reshape(h, w)
             g = torch.where(valid[None], gain_hit * trans, torch.zeros(())).detach() * exposure
+            air = light.airlight[:, None] * (1 - trans)
             o = air if reflect is None else air + reflect * trans
             o = o.detach().index_copy(1, miss, sky.detach())
             if glare is not None:
@@ -212,8 +234,9 @@ class CameraRenderer:
 
     # --- pieces ---------------------------------------------------------------------------
     def _triangle_table(self, geometry: SceneGeometry) -> torch.Tensor:
-        """``[T, 12]`` per triangle: corner UVs (6), atlas rectangle in grid coordinates (4),
-        specular (1), wettable (1). Cached on the geometry (a few thousand rows)."""
+        """``[T, 13]`` per triangle: corner 0's UV and the edges to corners 1 and 2 in UV (6),
+        atlas rectangle in grid coordinates (4), specular (1), wettable (1), attack-surface slot
+        (1, -1 for none). Cached on the geometry (a few thousand rows)."""
         cached = getattr(geometry, "_camera_table", None)
         if cached is not None and cached[0] is self:
             return cached[1]
@@ -222,11 +245,14 @@ class CameraRenderer:
                 self.atlas.grid_rects[self.atlas_slot.clamp(min=0)],
                 self.specular[:, None],
                 self.wettable[:, None].float(),
+                self.surface_slot[:, None],
             ],
             dim=1,
         )
+        uv = geometry.tri_uv.reshape(-1, 3, 2)
+        edges = torch.cat([uv[:, 0], uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]], dim=1)
         table = torch.cat(
-            [geometry.tri_uv.reshape(-1, 6), per_material.index_select(0, geometry.tri_material)],
+            [edges, per_material.index_select(0, geometry.tri_material)],
             dim=1,
         )
         geometry._camera_table = (self, table)
@@ -234,17 +260,23 @@ class CameraRenderer:
 
     def _albedo(
         self,
-        mat: torch.Tensor,
+        slot: torch.Tensor,
         uv: torch.Tensor,
         rects: torch.Tensor,
         textures: dict[str, torch.Tensor],
         valid: torch.Tensor,
     ) -> torch.Tensor:
-        """``[3, N]`` albedo; attack surfaces come from ``textures`` (differentiably)."""
+        """``[3, N]`` albedo; attack surfaces come from ``textures`` (differentiably).
+        ``slot`` is each pixel's attack-surface slot (-1: none)."""
         # Sample the atlas everywhere (attack-surface pixels read slot 0 and are overwritten).
         out = self.atlas.sample_rects(rects, uv)
-        for name, m_idx in self.surface_material.items():
-            sel = torch.nonzero((mat == m_idx) & valid).flatten()
+        # One pass over the pixels finds every surface's; each surface then picks its own.
+        on_surface = torch.nonzero((slot >= 0) & valid).flatten()
+        if on_surface.numel() == 0:
+            return out
+        slot_of = slot.index_select(0, on_surface)
+        for k, name in enumerate(self.surface_material):
+            sel = on_surface[slot_of == k]
             if sel.numel() == 0:
                 continue
             tex = textures.get(name, self.world.materials[name].texture)
@@ -256,26 +288,48 @@ class CameraRenderer:
         self,
         geometry: SceneGeometry,
         light: Lighting,
-        points: torch.Tensor,
-        normal: torch.Tensor,
+        rays: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        normals: tuple[torch.Tensor, torch.Tensor],
         valid: torch.Tensor,
         ego_pose: torch.Tensor | None,
     ) -> torch.Tensor:
-        """``[3, N]`` light arriving at each hit: sun (with shadow rays), sky, headlights."""
-        n_dot_l = (normal @ light.sun_dir).clamp(min=0)
+        """``[3, N]`` light arriving at each hit: sun (with shadow rays), sky, headlights.
+
+        ``rays`` is (origin ``[3]``, directions ``[N, 3]``, hit distances ``[N]``): the hit
+        points are formed only where needed (the shadow rays' starts, the headlights);
+        ``normals`` is (face normals ``[N, 3]``, ``side`` ``[N]``), see :meth:`render`."""
+        origin, dirs, th = rays
+        normal, side = normals
+        n_dot_l = ((normal @ light.sun_dir) * side).clamp(min=0)
         if float(light.sun.max()) > 0:
             lit = torch.nonzero((n_dot_l > 0) & valid).flatten()
             if lit.numel():
-                starts = (points + normal * SHADOW_BIAS).index_select(0, lit)
-                blocked = occluded(geometry.scene, starts, light.sun_dir.expand(lit.numel(), 3))
-                n_dot_l[lit[blocked]] = 0.0
+                # Shadow rays built in Open3D's [M, 6] layout: start off the surface, to the sun.
+                shadow = torch.empty(lit.numel(), 6)
+                torch.addcmul(
+                    origin,
+                    dirs.index_select(0, lit),
+                    th.index_select(0, lit)[:, None],
+                    out=shadow[:, :3],
+                ).addcmul_(
+                    normal.index_select(0, lit),
+                    side.index_select(0, lit)[:, None],
+                    value=SHADOW_BIAS,
+                )
+                shadow[:, 3:] = light.sun_dir
+                blocked = occluded_rays(geometry.scene, shadow)
+                n_dot_l = n_dot_l.index_fill(0, lit[blocked], 0.0)
         else:
             n_dot_l.zero_()
         # Sky light from the upper hemisphere: more on faces that look up.
-        sky_share = 0.55 + 0.45 * normal[:, 2]
-        irr = light.sun[:, None] * n_dot_l[None] + light.ambient[:, None] * sky_share[None]
+        sky_share = torch.addcmul(torch.full((), 0.55), normal[:, 2], side, value=0.45)
+        irr = torch.addcmul(
+            light.ambient[:, None] * sky_share[None], light.sun[:, None], n_dot_l[None]
+        )
         if light.headlights and ego_pose is not None:
-            irr = irr + self._headlights(points, normal, ego_pose.to(torch.float32))
+            points = torch.addcmul(origin, dirs, th[:, None])
+            facing_normal = normal * side[:, None]
+            irr = irr + self._headlights(points, facing_normal, ego_pose.to(torch.float32))
         return irr
 
     @staticmethod
@@ -304,15 +358,27 @@ class CameraRenderer:
 
     @staticmethod
     def _glare(
-        light: Lighting, dirs: torch.Tensor, geometry: SceneGeometry, origin: torch.Tensor
+        light: Lighting,
+        geometry: SceneGeometry,
+        origin: torch.Tensor,
+        rotation: torch.Tensor,
+        rays_body_t: torch.Tensor,
+        half_view: float,
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Glare of a low sun in or near the view as ``(pixel indices, [3, K] light)``, or
         None; only pixels within about 37 degrees of the sun get any (beyond, the veil is
-        under 0.3% of full scale)."""
+        under 0.3% of full scale). ``rotation`` is the camera's world-from-body rotation and
+        ``rays_body_t`` its ``[3, N]`` pixel rays in the body frame."""
         strength = float(light.sun.max())
         if strength <= 0:
             return None
-        cos = dirs @ light.sun_dir
+        sun_body = rotation.T @ light.sun_dir
+        # No pixel's ray is closer to the sun than its angle to the axis (body x) less the
+        # half view: skip the per-pixel test when even that bound is beyond the 0.6 cut below.
+        to_axis = math.acos(max(-1.0, min(1.0, float(sun_body[0]))))
+        if math.cos(max(0.0, to_axis - half_view)) < 0.6:
+            return None
+        cos = sun_body @ rays_body_t  # [3] @ [3, N]: a contiguous pass over the rays
         if float(cos.max()) < 0.6:  # the sun is far outside the view
             return None
         if bool(occluded(geometry.scene, origin[None], light.sun_dir[None])[0]):

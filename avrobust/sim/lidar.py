@@ -77,24 +77,23 @@ class LidarRenderer:
         ok &= intensity >= spec.min_intensity
 
         # Weather returns: fog backscatter and raindrops, closer than the genuine hit.
-        u = torch.rand(n, generator=generator)
+        # The sweep's uniform draws in one call: [what kind of spurious return, fog range,
+        # rain range, spurious intensity, drop-off].
+        u, fog_u, rain_u, weak_u, drop_u = torch.rand(5, n, generator=generator)
         p_fog = min(0.3, 25.0 * light.fog_beta**2)  # backscatter grows steeply in dense fog
         p_rain = 0.015 * light.rain
-        fog_r = -torch.log(torch.rand(n, generator=generator).clamp(min=1e-6)) / max(2 * beta, 1e-3)
+        fog_r = -torch.log(fog_u.clamp(min=1e-6)) / max(2 * beta, 1e-3)
         fog_r = fog_r.clamp(1.0, 25.0)
-        rain_r = 1.0 + 14.0 * torch.rand(n, generator=generator)
+        rain_r = 1.0 + 14.0 * rain_u
         spurious_r = torch.where(u < p_fog, fog_r, rain_r)
         spurious = (u < p_fog + p_rain) & (spurious_r < torch.where(ok, r, torch.full_like(r, 1e9)))
         spurious &= spurious_r <= spec.range
         r = torch.where(spurious, spurious_r, r)
-        intensity = torch.where(
-            spurious, 0.03 + 0.1 * torch.rand(n, generator=generator), intensity
-        )
+        intensity = torch.where(spurious, 0.03 + 0.1 * weak_u, intensity)
         inst = torch.where(spurious, torch.zeros_like(inst), inst)
         ok = ok | spurious
 
         # CARLA's drop-off: random drops except for strong returns; rain drops more.
-        drop_u = torch.rand(n, generator=generator)
         general = spec.dropoff_general_rate + 0.25 * light.rain
         dropped = (drop_u < general) & (intensity <= spec.dropoff_intensity_limit)
         dropped |= (intensity <= 1e-6) & (drop_u < spec.dropoff_zero_intensity)

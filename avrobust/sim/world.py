@@ -241,8 +241,12 @@ def cast(
 ) -> dict[str, torch.Tensor]:
     """Cast ``[N, 3]`` rays; returns torch tensors ``t_hit`` (inf on a miss), ``prim`` (int64,
     -1 on a miss), ``bary`` ``[N, 2]`` and ``normal`` ``[N, 3]`` (geometric, unnormalised side)."""
-    rays = torch.cat([origins, directions], dim=1).to(torch.float32).contiguous()
-    ans = scene.cast_rays(o3d.core.Tensor.from_numpy(rays.numpy()))
+    return cast_rays(scene, torch.cat([origins, directions], dim=1).to(torch.float32))
+
+
+def cast_rays(scene: o3d.t.geometry.RaycastingScene, rays: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Like :func:`cast` for rays already in Open3D's ``[N, 6]`` float32 layout."""
+    ans = scene.cast_rays(o3d.core.Tensor.from_numpy(rays.contiguous().numpy()))
     t_hit = torch.from_numpy(ans["t_hit"].numpy())
     # Open3D marks a miss with the uint32 maximum, which reads as -1 through an int32 view.
     prim = torch.from_numpy(ans["primitive_ids"].numpy().view(np.int32)).long()
@@ -263,6 +267,15 @@ def occluded(
     """``[N]`` bool: whether anything lies along each ray before ``t_far``."""
     if origins.shape[0] == 0:
         return torch.zeros(0, dtype=torch.bool)
-    rays = torch.cat([origins, directions], dim=1).to(torch.float32).contiguous()
-    ans = scene.test_occlusions(o3d.core.Tensor.from_numpy(rays.numpy()), tfar=t_far)
-    return torch.from_numpy(ans.numpy().astype(bool))
+    rays = torch.cat([origins, directions], dim=1).to(torch.float32)
+    return occluded_rays(scene, rays, t_far)
+
+
+def occluded_rays(
+    scene: o3d.t.geometry.RaycastingScene, rays: torch.Tensor, t_far: float = float("inf")
+) -> torch.Tensor:
+    """Like :func:`occluded` for rays already in Open3D's ``[N, 6]`` float32 layout."""
+    if rays.shape[0] == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    ans = scene.test_occlusions(o3d.core.Tensor.from_numpy(rays.contiguous().numpy()), tfar=t_far)
+    return torch.from_numpy(ans.numpy()).bool()
