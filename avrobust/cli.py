@@ -1206,6 +1206,15 @@ def _register_lidar_attacks() -> None:
 _register_lidar_attacks()
 
 
+def _register_object_attack() -> None:
+    from avrobust import cli_object
+
+    cli_object.register(attack_app, console, _floats)
+
+
+_register_object_attack()
+
+
 def _register_attack_evaluation() -> None:
     from avrobust import cli_attack_eval
 

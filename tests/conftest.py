@@ -43,3 +43,18 @@ def tiny_lidar_set(tmp_path_factory):
         DatasetConfig(frames=8, seed=31, width=320, height=240, fov=60.0, lidar=True), out
     )
     return out
+
+
+@pytest.fixture
+def lively_detector():
+    """An untrained camera detector whose activations do not fade with depth (He
+    initialisation), so that its scores respond to a texture (the attack tests)."""
+    from avrobust.models.camera_detector import CameraDetector
+
+    torch.manual_seed(0)
+    detector = CameraDetector().eval()
+    for m in detector.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+    torch.nn.init.constant_(detector.heatmap.bias, 0.0)
+    return detector

@@ -50,20 +50,8 @@ def test_views_carry_the_host_box_or_the_patch_box(lead_frames):
         assert (a.box[2] - a.box[0]) < (h.box[2] - h.box[0])
 
 
-def _lively_detector() -> CameraDetector:
-    """An untrained detector whose activations do not fade with depth (He initialisation),
-    so that its scores respond to the texture."""
-    torch.manual_seed(0)
-    detector = CameraDetector().eval()
-    for m in detector.modules():
-        if isinstance(m, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-    torch.nn.init.constant_(detector.heatmap.bias, 0.0)
-    return detector
-
-
-def test_gradients_reach_the_texture_and_the_goal_moves_the_scores(lead_frames):
-    detector = _lively_detector()
+def test_gradients_reach_the_texture_and_the_goal_moves_the_scores(lead_frames, lively_detector):
+    detector = lively_detector
     views = patch_views(lead_frames.frames, "lead_rear", "appear")
     base = lead_frames.surface_textures["lead_rear"]
     mask = torch.ones(1, *base.shape[1:])

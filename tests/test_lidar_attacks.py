@@ -374,8 +374,8 @@ def test_an_object_cast_differentiably_lands_where_open3d_recasts_it(lead_frames
     view = _host_view(lead_frames[1], shipped_lidar)
     obj = AdversarialObject(*roof_box())
     verts = obj.placed(host_pose(view.box))
-    mine = insert_object(view.sweep, SPEC, verts, obj.faces, obj.intensity)
-    ref = recast_object(view.sweep, SPEC, verts, obj.faces, obj.intensity)
+    mine = insert_object(view.sweep, SPEC, verts, obj.faces, obj.reflectivity)
+    ref = recast_object(view.sweep, SPEC, verts, obj.faces, obj.reflectivity)
     assert len(mine) == len(ref) and set(mine.ray.tolist()) == set(ref.ray.tolist())
     a = mine.points[mine.ray.argsort()]
     b = ref.points[ref.ray.argsort()]

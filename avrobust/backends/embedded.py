@@ -5,12 +5,13 @@ simulator's scene description."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from avrobust.backends.base import EpisodeSpec
+from avrobust.core.attachment import Attachment
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
 from avrobust.scenario.library import load_scenario
@@ -139,10 +140,13 @@ class EmbeddedBackend:
 
     name = "embedded"
 
-    def __init__(self) -> None:
+    def __init__(self, attachments: Sequence[Attachment] = ()) -> None:
+        """``attachments``: textured meshes fixed to objects of every episode's scene (an
+        adversarial object on its host); their textures are attack surfaces too."""
         self.episode: EpisodeSpec | None = None
         self.simulator: Simulator | None = None
         self.textures: dict[str, torch.Tensor] = {}
+        self.attachments = tuple(attachments)
 
     def start(self, episode: EpisodeSpec) -> None:
         self.episode = episode
@@ -153,6 +157,7 @@ class EmbeddedBackend:
                 episode.lidar,
                 episode.weather,
                 episode.seed,
+                self.attachments,
             )
         except ValueError as exc:  # a scene the simulator cannot build
             raise ConfigError(str(exc), field="scene") from None
@@ -191,13 +196,15 @@ class EmbeddedBackend:
         return list(sim.world.surfaces)
 
     def _surface_sim(self, surface: str) -> Simulator:
-        """The simulator, once ``surface`` is known to be one of its attack surfaces."""
+        """The simulator, once ``surface`` is known to be one of its attack surfaces (the
+        scene's, or an attachment's)."""
         _, sim = self._require()
-        if surface not in sim.world.surfaces:
+        names = [n for n, m in sim.world.materials.items() if m.surface == n]
+        if surface not in names:
             raise ConfigError(
                 f"no attack surface named {surface!r} in this scene",
                 field="surface",
-                allowed=", ".join(sim.world.surfaces) or "none",
+                allowed=", ".join(names) or "none",
             )
         return sim
 

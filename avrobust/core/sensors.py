@@ -156,3 +156,18 @@ class LidarSpec:
             "dropoff_zero_intensity": f"{self.dropoff_zero_intensity:g}",
             "atmosphere_attenuation_rate": f"{self.atmosphere_attenuation_rate:g}",
         }
+
+
+def clear_air_intensity(
+    reflectivity: torch.Tensor | float,
+    cos_incidence: torch.Tensor,
+    r: torch.Tensor,
+    spec: LidarSpec,
+) -> torch.Tensor:
+    """A return's intensity in clear air: the surface's reflectivity, a Lambert-like
+    incidence term and CARLA's attenuation ``exp(-rate * range)`` (fog multiplies its own)."""
+    return (
+        reflectivity
+        * (0.3 + 0.7 * cos_incidence)
+        * torch.exp(-spec.atmosphere_attenuation_rate * r)
+    )

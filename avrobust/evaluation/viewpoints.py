@@ -5,13 +5,14 @@ the ego's lateral offset, optionally with textures painted on attack surfaces fi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
 from avrobust.backends.base import EpisodeSpec
 from avrobust.backends.embedded import EmbeddedBackend
+from avrobust.core.attachment import Attachment
 from avrobust.core.frame import Frame
 from avrobust.core.sensors import CameraSpec, LidarSpec
 from avrobust.scenario.campaign import apply_conditions
@@ -52,6 +53,31 @@ class SweepFrames:
     surface_textures: dict[str, torch.Tensor] = field(default_factory=dict)  # as drawn
 
 
+def view_backend(
+    scenario: Scenario,
+    vp: Viewpoint,
+    camera: CameraSpec,
+    lidar: LidarSpec | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> EmbeddedBackend:
+    """A started backend for one viewpoint of ``scenario``: the target at the viewpoint's
+    distance (and angle, for a sign), its weather, the ego standing still at its lateral
+    offset; one frame. Close it when done (it is a context manager)."""
+    is_sign = bool(scenario.targets) and scenario.targets[0].object in {
+        s.name for s in scenario.signs
+    }
+    conditions = {"distance": vp.distance, "weather": vp.weather}
+    if is_sign:  # only a sign turns; other targets keep their heading
+        conditions["angle"] = vp.angle
+    sc = apply_conditions(scenario, conditions)
+    sc = sc.model_copy(
+        update={"ego": sc.ego.model_copy(update={"speed": 0.0, "lateral_offset": vp.lateral})}
+    )
+    backend = EmbeddedBackend(attachments)
+    backend.start(EpisodeSpec.from_scenario(sc, camera=camera, lidar=lidar, frames=1))
+    return backend
+
+
 def render_sweep(
     scenario: str | Scenario,
     sweep: Sweep,
@@ -59,25 +85,17 @@ def render_sweep(
     textures: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     progress: Callable[[int], None] | None = None,
     lidar: LidarSpec | None = None,
+    attachments: Sequence[Attachment] = (),
 ) -> SweepFrames:
     """One frame per viewpoint, the ego standing still; ``textures`` maps surface names to
-    ``(texture, mask)`` painted on them in the backend first; ``lidar`` adds a sweep.
+    ``(texture, mask)`` painted on them in the backend first; ``lidar`` adds a sweep;
+    ``attachments`` are fixed to their hosts in every view.
     ``scenario``: a library name or file, or a loaded scenario."""
     base = load_scenario(scenario) if isinstance(scenario, str) else scenario
-    is_sign = bool(base.targets) and base.targets[0].object in {s.name for s in base.signs}
     frames, vps = [], []
     own: dict[str, torch.Tensor] = {}
     for vp in sweep.viewpoints():
-        conditions = {"distance": vp.distance, "weather": vp.weather}
-        if is_sign:  # only a sign turns; other targets keep their heading
-            conditions["angle"] = vp.angle
-        sc = apply_conditions(base, conditions)
-        sc = sc.model_copy(
-            update={"ego": sc.ego.model_copy(update={"speed": 0.0, "lateral_offset": vp.lateral})}
-        )
-        spec = EpisodeSpec.from_scenario(sc, camera=camera, lidar=lidar, frames=1)
-        with EmbeddedBackend() as backend:
-            backend.start(spec)
+        with view_backend(base, vp, camera, lidar, attachments) as backend:
             if not own:
                 own = {n: backend.surface_texture(n) for n in backend.surface_names()}
             for name, (tex, mask) in (textures or {}).items():

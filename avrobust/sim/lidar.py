@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from avrobust.core.sensors import LidarSpec
+from avrobust.core.sensors import LidarSpec, clear_air_intensity
 from avrobust.sim.lighting import Lighting
 from avrobust.sim.world import SceneGeometry, World, cast
 
@@ -68,12 +68,9 @@ class LidarRenderer:
 
         beta = 0.9 * light.fog_beta + 0.004 * light.rain  # per metre at 905 nm
         r_safe = torch.where(ok, r, torch.zeros_like(r))
-        intensity = (
-            self.reflectivity.index_select(0, mat)
-            * (0.3 + 0.7 * cos_inc)
-            * torch.exp(-spec.atmosphere_attenuation_rate * r_safe)
-            * torch.exp(-2 * beta * r_safe)
-        )
+        intensity = clear_air_intensity(
+            self.reflectivity.index_select(0, mat), cos_inc, r_safe, spec
+        ) * torch.exp(-2 * beta * r_safe)
         ok &= intensity >= spec.min_intensity
 
         # Weather returns: fog backscatter and raindrops, closer than the genuine hit.

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from avrobust.core.attachment import Attachment
 from avrobust.core.calibration import Calibration, CameraIntrinsics
 from avrobust.core.frame import Frame
 from avrobust.core.seeding import make_generator, seed_from_id
 from avrobust.core.sensors import CameraSpec, LidarSpec
 from avrobust.core.weather import Weather
+from avrobust.sim.attachments import attach
 from avrobust.sim.camera import CameraOutput, CameraRenderer
 from avrobust.sim.lidar import LidarOutput, LidarRenderer
 from avrobust.sim.lighting import lighting
@@ -37,6 +40,8 @@ class Simulator:
         lidar: LiDAR spec, or None for a camera-only run.
         weather: the weather (CARLA field names).
         seed: seed of the sensors' randomness; frame ``i`` uses ``seed_from_id(f"{seed}:{i}")``.
+        attachments: textured meshes fixed to objects of the scene (an adversarial object on
+            its host), drawn by both sensors; each is an attack surface of its own name.
     """
 
     def __init__(
@@ -46,9 +51,12 @@ class Simulator:
         lidar: LidarSpec | None = LidarSpec(),
         weather: Weather = Weather(),
         seed: int = 0,
+        attachments: Sequence[Attachment] = (),
     ) -> None:
         self.scene = scene
         self.world = build_world(scene)
+        for attachment in attachments:  # before the renderers read the world's materials
+            attach(self.world, attachment)
         self.weather = weather
         self.light = lighting(weather)
         self.seed = seed

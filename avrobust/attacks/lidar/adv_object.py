@@ -24,9 +24,10 @@ import torch
 from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.attacks.lidar.raycast import first_hit
 from avrobust.attacks.lidar.sweep import LidarSweep
+from avrobust.core.attachment import HITCH_HEIGHT, Attachment
 from avrobust.core.boxes import Box3D
 from avrobust.core.errors import ConfigError
-from avrobust.core.sensors import LidarSpec
+from avrobust.core.sensors import LidarSpec, clear_air_intensity
 
 
 def _box_mesh(size, shift, subdivisions: int):
@@ -53,7 +54,7 @@ def rear_carrier(size: tuple[float, float, float] = (0.3, 1.6, 1.0), subdivision
 
 
 MOUNTS = {"roof": roof_box, "rear": rear_carrier}
-HITCH_HEIGHT = 0.3  # metres above the road, where a rear carrier's base sits
+PLAIN_GREY = 0.5  # albedo of an unprinted object
 
 
 def host_pose(box: Box3D, mount: str = "roof") -> torch.Tensor:
@@ -79,7 +80,7 @@ class AdversarialObject:
     faces: torch.Tensor  # [F, 3]
     max_offset: float = 0.15
     offsets: torch.Tensor = field(default=None)  # type: ignore[assignment]
-    intensity: float = 0.4
+    reflectivity: float = 0.4  # LiDAR reflectivity of its surface
     mount: str = "roof"
     # An object-frame box ((x0, x1), (y0, y1), (z0, z1)) the vertices stay inside (the size
     # a fabricated object may have), or None.
@@ -102,20 +103,59 @@ class AdversarialObject:
             v = torch.maximum(torch.minimum(v, hi), lo)
         return v
 
+    def uvs(self) -> np.ndarray:
+        """``[F, 3, 2]`` texture coordinates: the texture projected along the host's axis as
+        a follower sees the object (u left to right, v top to bottom), from the base shape,
+        so the print stays where it is when the shape bends."""
+        y, z = self.base[:, 1], self.base[:, 2]
+        u = (y.max() - y) / (y.max() - y.min()).clamp(min=1e-6)
+        v = (z.max() - z) / (z.max() - z.min()).clamp(min=1e-6)
+        return torch.stack([u, v], 1)[self.faces].numpy()
+
+    def attachment(
+        self, host: str, texture: torch.Tensor | None = None, name: str = "adversarial_object"
+    ) -> Attachment:
+        """The object as the simulator draws it, fixed to ``host`` on its mount: the current
+        shape, ``texture`` (``[3, h, w]``; plain grey when None) and the object's LiDAR
+        reflectivity."""
+        if texture is None:
+            texture = torch.full((3, 8, 8), PLAIN_GREY)
+        return Attachment(
+            name,
+            host,
+            self.vertices().detach().numpy(),
+            self.faces.numpy(),
+            self.uvs(),
+            texture.detach(),
+            mount=self.mount,
+            reflectivity=self.reflectivity,
+        )
+
     def placed(self, pose: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         v = self.vertices(offsets)
         return v @ pose[:3, :3].T + pose[:3, 3]
 
-    def save(self, path: str | Path) -> Path:
-        """Write the mesh (metres, object frame) as OBJ, PLY or STL, by the file's suffix."""
+    def save(self, path: str | Path, texture: torch.Tensor | None = None) -> Path:
+        """Write the mesh (metres, object frame) as OBJ, PLY or STL, by the file's suffix;
+        with ``texture`` (``[3, h, w]``) as OBJ only, beside its MTL and PNG (OBJ's texture
+        coordinates count v up from the image's bottom, so :meth:`uvs`' v is flipped)."""
         path = Path(path)
         if path.suffix.lower() not in (".obj", ".ply", ".stl"):
             raise ConfigError("mesh files are .obj, .ply or .stl", file=path)
+        if texture is not None and path.suffix.lower() != ".obj":
+            raise ConfigError("a textured object is saved as .obj (with .mtl, .png)", file=path)
         mesh = o3d.geometry.TriangleMesh(
             o3d.utility.Vector3dVector(self.vertices().detach().double().numpy()),
             o3d.utility.Vector3iVector(self.faces.numpy().astype(np.int32)),
         )
         mesh.compute_vertex_normals()
+        if texture is not None:
+            uv = self.uvs().reshape(-1, 2).astype(np.float64)
+            uv[:, 1] = 1.0 - uv[:, 1]
+            mesh.triangle_uvs = o3d.utility.Vector2dVector(uv)
+            mesh.triangle_material_ids = o3d.utility.IntVector([0] * len(self.faces))
+            rgb = (texture.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0)
+            mesh.textures = [o3d.geometry.Image(np.ascontiguousarray(rgb.numpy()))]
         path.parent.mkdir(parents=True, exist_ok=True)
         if not o3d.io.write_triangle_mesh(str(path), mesh):
             raise ConfigError("Open3D could not write the mesh", file=path)
@@ -139,19 +179,23 @@ def insert_object(
     spec: LidarSpec,
     vertices: torch.Tensor,
     faces: torch.Tensor,
-    intensity: float,
+    reflectivity: float,
 ) -> LidarSweep:
     """The sweep with the object (``vertices`` in the LiDAR frame) in the scene: its returns
     replace those it occludes; differentiable in ``vertices``."""
     rays = _candidate_rays(spec, vertices)
     dirs = spec.ray_directions()[rays]
-    t, _ = first_hit(torch.zeros_like(dirs), dirs, vertices, faces)
+    t, tri = first_hit(torch.zeros_like(dirs), dirs, vertices, faces)
     current = torch.full((spec.channels * spec.columns,), float("inf"))
     current[sweep.ray] = sweep.points[:, :3].detach().norm(dim=1)
     hit = torch.isfinite(t) & (t < current[rays])
     pts = dirs[hit] * t[hit, None]
-    new = torch.cat([pts, torch.full((len(pts), 1), intensity)], 1)
-    return sweep.replace(rays[hit], new)
+    f = faces[tri[hit]]
+    v0, v1, v2 = vertices[f[:, 0]], vertices[f[:, 1]], vertices[f[:, 2]]
+    normal = torch.nn.functional.normalize(torch.cross(v1 - v0, v2 - v0, dim=1), dim=1)
+    cos = (normal * dirs[hit]).sum(1).abs()
+    value = clear_air_intensity(reflectivity, cos, t[hit], spec)
+    return sweep.replace(rays[hit], torch.cat([pts, value[:, None]], 1))
 
 
 def recast_object(
@@ -159,7 +203,7 @@ def recast_object(
     spec: LidarSpec,
     vertices: torch.Tensor,
     faces: torch.Tensor,
-    intensity: float,
+    reflectivity: float,
 ) -> LidarSweep:
     """The same insertion by Open3D's exact ray casting of every ray (the judge)."""
     mesh = o3d.t.geometry.TriangleMesh()
@@ -169,12 +213,16 @@ def recast_object(
     scene.add_triangles(mesh)
     dirs = spec.ray_directions()
     rays = np.concatenate([np.zeros((len(dirs), 3), np.float32), dirs.numpy()], 1)
-    t = torch.from_numpy(scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy())
+    ans = scene.cast_rays(o3d.core.Tensor(rays))
+    t = torch.from_numpy(ans["t_hit"].numpy())
+    normal = torch.from_numpy(ans["primitive_normals"].numpy())
     current = torch.full((len(dirs),), float("inf"))
     current[sweep.ray] = sweep.points[:, :3].norm(dim=1)
     idx = (torch.isfinite(t) & (t < current)).nonzero().flatten()
     pts = dirs[idx] * t[idx, None]
-    return sweep.replace(idx, torch.cat([pts, torch.full((len(idx), 1), intensity)], 1))
+    cos = (torch.nn.functional.normalize(normal[idx], dim=1) * dirs[idx]).sum(1).abs()
+    value = clear_air_intensity(reflectivity, cos, t[idx], spec)
+    return sweep.replace(idx, torch.cat([pts, value[:, None]], 1))
 
 
 @dataclass
@@ -207,7 +255,7 @@ def optimise_object(
         for view in views:
             pose = host_pose(view.box, obj.mount)
             attacked = insert_object(
-                view.sweep, spec, obj.placed(pose, offsets), obj.faces, obj.intensity
+                view.sweep, spec, obj.placed(pose, offsets), obj.faces, obj.reflectivity
             )
             x, y = float(view.box.center[0, 0]), float(view.box.center[0, 1])
             reach = float(view.box.size[0, :2].norm()) / 2 + 0.5

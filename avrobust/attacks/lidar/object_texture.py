@@ -1,0 +1,136 @@
+"""The adversarial object's camera side: a printable texture for it, optimised against the
+camera detector through the embedded simulator's differentiable rendering (MSF-ADV, Cao et
+al. 2021, fools camera and LiDAR with one physical object).
+
+The shape comes first (:mod:`.adv_object`, against the LiDAR side); with it fixed, every step
+re-renders a few training views with the object attached to its host and the current texture
+(the image is differentiable in the texture, so occlusion, shading and the host's shadow are
+the simulator's own), and lowers the camera detector's highest probability of the host's
+category over the region where the host would be seen, under expectation over
+transformation, with the printability (NPS) and smoothness (TV) terms of the patch attacks.
+Both fusion detectors read the camera through that detector: late fusion re-scores LiDAR boxes
+with its support, PointPainting paints its scores on the points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from avrobust.attacks.detector_patch import detector_window, region_cells
+from avrobust.attacks.eot import EOT
+from avrobust.attacks.grid import coarse_grid
+from avrobust.attacks.printability import load_palette, nps, total_variation
+from avrobust.backends.embedded import EmbeddedBackend
+from avrobust.core.errors import ConfigError
+from avrobust.models.camera_detector import CameraDetector
+
+
+@dataclass
+class ObjectView:
+    """A training view: a started backend whose scene carries the object, and the host's 2D
+    box ``[4]`` (xyxy) where the camera sees it without the object (the region to clear)."""
+
+    backend: EmbeddedBackend
+    box: torch.Tensor
+
+
+def render_with(view: ObjectView, surface: str, texture: torch.Tensor) -> torch.Tensor:
+    """The view's ``[3, H, W]`` image with ``texture`` on the object, differentiable in it."""
+    view.backend.textures = {surface: texture}
+    return view.backend.render(0, truth=False).frame.image
+
+
+@dataclass
+class ObjectTextureAttack:
+    """Hyperparameters as the detector patch's (Adam on logits at 10 x ``lr``, NPS 0.01,
+    TV 2.5); ``batch`` views per step; ``texture_res`` optimises a coarser grid of that many
+    cells across (None: every texel)."""
+
+    detector: CameraDetector
+    category: str = "car"
+    steps: int = 100
+    lr: float = 0.03
+    batch: int = 3
+    eot: str = "standard"
+    nps_weight: float = 0.01
+    tv_weight: float = 2.5
+    palette: str = "printer30"
+    texture_res: int | None = None
+    score_threshold: float = 0.3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.category not in self.detector.classes:
+            raise ConfigError(
+                f"unknown category {self.category!r}",
+                field="category",
+                allowed=", ".join(self.detector.classes),
+            )
+        self._cls = self.detector.classes.index(self.category)
+        self.detector.eval()
+        for p in self.detector.parameters():
+            p.requires_grad_(False)
+
+    def scores(
+        self, views: list[ObjectView], surface: str, texture: torch.Tensor, eot: EOT, seed: int
+    ) -> torch.Tensor:
+        """``[len(views)]``: the detector's highest probability of the category over each
+        view's host region, the object re-rendered with ``texture``."""
+        out = []
+        for k, v in enumerate(views):
+            image = render_with(v, surface, texture)
+            x0, y0, x1, y1 = win = detector_window(v.box, tuple(image.shape[1:]))
+            crop = eot(image[None, :, y0:y1, x0:x1], seed * 1000 + k)
+            c0, r0, c1, r1 = region_cells(v.box, win)
+            heat = self.detector(crop)["heatmap"][0, self._cls, r0:r1, c0:c1]
+            out.append(heat.sigmoid().max())
+        return torch.stack(out)
+
+    @torch.enable_grad()
+    def __call__(
+        self,
+        views: list[ObjectView],
+        surface: str,
+        shape: tuple[int, int],
+        on_step: Callable[[int, float, float], None] | None = None,
+    ) -> tuple[torch.Tensor, list[float]]:
+        """The optimised ``[3, h, w]`` texture (``shape`` is ``(h, w)``) and the loss by step."""
+        if not views:
+            raise ConfigError("no training view shows the host", field="views")
+        gen = torch.Generator().manual_seed(self.seed)
+        palette = load_palette(self.palette)
+        eot = EOT(self.eot)
+        init = 0.5 + 0.1 * torch.randn((3, *shape), generator=gen)
+        grid = coarse_grid(init, self.texture_res)
+        param = torch.logit(grid.down(init).clamp(0.02, 0.98)).requires_grad_(True)
+        opt = torch.optim.Adam([param], lr=self.lr * 10)
+        history: list[float] = []
+        best, best_loss = init.clamp(0, 1), float("inf")
+        for step in range(self.steps):
+            idx = torch.randperm(len(views), generator=gen)[: self.batch].tolist()
+            texture = grid.up(torch.sigmoid(param))
+            p = self.scores([views[i] for i in idx], surface, texture, eot, step)
+            p = p.clamp(1e-6, 1 - 1e-6)
+            # Log-odds, as the patch attacks: no vanishing gradient at saturated scores.
+            adv = torch.log(p / (1 - p)).mean()
+            loss = (
+                adv
+                + self.nps_weight * nps(texture, palette)
+                + self.tv_weight * total_variation(texture)
+            )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            history.append(float(adv.detach()))
+            # Keep the texture of the best whole-set loss seen (smoothed over the batches).
+            smooth = sum(history[-5:]) / len(history[-5:])
+            if step >= 4 and smooth < best_loss:
+                best_loss, best = smooth, texture.detach().clone()
+            if on_step:
+                on_step(step, history[-1], float((p < self.score_threshold).float().mean()))
+        for v in views:
+            v.backend.textures = {}
+        return best, history
