@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from avrobust.attacks.lidar.adv_object import AdversarialObject, host_pose, rear_carrier
-from avrobust.core.errors import ConfigError
+from avrobust.core.errors import ConfigError, DataError
 from avrobust.core.sensors import CameraSpec, LidarSpec
 from avrobust.evaluation.lidar_attack import target_box
 from avrobust.evaluation.object_attack import host_box_2d
@@ -142,7 +142,7 @@ def test_the_object_attack_command_writes_mesh_texture_results_and_pictures(tmp_
             "--distances", "12", "--weathers", "ClearNoon", "--laterals", "0"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    results = json.loads((tmp_path / "results.json").read_text())
+    results = json.loads((tmp_path / "object.results.json").read_text())
     judged = results["re-rendered, held_out"]
     assert set(judged) == {"camera", "lidar-detector", "fusion-late"}
     assert list(judged["fusion-late"]) == ["no object", "grey object", "textured object"]
@@ -159,3 +159,55 @@ def test_the_object_attack_command_writes_mesh_texture_results_and_pictures(tmp_
     for victim in ("lidar-detector", "fusion-late"):
         picture = cv2.imread(str(tmp_path / "pictures" / f"object_{victim}.png"))
         assert picture is not None and picture.shape[0] > 3 * 200  # a row per variant
+
+
+def test_a_saved_object_loads_back_as_the_same_attachment(tmp_path, carrier):
+    from avrobust.attacks.lidar.object_in_campaign import load_attachment
+
+    tex = torch.rand(3, 12, 20, generator=torch.Generator().manual_seed(4))
+    path = carrier.save(tmp_path / "carrier.obj", tex)
+    loaded = load_attachment(path, "lead", "rear")
+    made = carrier.attachment("lead", tex)
+    assert loaded.host == "lead" and loaded.mount == "rear" and len(loaded.faces) == len(made.faces)
+    # Same triangles in space (Open3D may renumber vertices) and in the texture.
+    corners = loaded.vertices[loaded.faces]
+    assert np.allclose(corners, made.vertices[made.faces], atol=1e-5)
+    assert np.allclose(loaded.uvs, made.uvs, atol=1e-5)
+    assert float((loaded.texture - tex).abs().max()) <= 0.5 / 255 + 1e-6
+    grey = load_attachment(path, "lead", textured=False)
+    assert float(grey.texture.std()) == 0.0
+    with pytest.raises(DataError):
+        load_attachment(tmp_path / "none.obj", "lead")
+
+
+def test_the_object_in_a_campaign_rides_with_the_lead_car_in_every_frame(tmp_path, carrier):
+    """Both sensors see the object in every frame: the lead car behind it loses LiDAR returns,
+    and a CARLA campaign with the object is refused with a reason."""
+    from avrobust.evaluation.campaign_run import run_campaign
+    from avrobust.evaluation.runner import make_backend
+    from avrobust.evaluation.store import ResultsStore
+
+    carrier.save(tmp_path / "carrier.obj", torch.rand(3, 8, 8))
+    p = tmp_path / "object.yaml"
+    p.write_text(
+        "name: object\nscenarios: [lead_vehicle]\nsweep: {distance: [12]}\n"
+        "models: [{name: none}]\n"
+        f"attacks: [{{name: none}}, {{name: adversarial-object, params: {{mesh: "
+        f"{tmp_path / 'carrier.obj'}}}}}]\n"
+        "episode: {frames: 2, rate: 10}\n"
+        "sensors: {camera: {width: 320, height: 240, fov: 90}}\n"
+    )
+    out = tmp_path / "run"
+    assert run_campaign(p, out).done == 2
+    with ResultsStore(out, create=False) as store:
+        rows = store.query(
+            "SELECT j.attack, f.lidar_points, f.visible_fraction FROM frames f "
+            "JOIN jobs j ON f.job_id = j.id WHERE f.target = 'lead' ORDER BY j.attack, f.frame"
+        )
+    clean = [r for r in rows if '"none"' in r[0]]
+    hidden = [r for r in rows if "adversarial-object" in r[0]]
+    assert len(clean) == len(hidden) == 2
+    for (_, pts_clean, vis_clean), (_, pts, vis) in zip(clean, hidden, strict=True):
+        assert pts < pts_clean and vis < vis_clean
+    with pytest.raises(ConfigError, match="embedded"):
+        make_backend("carla", {}, [carrier.attachment("lead")])

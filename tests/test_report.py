@@ -492,3 +492,20 @@ def matrix_recall(files, defence: str) -> str:
     return next(
         r[3] for r in files.document.tables()["quality"].rows if r[1] == defence and r[2] == "none"
     )
+
+
+def test_threat_model_describes_spoofing_and_the_adversarial_object():
+    from avrobust.report.threat_model import _object_threat, _spoof_threat
+
+    models = {"lidar-detector": {}, "fusion-late": {}}
+    spoof = _spoof_threat("lidar-spoof", {"points": 60, "distance": 7.5, "category": "car"}, models)
+    assert "phantom car 7.5 m ahead" in spoof.goal and "60 spoofed returns" in spoof.capability
+    assert spoof.knowledge["fusion-late"].startswith("white-box")
+    made = {"optimised_against": "fusion-late"}
+    extent = [[-1.1, 0.0], [-1.7, 1.7], [0.0, 2.2]]
+    obj = _object_threat(
+        "adversarial-object", {"made_by": made, "extent_m": extent, "mount": "rear"}, models
+    )
+    assert "1.1 x 3.4 x 2.2 m" in obj.capability and "printed texture" in obj.capability
+    assert obj.knowledge["fusion-late"].startswith("white-box")
+    assert obj.knowledge["lidar-detector"].startswith("black-box transfer")

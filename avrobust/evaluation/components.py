@@ -191,6 +191,26 @@ def _lidar_remove(
 
 @register(
     "attack",
+    "adversarial-object",
+    "a mesh file fixed to the first target for the whole episode, seen by camera and LiDAR "
+    "(embedded backend; params: mesh (a textured OBJ from `avrobust attack lidar-object`, or "
+    "any mesh, drawn grey), mount (rear or roof), texture (false: draw it plain grey), host "
+    "(default: the first target), reflectivity)",
+)
+def _adversarial_object(
+    mesh: str,
+    mount: str = "rear",
+    texture: bool = True,
+    host: str | None = None,
+    reflectivity: float = 0.4,
+):
+    from avrobust.attacks.lidar.object_in_campaign import AdversarialObjectAttack
+
+    return AdversarialObjectAttack(mesh, mount, texture, host, reflectivity)
+
+
+@register(
+    "attack",
     "lidar-spoof",
     "white-box spoofing of a phantom ahead of the ego in every frame, against the campaign's "
     "LiDAR or fusion model; recorded as the target `phantom`, right when not reported "

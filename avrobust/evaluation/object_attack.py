@@ -287,7 +287,7 @@ def save_run(run: ObjectAttackRun, out: Path) -> dict[str, Path]:
     paths = {
         "mesh": run.obj.save(out / "object.obj", run.texture),
         "offsets": out / "object.offsets.pt",
-        "results": out / "results.json",
+        "results": out / "object.results.json",
     }
     torch.save(run.obj.offsets, paths["offsets"])
     if run.texture is not None:

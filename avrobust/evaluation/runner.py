@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -24,12 +25,19 @@ class JobTimeout(AvrobustError):
     """A job ran past its time limit."""
 
 
-def make_backend(name: str, carla: dict | None = None) -> Any:
-    """The backend a job runs on; ``carla``: the campaign's CARLA settings (servers, timeout)."""
+def make_backend(name: str, carla: dict | None = None, attachments: Sequence = ()) -> Any:
+    """The backend a job runs on; ``carla``: the campaign's CARLA settings (servers, timeout);
+    ``attachments``: meshes fixed to scene objects (the adversarial object), embedded only."""
     if name == "embedded":
         from avrobust.backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend()
+        return EmbeddedBackend(attachments)
+    if attachments:
+        raise ConfigError(
+            "an attached object (the adversarial object) needs the embedded backend: CARLA "
+            "cannot add a mesh at run time",
+            field="backend",
+        )
     if name == "carla":
         from avrobust.backends.carla.backend import PooledCarlaBackend
 
@@ -288,7 +296,9 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
     categories = getattr(model, "categories", None)
     by_category = getattr(model, "label_level", "class") == "category"
     kept: dict[int, evidence.Kept] = {}
-    backend = make_backend(job.backend, job.carla)
+    # Attacks that change the scene itself (the adversarial object) say so before it is built.
+    attachments = attack.attachments(scenario) if hasattr(attack, "attachments") else ()
+    backend = make_backend(job.backend, job.carla, attachments)
     backend.start(EpisodeSpec.from_scenario(scenario, seed=job.seed))
     try:
         attack.prepare(backend, scenario)

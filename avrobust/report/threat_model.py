@@ -93,6 +93,63 @@ def _patch_threat(label: str, prov: dict, models: dict[str, dict]) -> Threat:
     )
 
 
+def _knowledge(method: str, models: dict[str, dict]) -> dict[str, str]:
+    return {
+        m: (
+            "white-box (the evaluated model's gradients choose the returns)"
+            if method == "white-box"
+            else "black-box (the evaluated model's scores, queried)"
+            if method == "black-box"
+            else "no knowledge (random returns in the window)"
+        )
+        for m in models
+    }
+
+
+def _spoof_threat(label: str, prov: dict, models: dict[str, dict]) -> Threat:
+    category = prov.get("category", "car")
+    return Threat(
+        label,
+        "evasion, physical signal injection (LiDAR): spoofed returns replace genuine ones along "
+        "the victim's own rays",
+        f"object creation: a phantom {category} {prov.get('distance', 7.5)} m ahead of the ego "
+        "(integrity violation)",
+        _knowledge(prov.get("method", "white-box"), models),
+        f"at most {prov.get('points', '?')} spoofed returns per sweep, within a window around "
+        "the phantom (Cao et al. 2019's budget)",
+        "a spoofer riding ahead of the ego, aimed at its LiDAR (no contact with the vehicle)",
+    )
+
+
+def _object_threat(label: str, prov: dict, models: dict[str, dict]) -> Threat:
+    made = prov.get("made_by") or {}
+    against = made.get("optimised_against", "unrecorded")
+    knowledge = {}
+    for m in models:
+        if m == against:
+            knowledge[m] = "white-box (its shape optimised against this model's gradients)"
+        elif m.startswith(("fusion", "camera")):
+            knowledge[m] = (
+                f"grey-box (texture optimised against the camera detector, shape against {against})"
+            )
+        else:
+            knowledge[m] = f"black-box transfer (shape optimised against {against})"
+    size = prov.get("extent_m")
+    dims = " x ".join(f"{hi - lo:.1f}" for lo, hi in size) + " m" if size else "unrecorded size"
+    texture = "with a printed texture" if prov.get("textured", True) else "unpainted"
+    return Threat(
+        label,
+        "evasion, physical object (camera and LiDAR at once, MSF-ADV): a fabricated shape "
+        "mounted on the target",
+        "object vanishing: the vehicle carrying it goes undetected or is misplaced "
+        "(integrity violation)",
+        knowledge,
+        f"fabricates an object of {dims} (length x width x height) {texture} and mounts it "
+        f"on the vehicle ({prov.get('mount', '?')}); no access to the ego or its software",
+        f"on the target vehicle ({prov.get('host') or 'the first target'})",
+    )
+
+
 def _lidar_threat(label: str, prov: dict, models: dict[str, dict]) -> Threat:
     method = prov.get("method", "white-box")
     return Threat(
@@ -129,6 +186,10 @@ def threats(data: RunData) -> list[Threat]:
         name = comp["ref"]["name"]
         if name == "patch":
             out.append(_patch_threat(label, prov, models))
+        elif name == "lidar-spoof":
+            out.append(_spoof_threat(label, {**comp["ref"].get("params", {}), **prov}, models))
+        elif name == "adversarial-object":
+            out.append(_object_threat(label, prov, models))
         elif name.startswith("lidar"):
             out.append(_lidar_threat(label, {**comp["ref"].get("params", {}), **prov}, models))
         else:
