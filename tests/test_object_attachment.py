@@ -211,3 +211,18 @@ def test_the_object_in_a_campaign_rides_with_the_lead_car_in_every_frame(tmp_pat
         assert pts < pts_clean and vis < vis_clean
     with pytest.raises(ConfigError, match="embedded"):
         make_backend("carla", {}, [carrier.attachment("lead")])
+
+
+def test_offsets_that_do_not_fit_the_shape_are_refused_before_any_work(tmp_path):
+    from avrobust.evaluation.object_attack import ObjectAttackSetup, run_object_attack
+
+    victims = {"fusion-late": None}
+    wrong = tmp_path / "wrong.offsets.pt"
+    torch.save(torch.zeros(5, 3), wrong)
+    with pytest.raises(ConfigError, match="do not fit") as err:
+        run_object_attack(ObjectAttackSetup(offsets=wrong, texture_steps=0), victims)
+    assert err.value.field == "offsets"
+    junk = tmp_path / "junk.pt"
+    junk.write_text("not a tensor")
+    with pytest.raises(DataError, match=r"junk\.pt"):
+        run_object_attack(ObjectAttackSetup(offsets=junk, texture_steps=0), victims)

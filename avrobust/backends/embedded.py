@@ -135,6 +135,14 @@ def resolve_scene(scene: str | Scenario | SceneDescription) -> SceneDescription:
     return scene_description(scene)
 
 
+def set_threads(n: int) -> None:
+    """Threads the embedded simulator's ray casting may use in this process (0: every
+    core); campaign workers set their share of the machine."""
+    from avrobust.sim.world import set_raycast_threads
+
+    set_raycast_threads(n)
+
+
 class EmbeddedBackend:
     """Runs episodes in the embedded simulator. Usable as a context manager."""
 

@@ -30,7 +30,10 @@ def _run_json(spec: str) -> JobOutcome:
 def _init_worker(threads: int, slot=None, workers: int = 1) -> None:
     import torch
 
+    from avrobust.backends.embedded import set_threads
+
     torch.set_num_threads(threads)
+    set_threads(threads)  # Open3D's casting otherwise uses every core in every worker
     if slot is not None and workers > 1 and hasattr(os, "sched_setaffinity"):
         # Give each worker its own share of the cores: Open3D's ray casting otherwise spreads
         # over every core in every worker and the workers thrash each other.

@@ -34,7 +34,7 @@ from avrobust.attacks.lidar.object_texture import ObjectTextureAttack, ObjectVie
 from avrobust.attacks.lidar.objective import FrameObjective, Victim, overlaps
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.core.attachment import Attachment
-from avrobust.core.errors import ConfigError
+from avrobust.core.errors import ConfigError, DataError
 from avrobust.core.frame import Frame
 from avrobust.core.sensors import LidarSpec
 from avrobust.evaluation.lidar_attack import target_box
@@ -188,6 +188,23 @@ def run_object_attack(
     if setup.texture_steps and camera is None:
         raise ConfigError("the texture needs a fusion victim's camera detector", field="victims")
 
+    shape = MOUNTS[setup.mount](setup.size, setup.subdivisions)
+    obj = AdversarialObject(
+        *shape, max_offset=setup.max_offset, mount=setup.mount, bounds=setup.bounds
+    )
+    if setup.offsets is not None:
+        try:
+            offsets = torch.load(setup.offsets, weights_only=True)
+        except Exception as exc:  # a missing or foreign file: say which, not how pickle failed
+            raise DataError(f"not an offsets file ({exc})", file=setup.offsets) from None
+        if not isinstance(offsets, torch.Tensor) or offsets.shape != obj.base.shape:
+            raise ConfigError(
+                f"the offsets do not fit this shape ({len(obj.base)} vertices: --size, "
+                f"--mount and the subdivisions must be those they were made with)",
+                file=setup.offsets,
+                field="offsets",
+            )
+        obj.offsets = offsets.float()
     n_views = len(setup.train.viewpoints()) + len(setup.test.viewpoints())
     done = [0]
 
@@ -197,12 +214,6 @@ def run_object_attack(
 
     train = render_sweep(sc, setup.train, cam, lidar=spec, progress=rendered_one).frames
     test = render_sweep(sc, setup.test, cam, lidar=spec, progress=rendered_one).frames
-    shape = MOUNTS[setup.mount](setup.size, setup.subdivisions)
-    obj = AdversarialObject(
-        *shape, max_offset=setup.max_offset, mount=setup.mount, bounds=setup.bounds
-    )
-    if setup.offsets is not None:
-        obj.offsets = torch.load(setup.offsets)
     results: dict = {"scenario": setup.scenario, "host": host, "optimised_against": setup.victim}
     if setup.steps:
         model = victims[setup.victim]

@@ -236,6 +236,15 @@ class World:
         )
 
 
+_THREADS = [0]  # Open3D ray-casting threads; 0: Open3D's own choice (every core)
+
+
+def set_raycast_threads(n: int) -> None:
+    """Threads each ray cast may use (0: every core). Campaign workers that share the
+    machine set their own share, so that casts do not oversubscribe the cores."""
+    _THREADS[0] = max(0, int(n))
+
+
 def cast(
     scene: o3d.t.geometry.RaycastingScene, origins: torch.Tensor, directions: torch.Tensor
 ) -> dict[str, torch.Tensor]:
@@ -246,7 +255,9 @@ def cast(
 
 def cast_rays(scene: o3d.t.geometry.RaycastingScene, rays: torch.Tensor) -> dict[str, torch.Tensor]:
     """Like :func:`cast` for rays already in Open3D's ``[N, 6]`` float32 layout."""
-    ans = scene.cast_rays(o3d.core.Tensor.from_numpy(rays.contiguous().numpy()))
+    ans = scene.cast_rays(
+        o3d.core.Tensor.from_numpy(rays.contiguous().numpy()), nthreads=_THREADS[0]
+    )
     t_hit = torch.from_numpy(ans["t_hit"].numpy())
     # Open3D marks a miss with the uint32 maximum, which reads as -1 through an int32 view.
     prim = torch.from_numpy(ans["primitive_ids"].numpy().view(np.int32)).long()
@@ -277,5 +288,7 @@ def occluded_rays(
     """Like :func:`occluded` for rays already in Open3D's ``[N, 6]`` float32 layout."""
     if rays.shape[0] == 0:
         return torch.zeros(0, dtype=torch.bool)
-    ans = scene.test_occlusions(o3d.core.Tensor.from_numpy(rays.contiguous().numpy()), tfar=t_far)
+    ans = scene.test_occlusions(
+        o3d.core.Tensor.from_numpy(rays.contiguous().numpy()), tfar=t_far, nthreads=_THREADS[0]
+    )
     return torch.from_numpy(ans.numpy()).bool()
