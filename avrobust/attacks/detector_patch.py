@@ -123,6 +123,21 @@ def region_scores(
     return torch.stack(scores)
 
 
+def frozen_class_index(detector: CameraDetector, category: str) -> int:
+    """``category``'s index in the detector's classes (a ConfigError naming the allowed ones
+    otherwise), the detector put in eval mode with its parameters frozen for an attack."""
+    if category not in detector.classes:
+        raise ConfigError(
+            f"unknown category {category!r}",
+            field="category",
+            allowed=", ".join(detector.classes),
+        )
+    detector.eval()
+    for p in detector.parameters():
+        p.requires_grad_(False)
+    return detector.classes.index(category)
+
+
 @dataclass
 class DetectorPatchAttack:
     """A patch texture inside ``mask`` on a surface, optimised against ``detector``.
@@ -174,17 +189,8 @@ class DetectorPatchAttack:
 
         if self.goal not in ("hide", "appear"):
             raise ConfigError(f"unknown goal {self.goal!r}", field="goal", allowed="hide, appear")
-        if self.category not in self.detector.classes:
-            raise ConfigError(
-                f"unknown category {self.category!r}",
-                field="category",
-                allowed=", ".join(self.detector.classes),
-            )
-        self._cls = self.detector.classes.index(self.category)
+        self._cls = frozen_class_index(self.detector, self.category)
         self._printer = None if self.printer is None else PrinterModel.load(self.printer)
-        self.detector.eval()
-        for p in self.detector.parameters():
-            p.requires_grad_(False)
 
     def view_scores(
         self, views: list[PatchView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, seed: int

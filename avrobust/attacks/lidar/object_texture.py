@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from avrobust.attacks.detector_patch import detector_window, region_cells
+from avrobust.attacks.detector_patch import detector_window, frozen_class_index, region_cells
 from avrobust.attacks.eot import EOT
 from avrobust.attacks.grid import coarse_grid
 from avrobust.attacks.printability import load_palette, nps, total_variation
@@ -63,16 +63,7 @@ class ObjectTextureAttack:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.category not in self.detector.classes:
-            raise ConfigError(
-                f"unknown category {self.category!r}",
-                field="category",
-                allowed=", ".join(self.detector.classes),
-            )
-        self._cls = self.detector.classes.index(self.category)
-        self.detector.eval()
-        for p in self.detector.parameters():
-            p.requires_grad_(False)
+        self._cls = frozen_class_index(self.detector, self.category)
 
     def scores(
         self, views: list[ObjectView], surface: str, texture: torch.Tensor, eot: EOT, seed: int
