@@ -123,7 +123,7 @@ def register(attack_app: typer.Typer, console: Console, floats) -> None:
         if pictures:
             from avrobust.report.object_views import object_pictures
 
-            view = _example_view(run, models[victim])
+            view = _example_view(run, victim)
             for p in object_pictures(run.rendered, models, view, out / "pictures"):
                 console.print(f"picture: {p}")
 
@@ -148,17 +148,15 @@ def _stages():
         yield advance
 
 
-def _example_view(run, victim) -> int:
+def _example_view(run, victim: str) -> int:
     """The first held-out view where the textured object hides the host from ``victim``
     and the grey one does not (what the texture adds), else where the object (textured,
-    or grey without a texture) hides it, else the first view."""
-    from avrobust.evaluation.object_attack import GREY, TEXTURED, victim_finds
+    or grey without a texture) hides it, else the first view; from the run's judgement."""
+    from avrobust.evaluation.object_attack import GREY, TEXTURED
 
-    hidden = {
-        name: [not victim_finds(victim, f) for f in frames]
-        for name, frames in run.rendered.items()
-        if name in (GREY, TEXTURED)
-    }
+    hidden = run.hidden.get(victim)
+    if not hidden:
+        return 0
     last = hidden.get(TEXTURED, hidden[GREY])
     both = [t and not g for t, g in zip(last, hidden[GREY], strict=True)]
     for flags in (both, last):

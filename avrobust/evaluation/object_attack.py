@@ -77,10 +77,11 @@ def judge_rendered(
     host_id: int,
     category: str = "car",
     camera_threshold: float = 0.3,
-) -> dict[str, dict[str, str]]:
+) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[bool]]]]:
     """Per checker (``camera``: the camera detector alone, then each victim) and variant:
     ``"k/n"`` views hidden among those where it found the host with no object (``frames``
-    holds the same views per variant, :data:`NO_OBJECT` among them)."""
+    holds the same views per variant, :data:`NO_OBJECT` among them); and, per checker and
+    variant, whether each view counts as hidden (False where it was not judged)."""
     clean = frames[NO_OBJECT]
     boxes = [host_box_2d(f, host_id) for f in clean]
     checks: dict[str, Callable[[Frame, int], bool]] = {
@@ -89,14 +90,20 @@ def judge_rendered(
     for name, victim in victims.items():
         checks[name] = lambda f, i, v=victim: victim_finds(v, f, category)
     out: dict[str, dict[str, str]] = {}
+    hidden: dict[str, dict[str, list[bool]]] = {}
     for check, finds in checks.items():
         found = [i for i, f in enumerate(clean) if boxes[i] is not None and finds(f, i)]
         row = {NO_OBJECT: f"{len(found)}/{len(clean)} found"}
+        hidden[check] = {}
         for name, fs in frames.items():
             if name != NO_OBJECT:
-                row[name] = f"{sum(not finds(fs[i], i) for i in found)}/{len(found)}"
+                flags = [False] * len(clean)
+                for i in found:
+                    flags[i] = not finds(fs[i], i)
+                hidden[check][name] = flags
+                row[name] = f"{sum(flags)}/{len(found)}"
         out[check] = row
-    return out
+    return out, hidden
 
 
 def judge_recast(
@@ -158,13 +165,15 @@ class ObjectAttackSetup:
 
 @dataclass
 class ObjectAttackRun:
-    """The object, its texture (None when not optimised), the results, and the held-out
-    views as rendered per variant (for pictures)."""
+    """The object, its texture (None when not optimised), the results, the held-out views as
+    rendered per variant, and per checker and variant which of them count as hidden (see
+    :func:`judge_rendered`; empty without a camera detector), for pictures."""
 
     obj: AdversarialObject
     texture: torch.Tensor | None
     results: dict
     rendered: dict[str, list[Frame]]
+    hidden: dict[str, dict[str, list[bool]]] = field(default_factory=dict)
 
 
 def run_object_attack(
@@ -277,11 +286,13 @@ def run_object_attack(
         ).frames
         for name, atts in variants.items()
     }
-    with view_backend(sc, setup.test.viewpoints()[0], cam, None) as backend:
-        host_id = backend.object_id(host)
+    hidden: dict[str, dict[str, list[bool]]] = {}
     if camera is not None:
-        results["re-rendered, held_out"] = judge_rendered(rendered, victims, camera, host_id)
-    return ObjectAttackRun(obj, texture, results, rendered)
+        with view_backend(sc, setup.test.viewpoints()[0], cam, None) as backend:
+            host_id = backend.object_id(host)
+        summary, hidden = judge_rendered(rendered, victims, camera, host_id)
+        results["re-rendered, held_out"] = summary
+    return ObjectAttackRun(obj, texture, results, rendered, hidden)
 
 
 def save_run(run: ObjectAttackRun, out: Path) -> dict[str, Path]:

@@ -151,20 +151,12 @@ def _object_threat(label: str, prov: dict, models: dict[str, dict]) -> Threat:
 
 
 def _lidar_threat(label: str, prov: dict, models: dict[str, dict]) -> Threat:
-    method = prov.get("method", "white-box")
     return Threat(
         label,
         "evasion, physical signal injection (LiDAR): returns removed from the sweep in flight",
         "object vanishing: the target's returns are suppressed so it goes undetected "
         "(integrity violation)",
-        {
-            m: (
-                "white-box (the evaluated model's gradients choose the returns)"
-                if method == "white-box"
-                else "no knowledge (random returns in the window)"
-            )
-            for m in models
-        },
+        _knowledge(prov.get("method", "white-box"), models),
         f"at most {prov.get('points', '?')} returns per sweep, only within the target's "
         f"angular window plus {prov.get('margin_deg', '?')} degrees (a PRA-style budget)",
         "the sensor's line of sight to the target (no contact with the vehicle)",

@@ -276,8 +276,6 @@ def occluded(
     t_far: float = float("inf"),
 ) -> torch.Tensor:
     """``[N]`` bool: whether anything lies along each ray before ``t_far``."""
-    if origins.shape[0] == 0:
-        return torch.zeros(0, dtype=torch.bool)
     rays = torch.cat([origins, directions], dim=1).to(torch.float32)
     return occluded_rays(scene, rays, t_far)
 

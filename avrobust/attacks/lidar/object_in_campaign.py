@@ -8,6 +8,7 @@ time, so such jobs fail with a message saying so.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +77,15 @@ class AdversarialObjectAttack:
     ) -> None:
         self.mesh, self.mount, self.texture = Path(mesh), mount, texture
         self.host, self.reflectivity = host, reflectivity
-        if not self.mesh.is_file():
-            raise DataError("no such mesh file", file=self.mesh, field="mesh")
+        # Read once, at set-up (a bad file fails here): each job fixes it to its host.
+        self._object = load_attachment(self.mesh, host or "", mount, texture, reflectivity)
 
     def attachments(self, scenario: Any) -> list[Attachment]:
         """What the backend must build into the scene before the episode starts."""
         host = self.host or (scenario.targets[0].object if scenario.targets else None)
         if host is None:
             raise ConfigError("adversarial-object needs a host: a target or params.host")
-        return [load_attachment(self.mesh, host, self.mount, self.texture, self.reflectivity)]
+        return [replace(self._object, host=host)]
 
     def prepare(self, backend: Any, scenario: Any) -> None:
         """Nothing to do once the scene is built: the object rides with its host."""
@@ -97,7 +98,7 @@ class AdversarialObjectAttack:
 
         from avrobust.models.weights import file_sha256
 
-        v = load_attachment(self.mesh, "-", self.mount, False).vertices
+        v = self._object.vertices
         made = self.mesh.with_name(self.mesh.stem + ".results.json")
         return {
             "mesh": str(self.mesh),
