@@ -47,13 +47,15 @@ def test_an_attachment_rides_on_its_host_where_the_attack_places_it(scenario, ca
     # The host's ground truth is its own: the same 3D box with the object behind it.
     assert torch.allclose(target_box(frame, "car").center, target_box(clean, "car").center)
     # LiDAR: returns from the object, all inside the box around the vertices placed by the
-    # attack's own host pose (from the 3D truth box), give or take the range noise.
+    # attack's own host pose (from the 3D truth box), give or take the range noise (five
+    # standard deviations: with a hundred returns, a few lie beyond two or three).
     on = frame.point_instance == mine
     assert int(on.sum()) >= 20
     placed = carrier.placed(host_pose(target_box(clean, "car"), "rear"))
     pts = frame.points[on, :3]
-    assert bool((pts >= placed.min(0).values - 0.05).all())
-    assert bool((pts <= placed.max(0).values + 0.05).all())
+    tol = 5 * LIDAR.noise_stddev
+    assert bool((pts >= placed.min(0).values - tol).all())
+    assert bool((pts <= placed.max(0).values + tol).all())
     # Camera: the object's pixels sit inside the host's clean 2D box, covering its lower part.
     ys, xs = torch.nonzero(frame.instance_map == mine, as_tuple=True)
     box = host_box_2d(clean, ids["lead"])

@@ -1,4 +1,5 @@
-"""Process start-up: Open3D's Plotly drawing is imported only when used."""
+"""Process start-up: Open3D's Plotly drawing is imported only when used; OpenMP threads spin
+briefly, unless the user chose otherwise or torch was loaded first."""
 
 import subprocess
 import sys
@@ -26,3 +27,26 @@ def test_the_deferral_can_be_switched_off():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def _spin_setting(code: str, **env: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "; import os; print(os.environ.get('GOMP_SPINCOUNT'))"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "", **env},
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_openmp_threads_spin_briefly_when_avrobust_comes_first():
+    from avrobust.runtime import SPIN_COUNT
+
+    assert _spin_setting("import avrobust") == SPIN_COUNT
+    # Too late once torch (and libgomp with it) is loaded: nothing is pretended.
+    assert _spin_setting("import torch, avrobust") == "None"
+    # A user's own value and the switch are respected.
+    assert _spin_setting("import avrobust", GOMP_SPINCOUNT="5") == "5"
+    assert _spin_setting("import avrobust", AVROBUST_NO_SPIN_TUNING="1") == "None"

@@ -76,7 +76,11 @@ class TextureAtlas:
     def sample_rects(self, rects: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
         """Like :meth:`sample` with each point's rectangle given (``grid_rects`` rows)."""
         # Straight to grid_sample's [-1, 1] coordinates: grid = origin + frac(uv) * extent.
-        grid = torch.addcmul(rects[:, :2], uv - torch.floor(uv), rects[:, 2:])
+        return self.sample_grid(torch.addcmul(rects[:, :2], uv - torch.floor(uv), rects[:, 2:]))
+
+    def sample_grid(self, grid: torch.Tensor) -> torch.Tensor:
+        """Colours ``[3, N]`` at ``grid`` ``[N, 2]``, points in grid_sample's coordinates of
+        the whole atlas (``rect origin + frac(uv) * rect extent``)."""
         out = F.grid_sample(
             self.image[None],
             grid.view(1, 1, -1, 2),

@@ -18,13 +18,46 @@ from avrobust.core.calibration import CameraIntrinsics
 from avrobust.core.sensors import CameraSpec
 from avrobust.sim.atlas import TextureAtlas, sample_texture
 from avrobust.sim.lighting import Lighting
-from avrobust.sim.world import SceneGeometry, World, cast_rays, occluded, occluded_rays
+from avrobust.sim.world import SceneGeometry, World, cast_rays, occluded_rays
 
 SHADOW_BIAS = 0.02  # metres: start shadow rays off the surface to avoid self-hits
 HEADLIGHTS = ((2.0, 0.75, 0.7), (2.0, -0.75, 0.7))  # lamp positions on the ego, metres
 HEADLIGHT_POWER = 9.0  # irradiance at 1 m on the lamp's axis, in the renderer's units
 HEADLIGHT_COS = math.cos(math.radians(28.0))  # cone edge
 LUMA = torch.tensor([0.2126, 0.7152, 0.0722])
+GLARE_CUT = 0.8  # cosine to the sun below which a pixel gets no glare (37 degrees)
+GLARE_STRIDE = 4  # rows and columns between the coarse rays that find the glare's rows
+
+
+@dataclass
+class _GlareBand:
+    """Whole image rows that may get glare: pixels ``start`` to ``stop`` (row-major)."""
+
+    start: int
+    stop: int
+    sun_body: torch.Tensor
+
+
+@dataclass
+class _LightTables:
+    """Per-triangle light for one frame; row (or column) 0 is "nothing" (a miss).
+
+    Attributes:
+        pixel: ``[16, T + 1]`` gathered for every pixel: the texture coordinates of
+            :meth:`CameraRenderer._triangle_table` (10), unshadowed irradiance (3), the sun's
+            cosine on the face, gloss, attack-surface slot (-1: none).
+        shade: ``[3, T + 1]`` irradiance in shadow (sky light only).
+        facing: ``[T + 1, 3]`` unit normal of the side that faces the camera.
+        start: the camera's position plus ``facing`` times the shadow rays' offset from the
+            surface: where a shadow ray starts, less the hit's distance along the pixel's ray.
+        dry: ``[T + 1]`` the factor wetness leaves of the light (1 when dry).
+    """
+
+    pixel: torch.Tensor
+    shade: torch.Tensor
+    facing: torch.Tensor
+    start: torch.Tensor
+    dry: torch.Tensor
 
 
 @dataclass
@@ -84,7 +117,33 @@ class CameraRenderer:
         self._rays_body_t = self._rays_body.T.contiguous()
         # The widest angle between a pixel's ray and the optical axis (x forward in the body).
         self._half_view = math.acos(float(self._rays_body[:, 0].min().clamp(-1, 1)))
+        # The glare's coarse grid of rays, and how far a pixel's cosine to the sun can exceed
+        # that of the grid's nearest sample (3 rows and 3 columns away at most: under 4.3
+        # pixels of at most 1/f radians each).
+        grid = self._rays_body.reshape(self._render_intr.height, self._render_intr.width, 3)
+        grid = grid[::GLARE_STRIDE, ::GLARE_STRIDE]
+        self._coarse_cols = grid.shape[1]
+        self._coarse_rays_t = grid.reshape(-1, 3).T.contiguous()
+        self._coarse_margin = 5.0 / min(self._render_intr.fx, self._render_intr.fy)
         self._noise_bank: torch.Tensor | None = None
+        self._shadow_buffer: torch.Tensor | None = None
+
+    @property
+    def num_rays(self) -> int:
+        """Rays per image (one per pixel of the rendered, possibly supersampled, image)."""
+        return self._rays_body_t.shape[1]
+
+    def fill_rays(self, camera_pose: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Write the pixels' rays from ``camera_pose`` into ``out`` (``[num_rays, 6]``,
+        Open3D's layout: origin, unit direction) and return it."""
+        pose = camera_pose.to(torch.float32)
+        # [3, 3] @ [3, N] is ten times faster than [N, 3] @ [3, 3] with MKL on small K
+        # (NumPy's OpenBLAS is fast but leaves threads spinning that halve the ray casting's
+        # speed); the directions must then be row-major: gathers and element-wise operations
+        # mixing a column-major [N, 3] with Open3D's row-major outputs run several times slower.
+        out[:, :3] = pose[:3, 3]
+        out[:, 3:] = (pose[:3, :3] @ self._rays_body_t).T
+        return out
 
     def render(
         self,
@@ -96,6 +155,7 @@ class CameraRenderer:
         ego_pose: torch.Tensor | None = None,
         ego_velocity: torch.Tensor | None = None,
         maps: bool = True,
+        cast: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
     ) -> CameraOutput:
         """Render one image.
 
@@ -110,82 +170,117 @@ class CameraRenderer:
             ego_velocity: ``[3]`` world-frame velocity (m/s), for motion blur.
             maps: also return depth, instance and material maps and the per-pixel ``gain`` and
                 ``offset`` (ground truth and surface views need them).
+            cast: this camera's rays (:meth:`fill_rays` for ``camera_pose``) and their hits,
+                when the caller cast them together with other rays (one cast costs less than
+                two); cast here when None.
         """
         textures = textures or {}
         intr = self._render_intr
         h, w = intr.height, intr.width
         pose = camera_pose.to(torch.float32)
-        # The rays go straight into Open3D's [N, 6] layout. [3, 3] @ [3, N] is ten times
-        # faster than [N, 3] @ [3, 3] with MKL on small K (NumPy's OpenBLAS is fast but leaves
-        # threads spinning that halve the ray casting's speed); the directions must then be
-        # row-major: gathers and element-wise operations mixing a column-major [N, 3] with
-        # Open3D's row-major outputs run several times slower.
         origin = pose[:3, 3]
-        rays = torch.empty(self._rays_body_t.shape[1], 6)
-        rays[:, :3] = origin
-        rays[:, 3:] = (pose[:3, :3] @ self._rays_body_t).T
+        if cast is None:
+            rays = self.fill_rays(camera_pose, torch.empty(self.num_rays, 6))
+            hit = cast_rays(geometry.scene, rays)
+        else:
+            rays, hit = cast
         dirs = rays[:, 3:]
-        hit = cast_rays(geometry.scene, rays)
-        # Everything below is computed densely over all pixels (misses get harmless values and
-        # are replaced by the sky at the end): gathers of hit subsets cost more than they save.
-        valid = hit["prim"] >= 0
-        prim = hit["prim"].clamp(min=0)
-        th = torch.where(valid, hit["t_hit"], torch.zeros(()))
+        # Everything below is computed densely over all pixels (misses read row 0 of the
+        # tables, "nothing", and are replaced by the sky at the end): gathers of hit subsets
+        # cost more than they save.
+        idx = hit["prim"] + 1  # row of the per-triangle tables; 0: sky
+        t_hit = hit["t_hit"]  # inf on a miss
 
-        # --- surface attributes (colours are channel-first, [3, N]) ---------------------------
-        # One gather of a per-triangle table (index_select is several times faster than
-        # advanced indexing) gives corner UVs, atlas rectangle, gloss and wetness per pixel.
-        row = self._triangle_table(geometry).index_select(0, prim)
-        bary = hit["bary"]
-        # The table holds corner 0's UV and the two edges from it: two fused multiply-adds.
-        uv = torch.addcmul(
-            torch.addcmul(row[:, 0:2], row[:, 2:4], bary[:, 0:1]), row[:, 4:6], bary[:, 1:2]
+        # --- surface attributes: one gather of a per-triangle table -------------------------
+        # Channel-first [16, N] (each attribute a contiguous row): corner 0's UV and the UV
+        # edges to corners 1 and 2 (6), the atlas rectangle (4), unshadowed light (3), the
+        # sun's cosine, gloss, attack-surface slot. Light depends on the triangle only (flat
+        # faces; the face seen from the camera is the same for all its pixels), so it is
+        # computed per triangle and gathered.
+        tables = self._light_tables(geometry, origin, light)
+        px = torch.gather(tables.pixel, 1, idx.expand(tables.pixel.shape[0], -1))
+        gain_hit, n_dot_l, spec, slot = px[10:13], px[13], px[14], px[15]
+        bary = hit["bary"].T
+        # uv = corner 0 + bary_1 * edge_1 + bary_2 * edge_2, then the atlas's grid coordinates
+        # origin + frac(uv) * extent, written straight into grid_sample's [N, 2] layout.
+        uv = []
+        grid = torch.empty(idx.shape[0], 2)
+        for k in range(2):
+            c = torch.addcmul(torch.addcmul(px[k], px[2 + k], bary[0]), px[4 + k], bary[1])
+            uv.append(c)
+            torch.addcmul(px[6 + k], c - torch.floor(c), px[8 + k], out=grid[:, k])
+        albedo = self._albedo(slot, uv, grid, textures)
+
+        # --- shadows (and whether the sun itself is hidden, for the glare) -------------------
+        band = self._glare_band(light, pose[:3, :3])
+        lit = (
+            torch.nonzero(n_dot_l > 0).flatten()
+            if float(light.sun.max()) > 0
+            else torch.zeros(0, dtype=torch.int64)
         )
-        albedo = self._albedo(row[:, 12], uv, row[:, 6:10], textures, valid)
-
-        # Surfaces are two-sided: the normal that faces the camera is Open3D's unit face
-        # normal times ``side`` (+1 or -1). Kept apart, as only subsets need the flipped [N, 3].
-        normal = hit["normal"]
-        facing = torch.bmm(normal.unsqueeze(1), dirs.unsqueeze(2)).flatten()  # fused dot
-        side = torch.where(facing > 0, -1.0, 1.0)
-
-        # --- light -----------------------------------------------------------------------
-        gain_hit = self._irradiance(
-            geometry, light, (origin, dirs, th), (normal, side), valid, ego_pose
-        )
-        spec = row[:, 10]
-        if light.wet > 0:
-            wet = row[:, 11] * (0.35 * light.wet)
-            gain_hit = gain_hit * (1.0 - wet)
-            spec = spec + wet
+        m = lit.numel()
+        sun_hidden = False
+        if m or band is not None:
+            # Shadow rays in Open3D's [M, 6] layout: off the surface towards the sun; the last
+            # one, when glare is possible, from the camera itself.
+            shadow = self._shadow_rays(m + (band is not None), light.sun_dir)
+            if m:
+                lit_rows = idx.index_select(0, lit)
+                # start = (origin + facing normal * bias) + direction * distance
+                torch.addcmul(
+                    tables.start.index_select(0, lit_rows),
+                    dirs.index_select(0, lit),
+                    t_hit.index_select(0, lit)[:, None],
+                    out=shadow[:m, :3],
+                )
+            if band is not None:
+                shadow[m, :3] = origin
+            blocked = occluded_rays(geometry.scene, shadow)
+            if band is not None:
+                sun_hidden = bool(blocked[m])
+                blocked = blocked[:m]
+            if m:
+                in_shadow = torch.nonzero(blocked).flatten()
+                # gain_hit is a fresh gather (no gradient): overwrite in place.
+                gain_hit.index_copy_(
+                    1,
+                    lit.index_select(0, in_shadow),
+                    tables.shade.index_select(1, lit_rows.index_select(0, in_shadow)),
+                )
+        if light.headlights and ego_pose is not None:
+            th = torch.where(idx > 0, t_hit, torch.zeros(()))
+            points = torch.addcmul(origin, dirs, th[:, None])
+            facing = tables.facing.index_select(0, idx)
+            lamps = self._headlights(points, facing, ego_pose.to(torch.float32))
+            if light.wet > 0:
+                lamps = lamps * tables.dry.index_select(0, idx)
+            gain_hit = gain_hit + lamps
         radiance = albedo * gain_hit
+
         # Mirror the sky where a surface is glossy (glass, paint, wet road).
-        glossy = torch.nonzero((spec > 0) & valid).flatten()
+        glossy = torch.nonzero(spec > 0).flatten()
         reflect = None
         if glossy.numel():
             d_g = dirs.index_select(0, glossy)
-            n_g = normal.index_select(0, glossy) * side.index_select(0, glossy)[:, None]
+            n_g = tables.facing.index_select(0, idx.index_select(0, glossy))
             mirror = d_g - 2 * (d_g * n_g).sum(1, keepdim=True) * n_g
-            reflect = torch.zeros_like(radiance).index_copy(
-                1, glossy, self._sky(light, mirror) * spec.index_select(0, glossy)
-            )
-            radiance = radiance + reflect
+            reflect = self._sky(light, mirror) * spec.index_select(0, glossy)
+            radiance = radiance.index_add(1, glossy, reflect)
 
         # --- fog, then the sky where nothing was hit, and glare ---------------------------
-        trans = torch.exp(-light.fog_beta * (th - light.fog_start).clamp(min=0))
+        # Transmittance exp(-beta * (t - start)) past the fog's start; misses get 0 (bounded,
+        # so that no fog at all cannot make inf * 0).
+        trans = (t_hit - light.fog_start).clamp_(0, 1e5).mul_(-light.fog_beta).exp_()
         # radiance * trans + airlight * (1 - trans) in one fused operation.
         radiance = torch.lerp(light.airlight[:, None].expand_as(radiance), radiance, trans)
         sky_trans = math.exp(-light.fog_beta * 2000.0)
-        miss = torch.nonzero(~valid).flatten()
-        sky = self._sky(light, dirs.index_select(0, miss)) * sky_trans + light.airlight[:, None] * (
-            1 - sky_trans
-        )
-        image = radiance.index_copy(1, miss, sky)
-        glare = self._glare(
-            light, geometry, origin, pose[:3, :3], self._rays_body_t, self._half_view
-        )
+        miss = torch.nonzero(idx == 0).flatten()
+        sky = self._sky(light, dirs.index_select(0, miss), sky_trans)
+        grad = radiance.requires_grad
+        image = radiance.index_copy(1, miss, sky) if grad else radiance.index_copy_(1, miss, sky)
+        glare = None if sun_hidden or band is None else self._glare(light, band)
         if glare is not None:
-            image = image.index_add(1, glare[0], glare[1])
+            image = self._add_glare(image, glare, grad)
 
         # --- exposure (auto, from a detached luminance estimate) -------------------------------
         lum = float(LUMA @ image.detach().mean(1))
@@ -196,26 +291,29 @@ class CameraRenderer:
         if self.spec.motion_blur > 0 and ego_velocity is not None:
             image = self._motion_blur(image, camera_pose, ego_velocity)
         if self.spec.noise_stddev > 0:
-            noise = self._noise(image.numel(), generator).reshape(image.shape)
-            image = torch.add(image, noise, alpha=self.spec.noise_stddev)
-        image = image.clamp(0, 1)
+            values, sign = self._noise(image.numel(), generator)
+            image = torch.add(image, values.view(image.shape), alpha=sign * self.spec.noise_stddev)
+        image = image.clamp(0, 1) if image.requires_grad else image.clamp_(0, 1)
 
         # --- per-pixel bookkeeping: ground truth only (attack steps and timing runs skip it) ---
         depth = instance = material = gain = offset = None
         if maps:
+            valid = idx > 0
+            prim = hit["prim"].clamp(min=0)
             forward = dirs @ pose[:3, 0]  # cosine to the optical axis
-            depth = torch.where(valid, th * forward, torch.full((), float("inf"))).reshape(h, w)
+            depth = torch.where(valid, t_hit * forward, torch.full((), float("inf"))).reshape(h, w)
             no_id = torch.zeros((), dtype=torch.int64)
             instance = torch.where(valid, geometry.tri_instance.index_select(0, prim), no_id)
             instance = instance.reshape(h, w)
             mat = geometry.tri_material.index_select(0, prim)
             material = torch.where(valid, mat, no_id - 1).reshape(h, w)
             g = torch.where(valid[None], gain_hit * trans, torch.zeros(())).detach() * exposure
-            air = light.airlight[:, None] * (1 - trans)
-            o = air if reflect is None else air + reflect * trans
-            o = o.detach().index_copy(1, miss, sky.detach())
+            o = light.airlight[:, None] * (1 - trans)
+            if reflect is not None:
+                o = o.index_add(1, glossy, reflect.detach() * trans.index_select(0, glossy))
+            o = o.index_copy(1, miss, sky.detach())
             if glare is not None:
-                o = o.index_add(1, glare[0], glare[1])
+                o = self._add_glare(o, glare, False)
             gain = g.reshape(3, h, w).permute(1, 2, 0)
             offset = (o * exposure).reshape(3, h, w).permute(1, 2, 0)
         out = CameraOutput(image, depth, instance, material, gain, offset, exposure)
@@ -223,55 +321,93 @@ class CameraRenderer:
             out = _downsample(out, self.spec.antialias)
         return out
 
-    def _noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """Standard normal noise: a random window into a fixed bank (drawing a fresh million
-        normals costs more than shading a frame); the window's start comes from ``generator``."""
+    def _noise(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, float]:
+        """Standard normal noise as ``(values, sign)``: the noise is ``sign * values``, a
+        random window into a fixed bank (drawing a fresh million normals costs more than
+        shading a frame) with a random sign; both come from ``generator``."""
         if self._noise_bank is None or self._noise_bank.numel() < 2 * n:
             self._noise_bank = torch.randn(2 * n + 4099, generator=torch.Generator().manual_seed(0))
         start = int(torch.randint(0, self._noise_bank.numel() - n, (1,), generator=generator))
         sign = 1.0 if int(torch.randint(0, 2, (1,), generator=generator)) else -1.0
-        return self._noise_bank[start : start + n] * sign
+        return self._noise_bank[start : start + n], sign
 
     # --- pieces ---------------------------------------------------------------------------
+    def _shadow_rays(self, m: int, sun_dir: torch.Tensor) -> torch.Tensor:
+        """``[m, 6]`` rays towards the sun, their starts to be written: the rows of a buffer
+        kept between frames whose directions are already filled (a third of the cost of
+        building the rays otherwise)."""
+        buf = self._shadow_buffer
+        if buf is None or buf.shape[0] < m or not torch.equal(buf[0, 3:], sun_dir):
+            buf = torch.empty(max(m, self.num_rays + 1), 6)
+            buf[:, 3:] = sun_dir
+            self._shadow_buffer = buf
+        return buf[:m]
+
     def _triangle_table(self, geometry: SceneGeometry) -> torch.Tensor:
-        """``[T, 13]`` per triangle: corner 0's UV and the edges to corners 1 and 2 in UV (6),
-        atlas rectangle in grid coordinates (4), specular (1), wettable (1), attack-surface slot
-        (1, -1 for none). Cached on the geometry (a few thousand rows)."""
+        """``[10, T + 1]`` per triangle (column 0: nothing, for misses): corner 0's UV and the
+        edges to corners 1 and 2 in UV (6), atlas rectangle in grid coordinates (4). Cached on
+        the geometry (a few thousand columns)."""
         cached = getattr(geometry, "_camera_table", None)
         if cached is not None and cached[0] is self:
             return cached[1]
-        per_material = torch.cat(
-            [
-                self.atlas.grid_rects[self.atlas_slot.clamp(min=0)],
-                self.specular[:, None],
-                self.wettable[:, None].float(),
-                self.surface_slot[:, None],
-            ],
-            dim=1,
-        )
+        rects = self.atlas.grid_rects[self.atlas_slot.clamp(min=0)]
         uv = geometry.tri_uv.reshape(-1, 3, 2)
         edges = torch.cat([uv[:, 0], uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]], dim=1)
-        table = torch.cat(
-            [edges, per_material.index_select(0, geometry.tri_material)],
-            dim=1,
-        )
+        table = torch.cat([edges, rects.index_select(0, geometry.tri_material)], dim=1)
+        table = torch.cat([torch.zeros(1, table.shape[1]), table]).T.contiguous()
         geometry._camera_table = (self, table)
         return table
+
+    def _light_tables(
+        self, geometry: SceneGeometry, origin: torch.Tensor, light: Lighting
+    ) -> _LightTables:
+        """Per-triangle light as seen from ``origin``: surfaces are two-sided, and the side of
+        a flat triangle that faces the camera is the same for all its pixels (the sign of its
+        normal's dot product with any point of its plane less the origin)."""
+        normal = geometry.tri_normal
+        side = torch.where(((geometry.tri_corner - origin) * normal).sum(1) > 0, -1.0, 1.0)
+        facing = normal * side[:, None]
+        if float(light.sun.max()) > 0:
+            n_dot_l = (facing @ light.sun_dir).clamp(min=0)
+        else:
+            n_dot_l = torch.zeros(normal.shape[0])
+        # Sky light from the upper hemisphere: more on faces that look up.
+        sky_share = 0.55 + 0.45 * facing[:, 2]
+        shade = light.ambient[:, None] * sky_share[None]
+        lit = shade + light.sun[:, None] * n_dot_l[None]
+        mat = geometry.tri_material
+        spec = self.specular.index_select(0, mat)
+        dry = torch.ones(normal.shape[0])
+        if light.wet > 0:  # wet roads darken and mirror the sky
+            wet = self.wettable.index_select(0, mat).float() * (0.35 * light.wet)
+            dry = 1.0 - wet
+            shade, lit, spec = shade * dry, lit * dry, spec + wet
+        slot = self.surface_slot.index_select(0, mat)
+        pixel = torch.cat([lit, n_dot_l[None], spec[None], slot[None]])
+        nothing = torch.tensor([[0.0], [0.0], [0.0], [0.0], [0.0], [-1.0]])
+        pixel = torch.cat([nothing, pixel], dim=1)
+        return _LightTables(
+            pixel=torch.cat([self._triangle_table(geometry), pixel]),
+            shade=torch.cat([torch.zeros(3, 1), shade], dim=1),
+            facing=torch.cat([torch.zeros(1, 3), facing]),
+            start=torch.cat([torch.zeros(1, 3), facing * SHADOW_BIAS + origin]),
+            dry=torch.cat([torch.ones(1), dry]),
+        )
 
     def _albedo(
         self,
         slot: torch.Tensor,
-        uv: torch.Tensor,
-        rects: torch.Tensor,
+        uv: list[torch.Tensor],
+        grid: torch.Tensor,
         textures: dict[str, torch.Tensor],
-        valid: torch.Tensor,
     ) -> torch.Tensor:
         """``[3, N]`` albedo; attack surfaces come from ``textures`` (differentiably).
-        ``slot`` is each pixel's attack-surface slot (-1: none)."""
+        ``slot`` is each pixel's attack-surface slot (-1: none), ``uv`` its texture
+        coordinates (u and v, ``[N]`` each) and ``grid`` its atlas coordinates ``[N, 2]``."""
         # Sample the atlas everywhere (attack-surface pixels read slot 0 and are overwritten).
-        out = self.atlas.sample_rects(rects, uv)
+        out = self.atlas.sample_grid(grid)
         # One pass over the pixels finds every surface's; each surface then picks its own.
-        on_surface = torch.nonzero((slot >= 0) & valid).flatten()
+        on_surface = torch.nonzero(slot >= 0).flatten()
         if on_surface.numel() == 0:
             return out
         slot_of = slot.index_select(0, on_surface)
@@ -280,57 +416,10 @@ class CameraRenderer:
             if sel.numel() == 0:
                 continue
             tex = textures.get(name, self.world.materials[name].texture)
+            at = torch.stack([uv[0].index_select(0, sel), uv[1].index_select(0, sel)], 1)
             # index_copy (out of place) keeps the result differentiable in the texture.
-            out = out.index_copy(1, sel, sample_texture(tex, uv.index_select(0, sel).clamp(0, 1)))
+            out = out.index_copy(1, sel, sample_texture(tex, at.clamp_(0, 1)))
         return out
-
-    def _irradiance(
-        self,
-        geometry: SceneGeometry,
-        light: Lighting,
-        rays: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-        normals: tuple[torch.Tensor, torch.Tensor],
-        valid: torch.Tensor,
-        ego_pose: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """``[3, N]`` light arriving at each hit: sun (with shadow rays), sky, headlights.
-
-        ``rays`` is (origin ``[3]``, directions ``[N, 3]``, hit distances ``[N]``): the hit
-        points are formed only where needed (the shadow rays' starts, the headlights);
-        ``normals`` is (face normals ``[N, 3]``, ``side`` ``[N]``), see :meth:`render`."""
-        origin, dirs, th = rays
-        normal, side = normals
-        n_dot_l = ((normal @ light.sun_dir) * side).clamp(min=0)
-        if float(light.sun.max()) > 0:
-            lit = torch.nonzero((n_dot_l > 0) & valid).flatten()
-            if lit.numel():
-                # Shadow rays built in Open3D's [M, 6] layout: start off the surface, to the sun.
-                shadow = torch.empty(lit.numel(), 6)
-                torch.addcmul(
-                    origin,
-                    dirs.index_select(0, lit),
-                    th.index_select(0, lit)[:, None],
-                    out=shadow[:, :3],
-                ).addcmul_(
-                    normal.index_select(0, lit),
-                    side.index_select(0, lit)[:, None],
-                    value=SHADOW_BIAS,
-                )
-                shadow[:, 3:] = light.sun_dir
-                blocked = occluded_rays(geometry.scene, shadow)
-                n_dot_l = n_dot_l.index_fill(0, lit[blocked], 0.0)
-        else:
-            n_dot_l.zero_()
-        # Sky light from the upper hemisphere: more on faces that look up.
-        sky_share = torch.addcmul(torch.full((), 0.55), normal[:, 2], side, value=0.45)
-        irr = torch.addcmul(
-            light.ambient[:, None] * sky_share[None], light.sun[:, None], n_dot_l[None]
-        )
-        if light.headlights and ego_pose is not None:
-            points = torch.addcmul(origin, dirs, th[:, None])
-            facing_normal = normal * side[:, None]
-            irr = irr + self._headlights(points, facing_normal, ego_pose.to(torch.float32))
-        return irr
 
     @staticmethod
     def _headlights(points: torch.Tensor, normal: torch.Tensor, ego_pose: torch.Tensor):
@@ -348,49 +437,65 @@ class CameraRenderer:
         return torch.tensor([1.0, 0.97, 0.9])[:, None] * total[None]
 
     @staticmethod
-    def _sky(light: Lighting, dirs: torch.Tensor) -> torch.Tensor:
-        """``[3, N]`` sky colour in directions ``[N, 3]``."""
-        elev = dirs[:, 2].clamp(-1, 1)
-        t = elev.clamp(min=0).sqrt()[None]
-        sky = light.sky_horizon[:, None] * (1 - t) + light.sky_zenith[:, None] * t
+    def _sky(light: Lighting, dirs: torch.Tensor, trans: float = 1.0) -> torch.Tensor:
+        """``[3, N]`` sky colour in directions ``[N, 3]`` seen through fog of transmittance
+        ``trans`` (the rest is airlight)."""
+        elev = dirs[:, 2]
+        t = elev.clamp(min=0).sqrt_()[None]
+        haze = light.airlight * (1 - trans)
+        # horizon + (zenith - horizon) * sqrt(elevation), through the fog: one operation.
+        base = (light.sky_horizon * trans + haze)[:, None]
+        sky = torch.addcmul(base, ((light.sky_zenith - light.sky_horizon) * trans)[:, None], t)
         below = (elev < 0)[None]  # under the horizon (seen in reflections): darker haze
-        return torch.where(below, light.sky_horizon[:, None] * 0.6, sky)
+        return torch.where(below, (light.sky_horizon * (0.6 * trans) + haze)[:, None], sky)
 
-    @staticmethod
-    def _glare(
-        light: Lighting,
-        geometry: SceneGeometry,
-        origin: torch.Tensor,
-        rotation: torch.Tensor,
-        rays_body_t: torch.Tensor,
-        half_view: float,
-    ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Glare of a low sun in or near the view as ``(pixel indices, [3, K] light)``, or
-        None; only pixels within about 37 degrees of the sun get any (beyond, the veil is
-        under 0.3% of full scale). ``rotation`` is the camera's world-from-body rotation and
-        ``rays_body_t`` its ``[3, N]`` pixel rays in the body frame."""
-        strength = float(light.sun.max())
-        if strength <= 0:
+    def _glare_band(self, light: Lighting, rotation: torch.Tensor) -> _GlareBand | None:
+        """The image rows where a low sun may glare (the sun within GLARE_CUT of a pixel's
+        ray), or None. ``rotation`` is the camera's world-from-body rotation.
+
+        A coarse grid of rays (every GLARE_STRIDE-th row and column) finds the rows; a margin
+        on the cosine and a stride of rows around them make sure that no pixel beyond the
+        grid's samples is missed. The band is whole rows, so it is a contiguous range of
+        pixels: no per-pixel selection is needed."""
+        if float(light.sun.max()) <= 0:
             return None
         sun_body = rotation.T @ light.sun_dir
         # No pixel's ray is closer to the sun than its angle to the axis (body x) less the
-        # half view: skip the per-pixel test when even that bound is beyond the 0.6 cut below.
+        # half view: skip the grid when even that bound is beyond the cut.
         to_axis = math.acos(max(-1.0, min(1.0, float(sun_body[0]))))
-        if math.cos(max(0.0, to_axis - half_view)) < 0.6:
+        if math.cos(max(0.0, to_axis - self._half_view)) < GLARE_CUT:
             return None
-        cos = sun_body @ rays_body_t  # [3] @ [3, N]: a contiguous pass over the rays
-        if float(cos.max()) < 0.6:  # the sun is far outside the view
+        coarse = (sun_body @ self._coarse_rays_t).reshape(-1, self._coarse_cols)
+        rows = torch.nonzero(coarse.amax(1) > GLARE_CUT - self._coarse_margin).flatten()
+        if rows.numel() == 0:
             return None
-        if bool(occluded(geometry.scene, origin[None], light.sun_dir[None])[0]):
-            return None
-        near = torch.nonzero(cos > 0.8).flatten()
-        if near.numel() == 0:
-            return None
-        c = cos.index_select(0, near)
-        # A bright core around the sun and a broad veil that washes out contrast.
-        core = torch.exp((c - 1) / 0.0004) * 3.0
-        veil = torch.exp((c - 1) / 0.04) * 0.35
-        return near, light.sun[:, None] * (core + veil)[None]
+        w, h = self._render_intr.width, self._render_intr.height
+        first = max(0, int(rows[0]) * GLARE_STRIDE - GLARE_STRIDE)
+        last = min(h, int(rows[-1]) * GLARE_STRIDE + GLARE_STRIDE + 1)
+        return _GlareBand(first * w, last * w, sun_body)
+
+    def _glare(self, light: Lighting, band: _GlareBand) -> tuple[int, int, torch.Tensor]:
+        """Glare over ``band`` as ``(first pixel, end pixel, [3, K] light)``: a broad veil
+        that washes out contrast, falling to zero at GLARE_CUT, and a bright core around the
+        sun when it is within a few degrees of the view."""
+        cos = band.sun_body @ self._rays_body_t[:, band.start : band.stop]
+        glare = (cos - 1).div_(0.04).exp_().sub_(math.exp((GLARE_CUT - 1) / 0.04))
+        glare.clamp_(min=0).mul_(0.35)
+        if float(cos.max()) > 0.99:  # the core is under 1e-10 further out
+            glare += torch.exp((cos - 1) / 0.0004) * 3.0
+        return band.start, band.stop, light.sun[:, None] * glare[None]
+
+    @staticmethod
+    def _add_glare(
+        image: torch.Tensor, glare: tuple[int, int, torch.Tensor], grad: bool
+    ) -> torch.Tensor:
+        """``image`` ([3, N]) plus the glare over its range of pixels; in place unless the
+        image carries a gradient."""
+        start, stop, light = glare
+        if grad:
+            return image.index_add(1, torch.arange(start, stop), light)
+        image[:, start:stop] += light
+        return image
 
     @staticmethod
     def _rain(image: torch.Tensor, rain: float, generator: torch.Generator) -> torch.Tensor:

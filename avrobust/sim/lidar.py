@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from avrobust.core.sensors import LidarSpec, clear_air_intensity
 from avrobust.sim.lighting import Lighting
-from avrobust.sim.world import SceneGeometry, World, cast
+from avrobust.sim.world import SceneGeometry, World, cast_rays
 
 
 @dataclass
@@ -42,8 +41,22 @@ class LidarRenderer:
         self.world = world
         self.spec = spec
         self.dirs = spec.ray_directions()
+        self._dirs_t = self.dirs.T.contiguous()
         self.ring = torch.arange(spec.channels).repeat_interleave(spec.columns)
         self.reflectivity = torch.tensor([m.reflectivity for m in world.materials.values()])
+
+    @property
+    def num_rays(self) -> int:
+        """Rays per sweep (channels times columns)."""
+        return self.dirs.shape[0]
+
+    def fill_rays(self, lidar_pose: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Write the sweep's rays from ``lidar_pose`` into ``out`` (``[num_rays, 6]``,
+        Open3D's layout) and return it."""
+        pose = lidar_pose.to(torch.float32)
+        out[:, :3] = pose[:3, 3]
+        out[:, 3:] = (pose[:3, :3] @ self._dirs_t).T  # R @ [3, N] is the fast product
+        return out
 
     def render(
         self,
@@ -51,20 +64,25 @@ class LidarRenderer:
         lidar_pose: torch.Tensor,
         light: Lighting,
         generator: torch.Generator,
+        cast: tuple[torch.Tensor, dict[str, torch.Tensor]] | None = None,
     ) -> LidarOutput:
-        """One sweep from the sensor at ``lidar_pose`` (``[4, 4]`` world-from-sensor)."""
+        """One sweep from the sensor at ``lidar_pose`` (``[4, 4]`` world-from-sensor).
+        ``cast``: this sweep's rays (:meth:`fill_rays`) and their hits when the caller cast
+        them together with other rays; cast here when None."""
         spec = self.spec
-        pose = lidar_pose.to(torch.float32)
-        dirs_w = self.dirs @ pose[:3, :3].T
-        n = dirs_w.shape[0]
-        hit = cast(geometry.scene, pose[:3, 3].expand(n, 3), dirs_w)
+        n = self.num_rays
+        if cast is None:
+            rays = self.fill_rays(lidar_pose, torch.empty(n, 6))
+            hit = cast_rays(geometry.scene, rays)
+        else:
+            rays, hit = cast
+        dirs_w = rays[:, 3:]
         r = hit["t_hit"]
         ok = torch.isfinite(r) & (r <= spec.range)
         prim = hit["prim"].clamp(min=0)
         mat = geometry.tri_material.index_select(0, prim)
         inst = torch.where(ok, geometry.tri_instance.index_select(0, prim), torch.zeros_like(prim))
-        normal = F.normalize(hit["normal"], dim=1)
-        cos_inc = (normal * dirs_w).sum(1).abs()
+        cos_inc = (hit["normal"] * dirs_w).sum(1).abs()  # Open3D's normals are unit
 
         beta = 0.9 * light.fog_beta + 0.004 * light.rain  # per metre at 905 nm
         r_safe = torch.where(ok, r, torch.zeros_like(r))
@@ -73,22 +91,26 @@ class LidarRenderer:
         ) * torch.exp(-2 * beta * r_safe)
         ok &= intensity >= spec.min_intensity
 
-        # Weather returns: fog backscatter and raindrops, closer than the genuine hit.
-        # The sweep's uniform draws in one call: [what kind of spurious return, fog range,
-        # rain range, spurious intensity, drop-off].
-        u, fog_u, rain_u, weak_u, drop_u = torch.rand(5, n, generator=generator)
+        # Weather returns: fog backscatter and raindrops, closer than the genuine hit. One
+        # uniform draw per ray picks the rays that get one and another decides drop-off; the
+        # candidates' range and intensity are drawn for them alone (few in clear air).
+        u, drop_u = torch.rand(2, n, generator=generator)
         p_fog = min(0.3, 25.0 * light.fog_beta**2)  # backscatter grows steeply in dense fog
         p_rain = 0.015 * light.rain
-        fog_r = -torch.log(fog_u.clamp(min=1e-6)) / max(2 * beta, 1e-3)
-        fog_r = fog_r.clamp(1.0, 25.0)
-        rain_r = 1.0 + 14.0 * rain_u
-        spurious_r = torch.where(u < p_fog, fog_r, rain_r)
-        spurious = (u < p_fog + p_rain) & (spurious_r < torch.where(ok, r, torch.full_like(r, 1e9)))
-        spurious &= spurious_r <= spec.range
-        r = torch.where(spurious, spurious_r, r)
-        intensity = torch.where(spurious, 0.03 + 0.1 * weak_u, intensity)
-        inst = torch.where(spurious, torch.zeros_like(inst), inst)
-        ok = ok | spurious
+        cand = torch.nonzero(u < p_fog + p_rain).flatten()
+        if cand.numel():
+            fog_u, rain_u, weak_u = torch.rand(3, cand.numel(), generator=generator)
+            fog_r = -torch.log(fog_u.clamp(min=1e-6)) / max(2 * beta, 1e-3)
+            fog_r = fog_r.clamp(1.0, 25.0)
+            rain_r = 1.0 + 14.0 * rain_u
+            spurious_r = torch.where(u.index_select(0, cand) < p_fog, fog_r, rain_r)
+            genuine_r = torch.where(ok, r, torch.full_like(r, 1e9)).index_select(0, cand)
+            closer = (spurious_r < genuine_r) & (spurious_r <= spec.range)
+            cand, spurious_r, weak_u = cand[closer], spurious_r[closer], weak_u[closer]
+            r = r.index_copy(0, cand, spurious_r)
+            intensity = intensity.index_copy(0, cand, 0.03 + 0.1 * weak_u)
+            inst = inst.index_fill(0, cand, 0)
+            ok = ok.index_fill(0, cand, True)
 
         # CARLA's drop-off: random drops except for strong returns; rain drops more.
         general = spec.dropoff_general_rate + 0.25 * light.rain

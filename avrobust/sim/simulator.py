@@ -20,6 +20,7 @@ from avrobust.sim.lighting import lighting
 from avrobust.sim.scene import SceneDescription, build_world, world_pose
 from avrobust.sim.surfaces import surface_views
 from avrobust.sim.truth import TruthBuilder
+from avrobust.sim.world import cast_rays
 
 
 @dataclass
@@ -109,22 +110,33 @@ class Simulator:
         gen = make_generator(seed_from_id(f"{self.seed}:{index}", "frame"))
         cam_out = lidar_out = None
         image = points = None
+        cam_pose = ego @ self.calibration.camera_pose
+        lidar_pose = ego @ self.calibration.lidar_pose
+        cam_cast = lidar_cast = None
+        if self.camera is not None and self.lidar is not None:
+            # Both sensors' rays in one cast: one Open3D call costs less than two.
+            n = self.camera.num_rays
+            rays = torch.empty(n + self.lidar.num_rays, 6)
+            self.camera.fill_rays(cam_pose, rays[:n])
+            self.lidar.fill_rays(lidar_pose, rays[n:])
+            hit = cast_rays(geometry.scene, rays)
+            cam_cast = (rays[:n], {k: v[:n] for k, v in hit.items()})
+            lidar_cast = (rays[n:], {k: v[n:] for k, v in hit.items()})
         if self.camera is not None:
             cam_out = self.camera.render(
                 geometry,
-                ego @ self.calibration.camera_pose,
+                cam_pose,
                 self.light,
                 gen,
                 textures,
                 ego,
                 self.ego_velocity(t) if self.camera.spec.motion_blur > 0 else None,
                 maps=truth,
+                cast=cam_cast,
             )
             image = cam_out.image
         if self.lidar is not None:
-            lidar_out = self.lidar.render(
-                geometry, ego @ self.calibration.lidar_pose, self.light, gen
-            )
+            lidar_out = self.lidar.render(geometry, lidar_pose, self.light, gen, lidar_cast)
             points = lidar_out.points
         frame = Frame(
             calibration=self.calibration,

@@ -124,6 +124,9 @@ class SceneGeometry:
         tri_uv: ``[T, 3, 2]`` float32 corner UVs.
         tri_material: ``[T]`` int64 material index (``World.material_names``).
         tri_instance: ``[T]`` int64 instance id.
+        tri_normal: ``[T, 3]`` float32 unit face normals (Open3D's, up to sign; zero for a
+            degenerate triangle).
+        tri_corner: ``[T, 3]`` float32 first corner of each triangle (a point on its plane).
         poses: world-from-object pose of every object at this time, by name.
         time: the time in seconds.
     """
@@ -132,6 +135,8 @@ class SceneGeometry:
     tri_uv: torch.Tensor
     tri_material: torch.Tensor
     tri_instance: torch.Tensor
+    tri_normal: torch.Tensor
+    tri_corner: torch.Tensor
     poses: dict[str, np.ndarray]
     time: float
 
@@ -143,9 +148,7 @@ class World:
         self.materials: dict[str, Material] = {}
         self.objects: dict[str, SimObject] = {}
         self.surfaces: dict[str, SurfaceDef] = {}
-        self._static: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = (
-            None
-        )
+        self._static: _Soup | None = None
 
     # --- building -----------------------------------------------------------------------
     def add_material(self, material: Material) -> str:
@@ -182,7 +185,7 @@ class World:
         return list(self.objects.values())[instance_id - 1]
 
     # --- geometry -----------------------------------------------------------------------
-    def _soup(self, objects: list[SimObject], t: float):
+    def _soup(self, objects: list[SimObject], t: float) -> _Soup:
         mat_index = {n: i for i, n in enumerate(self.materials)}
         verts, tris, uvs, mats, inst = [], [], [], [], []
         offset = 0
@@ -197,19 +200,33 @@ class World:
                 inst.append(np.full(m.num_triangles, obj.instance_id, np.int64))
                 offset += m.vertices.shape[0]
         if not verts:
-            return (
+            return _Soup(
                 np.zeros((0, 3), np.float32),
                 np.zeros((0, 3), np.int64),
                 np.zeros((0, 3, 2), np.float32),
                 np.zeros(0, np.int64),
                 np.zeros(0, np.int64),
+                np.zeros((0, 3), np.float32),
+                np.zeros((0, 3), np.float32),
             )
-        return (
-            np.concatenate(verts),
-            np.concatenate(tris),
+        vertices = np.concatenate(verts).astype(np.float32)
+        triangles = np.concatenate(tris)
+        corners = vertices[triangles]  # [T, 3, 3]
+        a, b = (corners[:, 1] - corners[:, 0]).T, (corners[:, 2] - corners[:, 0]).T
+        # The cross product spelt out: np.cross costs ten times more on small arrays.
+        normal = np.stack(
+            [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]], 1
+        )
+        length = np.sqrt((normal * normal).sum(1, keepdims=True))
+        normal = np.divide(normal, length, out=np.zeros_like(normal), where=length > 0)
+        return _Soup(
+            vertices,
+            triangles,
             np.concatenate(uvs),
             np.concatenate(mats),
             np.concatenate(inst),
+            normal,
+            np.ascontiguousarray(corners[:, 0]),
         )
 
     def geometry_at(self, t: float) -> SceneGeometry:
@@ -219,21 +236,41 @@ class World:
                 [o for o in self.objects.values() if o.trajectory is None], 0.0
             )
         dyn = self._soup([o for o in self.objects.values() if o.trajectory is not None], t)
-        sv, st, su, sm, si = self._static
-        dv, dt, du, dm, di = dyn
-        vertices = np.concatenate([sv, dv]).astype(np.float32)
-        triangles = np.concatenate([st, dt + sv.shape[0]]).astype(np.uint32)
+        st = self._static
+        vertices = np.concatenate([st.vertices, dyn.vertices])
+        triangles = np.concatenate([st.triangles, dyn.triangles + st.vertices.shape[0]]).astype(
+            np.uint32
+        )
         scene = o3d.t.geometry.RaycastingScene()
         scene.add_triangles(o3d.core.Tensor(vertices), o3d.core.Tensor(triangles))
         poses = {name: o.pose_at(t) for name, o in self.objects.items()}
+
+        def both(field: str) -> torch.Tensor:
+            return torch.from_numpy(np.concatenate([getattr(st, field), getattr(dyn, field)]))
+
         return SceneGeometry(
             scene,
-            torch.from_numpy(np.concatenate([su, du]).astype(np.float32)),
-            torch.from_numpy(np.concatenate([sm, dm])),
-            torch.from_numpy(np.concatenate([si, di])),
+            both("uvs").float(),
+            both("materials"),
+            both("instances"),
+            both("normals"),
+            both("corners"),
             poses,
             t,
         )
+
+
+@dataclass
+class _Soup:
+    """Triangles of some objects, merged: the arrays :class:`SceneGeometry` is built from."""
+
+    vertices: np.ndarray  # [V, 3] float32
+    triangles: np.ndarray  # [T, 3] int64 into vertices
+    uvs: np.ndarray  # [T, 3, 2]
+    materials: np.ndarray  # [T] int64
+    instances: np.ndarray  # [T] int64
+    normals: np.ndarray  # [T, 3] float32 unit
+    corners: np.ndarray  # [T, 3] float32 first corner
 
 
 _THREADS = [0]  # Open3D ray-casting threads; 0: Open3D's own choice (every core)
