@@ -157,3 +157,37 @@ def test_projected_lidar_points_fall_on_the_objects_they_hit():
     assert keep.sum() > 200
     # The two sensors sit 0.4 m apart, so a few points near silhouettes see different things.
     assert agree > 0.9
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        CAM,
+        CameraSpec(640, 480, math.radians(90)),
+        CameraSpec(200, 150, math.radians(30), antialias=2),
+    ],
+    ids=["320x240", "640x480", "antialiased"],
+)
+def test_glare_reaches_every_pixel_near_the_sun(spec):
+    # The glare is computed over a band of image rows found on a coarse grid of rays: whatever
+    # the camera's heading and pitch, no pixel within the glare's cut of the sun lies outside it.
+    from avrobust.core.conventions import rotation_matrix
+    from avrobust.sim.camera import GLARE_CUT
+
+    sim = Simulator(_scene(), spec, None, Weather(sun_altitude_angle=20, sun_azimuth_angle=10))
+    cam = sim.camera
+    bands = 0
+    for yaw in range(0, 360, 20):
+        for pitch in (-30, 0, 25):
+            rot = rotation_matrix(0.0, math.radians(pitch), math.radians(yaw), torch.float32)
+            band = cam._glare_band(sim.light, rot)
+            cos = (rot.T @ sim.light.sun_dir) @ cam._rays_body_t
+            near = torch.nonzero(cos > GLARE_CUT).flatten()
+            if band is None:
+                assert near.numel() == 0, (yaw, pitch)
+                continue
+            bands += 1
+            assert band.start % cam._render_intr.width == 0  # whole rows
+            if near.numel():
+                assert band.start <= int(near.min()) and int(near.max()) < band.stop, (yaw, pitch)
+    assert bands >= 3  # the sun was near the view in some of these headings

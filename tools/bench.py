@@ -4,6 +4,11 @@ kept across runs) and docs/benchmarks.md is regenerated from it."""
 
 from __future__ import annotations
 
+# avrobust first: its process settings (allocator, OpenMP spin) must precede torch's loading.
+# isort: off
+import avrobust  # noqa: F401
+# isort: on
+
 import argparse
 import datetime as dt
 import json

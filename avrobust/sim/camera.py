@@ -125,7 +125,7 @@ class CameraRenderer:
         self._coarse_cols = grid.shape[1]
         self._coarse_rays_t = grid.reshape(-1, 3).T.contiguous()
         self._coarse_margin = 5.0 / min(self._render_intr.fx, self._render_intr.fy)
-        self._noise_bank: torch.Tensor | None = None
+        self._noise_bank: tuple[torch.Tensor, torch.Tensor] | None = None
         self._shadow_buffer: torch.Tensor | None = None
 
     @property
@@ -285,14 +285,22 @@ class CameraRenderer:
         # --- exposure (auto, from a detached luminance estimate) -------------------------------
         lum = float(LUMA @ image.detach().mean(1))
         exposure = float(min(3.5, max(0.7, 0.36 / max(lum, 1e-4)))) * self.spec.exposure
-        image = (image * exposure).reshape(3, h, w)
-        if light.rain > 0:
-            image = self._rain(image, light.rain, generator)
-        if self.spec.motion_blur > 0 and ego_velocity is not None:
-            image = self._motion_blur(image, camera_pose, ego_velocity)
-        if self.spec.noise_stddev > 0:
-            values, sign = self._noise(image.numel(), generator)
-            image = torch.add(image, values.view(image.shape), alpha=sign * self.spec.noise_stddev)
+        image = image.reshape(3, h, w)
+        noisy = self.spec.noise_stddev > 0
+        blur = self.spec.motion_blur > 0 and ego_velocity is not None
+        if light.rain > 0 or blur:
+            image = image * exposure
+            if light.rain > 0:
+                image = self._rain(image, light.rain, generator)
+            if blur:
+                image = self._motion_blur(image, camera_pose, ego_velocity)
+            if noisy:
+                image = image + self._noise(image.numel(), generator).view(image.shape)
+        elif noisy:  # noise + exposure * image in one pass
+            noise = self._noise(image.numel(), generator).view(image.shape)
+            image = torch.add(noise, image, alpha=exposure)
+        else:
+            image = image * exposure
         image = image.clamp(0, 1) if image.requires_grad else image.clamp_(0, 1)
 
         # --- per-pixel bookkeeping: ground truth only (attack steps and timing runs skip it) ---
@@ -321,15 +329,17 @@ class CameraRenderer:
             out = _downsample(out, self.spec.antialias)
         return out
 
-    def _noise(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, float]:
-        """Standard normal noise as ``(values, sign)``: the noise is ``sign * values``, a
-        random window into a fixed bank (drawing a fresh million normals costs more than
-        shading a frame) with a random sign; both come from ``generator``."""
-        if self._noise_bank is None or self._noise_bank.numel() < 2 * n:
-            self._noise_bank = torch.randn(2 * n + 4099, generator=torch.Generator().manual_seed(0))
-        start = int(torch.randint(0, self._noise_bank.numel() - n, (1,), generator=generator))
-        sign = 1.0 if int(torch.randint(0, 2, (1,), generator=generator)) else -1.0
-        return self._noise_bank[start : start + n], sign
+    def _noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``[n]`` sensor noise (normal, ``noise_stddev``): a random window into a fixed bank
+        (drawing a fresh million normals costs more than shading a frame) with a random sign;
+        both come from ``generator``. The bank is kept scaled, once with each sign."""
+        if self._noise_bank is None or self._noise_bank[0].numel() < 2 * n:
+            bank = torch.randn(2 * n + 4099, generator=torch.Generator().manual_seed(0))
+            bank *= self.spec.noise_stddev
+            self._noise_bank = (bank, -bank)
+        start = int(torch.randint(0, self._noise_bank[0].numel() - n, (1,), generator=generator))
+        positive = int(torch.randint(0, 2, (1,), generator=generator))
+        return self._noise_bank[0 if positive else 1][start : start + n]
 
     # --- pieces ---------------------------------------------------------------------------
     def _shadow_rays(self, m: int, sun_dir: torch.Tensor) -> torch.Tensor:
@@ -417,8 +427,13 @@ class CameraRenderer:
                 continue
             tex = textures.get(name, self.world.materials[name].texture)
             at = torch.stack([uv[0].index_select(0, sel), uv[1].index_select(0, sel)], 1)
-            # index_copy (out of place) keeps the result differentiable in the texture.
-            out = out.index_copy(1, sel, sample_texture(tex, at.clamp_(0, 1)))
+            colour = sample_texture(tex, at.clamp_(0, 1))
+            # Out of place when it must stay differentiable in the texture.
+            out = (
+                out.index_copy(1, sel, colour)
+                if colour.requires_grad
+                else out.index_copy_(1, sel, colour)
+            )
         return out
 
     @staticmethod

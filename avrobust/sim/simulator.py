@@ -40,7 +40,8 @@ class Simulator:
         camera: camera spec, or None for a LiDAR-only run.
         lidar: LiDAR spec, or None for a camera-only run.
         weather: the weather (CARLA field names).
-        seed: seed of the sensors' randomness; frame ``i`` uses ``seed_from_id(f"{seed}:{i}")``.
+        seed: seed of the sensors' randomness; in frame ``i`` the camera and the LiDAR draw from
+            streams of their own seeded from ``f"{seed}:{i}"``.
         attachments: textured meshes fixed to objects of the scene (an adversarial object on
             its host), drawn by both sensors; each is an attack surface of its own name.
     """
@@ -107,7 +108,9 @@ class Simulator:
         """
         geometry = self.world.geometry_at(t)
         ego = self.ego_pose(t) if ego_pose is None else ego_pose.to(torch.float64)
+        # Each sensor its own stream: one sensor's noise does not depend on the other's presence.
         gen = make_generator(seed_from_id(f"{self.seed}:{index}", "frame"))
+        lidar_gen = make_generator(seed_from_id(f"{self.seed}:{index}", "lidar"))
         cam_out = lidar_out = None
         image = points = None
         cam_pose = ego @ self.calibration.camera_pose
@@ -136,7 +139,7 @@ class Simulator:
             )
             image = cam_out.image
         if self.lidar is not None:
-            lidar_out = self.lidar.render(geometry, lidar_pose, self.light, gen, lidar_cast)
+            lidar_out = self.lidar.render(geometry, lidar_pose, self.light, lidar_gen, lidar_cast)
             points = lidar_out.points
         frame = Frame(
             calibration=self.calibration,
