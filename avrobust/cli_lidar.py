@@ -30,7 +30,8 @@ ALL_VICTIMS = "lidar-detector,fusion-late,fusion-painting"
 WEATHERS = "ClearNoon,CloudyNoon,Dusk"
 
 
-def _names(text: str) -> tuple[str, ...]:
+def split_names(text: str) -> tuple[str, ...]:
+    """The non-empty, stripped items of a comma-separated option."""
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
@@ -43,12 +44,12 @@ def _setup(victims: str, scenario: str, distances, weathers: str, laterals: str,
     from avrobust.evaluation.viewpoints import Sweep, render_sweep
     from avrobust.scenario.library import load_scenario
 
-    models = load_victims(_names(victims))
+    models = load_victims(split_names(victims))
     sc = load_scenario(scenario)
     if sc.sensors.camera is None:
         raise ConfigError("the scenario needs a camera (fusion victims use it)", field="sensors")
     lidar = sc.sensors.lidar.to_spec() if sc.sensors.lidar is not None else LidarSpec()
-    grid = Sweep(distances, (0.0,), _names(weathers), floats(laterals, "laterals"))
+    grid = Sweep(distances, (0.0,), split_names(weathers), floats(laterals, "laterals"))
     with console.status(f"rendering {len(grid.viewpoints())} frames"):
         frames = render_sweep(scenario, grid, sc.sensors.camera.to_spec(), lidar=lidar)
     return models, frames, lidar
@@ -124,7 +125,7 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
         models, frames, lidar = _setup(
             victims, scenario, floats(distances, "distances"), weathers, laterals, floats, console
         )
-        ph, ms = floats(phantoms, "phantoms"), _names(methods)
+        ph, ms = floats(phantoms, "phantoms"), split_names(methods)
         with progress("cases") as tick:
             tick.total(len(models) * len(frames.frames) * len(ph) * len(ms))
             run = spoof_frames(
@@ -168,7 +169,7 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
         models, frames, lidar = _setup(
             victims, scenario, floats(distances, "distances"), weathers, laterals, floats, console
         )
-        sh, ms = floats(shifts, "shifts"), _names(methods)
+        sh, ms = floats(shifts, "shifts"), split_names(methods)
         with progress("cases") as tick:
             tick.total(len(models) * len(frames.frames) * len(sh) * len(ms))
             run = frustum_frames(models, frames, lidar, sh, ms, points, steps, progress=tick)
@@ -204,7 +205,7 @@ def register(attack_app: typer.Typer, console: Console, floats, progress) -> Non
             victims, scenario, floats(distances, "distances"), weathers, laterals, floats, console
         )
         bs = tuple(int(b) for b in floats(budgets, "budgets"))
-        ms = _names(methods)
+        ms = split_names(methods)
         with progress("cases") as tick:
             tick.total(len(models) * len(frames.frames) * len(bs) * len(ms))
             run = removal_frames(

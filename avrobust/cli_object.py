@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from avrobust.cli_lidar import ALL_VICTIMS, WEATHERS, split_names
+
 
 def _table(console: Console, results: dict) -> None:
     rows = results.get("re-rendered, held_out", {})
@@ -43,9 +45,7 @@ def register(attack_app: typer.Typer, console: Console, floats) -> None:
         victim: Annotated[str, typer.Option(help="Victim the shape is optimised against.")] = (
             "fusion-late"
         ),
-        victims: Annotated[str, typer.Option(help="Comma-separated victims judged.")] = (
-            "lidar-detector,fusion-late,fusion-painting"
-        ),
+        victims: Annotated[str, typer.Option(help="Comma-separated victims judged.")] = ALL_VICTIMS,
         mount: Annotated[str, typer.Option(help="rear (tow-hitch carrier) or roof (box).")] = (
             "rear"
         ),
@@ -65,9 +65,7 @@ def register(attack_app: typer.Typer, console: Console, floats) -> None:
         distances: Annotated[str, typer.Option(help="Held-out distances of the host, m.")] = (
             "10,12.5,15,17.5,20"
         ),
-        weathers: Annotated[str, typer.Option(help="Held-out weather presets.")] = (
-            "ClearNoon,CloudyNoon,Dusk"
-        ),
+        weathers: Annotated[str, typer.Option(help="Held-out weather presets.")] = WEATHERS,
         laterals: Annotated[str, typer.Option(help="Held-out ego lateral offsets, m.")] = (
             "-0.5,0.5"
         ),
@@ -94,7 +92,7 @@ def register(attack_app: typer.Typer, console: Console, floats) -> None:
             box = tuple(floats(b.replace(":", ","), "bounds") for b in bounds.split(","))
             if len(box) != 3 or any(len(b) != 2 or b[0] > b[1] for b in box):
                 raise ConfigError(f"expected x0:x1,y0:y1,z0:z1, got {bounds!r}", field="bounds")
-        names = tuple(v.strip() for v in victims.split(",") if v.strip())
+        names = split_names(victims)
         if victim not in names:
             names = (*names, victim)
         models = load_victims(names)
@@ -111,7 +109,7 @@ def register(attack_app: typer.Typer, console: Console, floats) -> None:
             test=Sweep(
                 floats(distances, "distances"),
                 (0.0,),
-                tuple(w.strip() for w in weathers.split(",") if w.strip()),
+                split_names(weathers),
                 floats(laterals, "laterals"),
             ),
         )

@@ -59,14 +59,6 @@ def bench_sim(frames: int = 30) -> dict:
     times = [0.1 * i for i in range(frames)]
     sim.render(0.0, truth=False)  # warm-up
 
-    def run(truth: bool) -> list[float]:
-        out = []
-        for i, t in enumerate(times):
-            start = time.perf_counter()
-            sim.render(t, i, truth=truth)
-            out.append(time.perf_counter() - start)
-        return out
-
     # The bare Open3D work of the same frames: build the scene and make every Open3D call the
     # renderer makes, with the same rays grouped into calls the same way (camera and LiDAR
     # rays in one cast, shadow rays in one occlusion test), recorded from a render of each.

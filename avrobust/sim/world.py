@@ -306,21 +306,11 @@ def cast_rays(scene: o3d.t.geometry.RaycastingScene, rays: torch.Tensor) -> dict
     }
 
 
-def occluded(
-    scene: o3d.t.geometry.RaycastingScene,
-    origins: torch.Tensor,
-    directions: torch.Tensor,
-    t_far: float = float("inf"),
-) -> torch.Tensor:
-    """``[N]`` bool: whether anything lies along each ray before ``t_far``."""
-    rays = torch.cat([origins, directions], dim=1).to(torch.float32)
-    return occluded_rays(scene, rays, t_far)
-
-
 def occluded_rays(
     scene: o3d.t.geometry.RaycastingScene, rays: torch.Tensor, t_far: float = float("inf")
 ) -> torch.Tensor:
-    """Like :func:`occluded` for rays already in Open3D's ``[N, 6]`` float32 layout."""
+    """``[N]`` bool: whether anything lies along each of ``rays`` (Open3D's ``[N, 6]`` float32
+    layout) before ``t_far``."""
     if rays.shape[0] == 0:
         return torch.zeros(0, dtype=torch.bool)
     ans = scene.test_occlusions(
