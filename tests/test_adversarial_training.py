@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from avrobust.core.errors import ConfigError
-from avrobust.defences.patch_training import (
+from avrobust.models.weights import ASSETS
+from avrobust.training.patch_adversarial import (
     PatchTrainConfig,
     apply_patches,
     patch_masks,
     random_content,
 )
-from avrobust.models.weights import ASSETS
 
 CLASSES = ("car", "pedestrian", "traffic_sign")
 
@@ -99,7 +99,7 @@ def test_patches_change_only_their_pixels_and_optimised_ones_hurt_more():
 def _patched_loss(model, data, seed: int = 7) -> float:
     """Detection loss on the set's crops under optimised patches on every sign and car."""
     from avrobust.models.detection_loss import detection_loss
-    from avrobust.models.train_detector import DetectorTrainConfig, _batch, _patched
+    from avrobust.training.detector import DetectorTrainConfig, _batch, _patched
 
     adv = PatchTrainConfig(share=1.0, optimised=1.0, steps=4, area=(0.2, 0.3))
     cfg = DetectorTrainConfig("-", "-", crop=(128, 160), adversarial=adv)
@@ -116,7 +116,7 @@ def _patched_loss(model, data, seed: int = 7) -> float:
 def test_patch_adversarial_finetuning_makes_the_detector_more_robust_to_patches(tmp_path, tiny):
     from avrobust.models.camera_detector import load_camera_detector
     from avrobust.models.detection_data import load_detection_set
-    from avrobust.models.train_detector import DetectorTrainConfig, train_camera_detector
+    from avrobust.training.detector import DetectorTrainConfig, train_camera_detector
 
     data = load_detection_set(tiny)
     runs = {}
@@ -137,7 +137,10 @@ def test_patch_adversarial_finetuning_makes_the_detector_more_robust_to_patches(
         if adv is not None:
             assert sum(h["patched_crops"] for h in metrics["history"]) > 12
             assert metrics["config"]["adversarial"]["share"] == 1.0
-    adv, plain = _patched_loss(runs["adv"], data), _patched_loss(runs["plain"], data)
+    # Averaged over patch draws: one draw on a tiny set made the margin depend on the draw.
+    seeds = range(7, 13)
+    adv = sum(_patched_loss(runs["adv"], data, s) for s in seeds) / len(seeds)
+    plain = sum(_patched_loss(runs["plain"], data, s) for s in seeds) / len(seeds)
     print(f"loss under optimised patches: adversarially fine-tuned {adv:.3f}, plainly {plain:.3f}")
     assert adv < 0.85 * plain
 
