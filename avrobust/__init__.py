@@ -1,9 +1,6 @@
-"""avrobust: robustness of driving perception against physical adversarial attacks."""
+"""avrobust: robustness of driving perception against physical adversarial attacks.
 
-from avrobust.runtime import defer_open3d_plotly, shorten_openmp_spin, tune_allocator
+Importing it changes nothing in the process; :func:`avrobust.runtime.apply` makes the process
+settings the command line uses (allocator, OpenMP spin, Open3D start-up)."""
 
 __version__ = "0.1.0"
-
-tune_allocator()
-shorten_openmp_spin()
-defer_open3d_plotly()

@@ -183,10 +183,12 @@ def campaign_text(cfg: DemoConfig, sticker: Path, hiding: Path) -> str:
 def run_demo(
     out: str | Path, cfg: DemoConfig | None = None, stages: Stages | None = None
 ) -> DemoResult:
-    from avrobust.evaluation.campaign_run import run_campaign
+    from avrobust import runtime
+    from avrobust.campaign.run import run_campaign
     from avrobust.export.print_sheet import export_patch
     from avrobust.report.build import write_report
 
+    runtime.apply()  # the allocator (torch is loaded already; the CLI applied the rest)
     cfg = cfg or DemoConfig()
     stages = stages or Stages()
     out = Path(out)

@@ -95,6 +95,27 @@ def probe_carla(host: str, port: int, timeout: float = 2.0) -> Check:
     return Check("carla server", True, detail)
 
 
+def shipped_data() -> Check:
+    """Whether the files that ship with avrobust are where the library looks for them."""
+    from avrobust.core.resources import data_path, data_root
+    from avrobust.scenario.loader import library_dir
+
+    models = sorted(data_path("assets", "models").glob("*.pt"))
+    palettes = sorted(data_path("assets", "palettes").glob("*.csv"))
+    patches = sorted(data_path("assets", "patches").glob("*.patch"))
+    scenarios = sorted(library_dir().glob("*.yaml"))
+    campaigns = sorted((library_dir() / "campaigns").glob("*.yaml"))
+    ok = bool(models and palettes and scenarios)
+    detail = (
+        f"{data_root()}: {len(models)} model weights, {len(palettes)} palettes, "
+        f"{len(patches)} patches; {len(scenarios)} scenarios and {len(campaigns)} campaigns in "
+        f"{library_dir()}"
+    )
+    if not ok:
+        detail += " (missing: reinstall avrobust, or set AVROBUST_DATA to a folder with assets/)"
+    return Check("shipped data", ok, detail)
+
+
 def diagnose(carla_address: str | None = None, carla_timeout: float = 2.0) -> list[Check]:
     """All checks ``avrobust doctor`` prints."""
     checks = [Check("python", True, platform.python_version())]
@@ -118,6 +139,7 @@ def diagnose(carla_address: str | None = None, carla_timeout: float = 2.0) -> li
         checks.append(Check("device auto", True, detail))
     except Exception as exc:
         checks.append(Check("device auto", False, str(exc)))
+    checks.append(shipped_data())
     if carla_address is not None:
         host, port = parse_host_port(carla_address)
         checks.append(probe_carla(host, port, carla_timeout))

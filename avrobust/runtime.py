@@ -1,7 +1,9 @@
-"""Process-wide settings applied when avrobust is imported: a faster allocator for tensor
-code on Linux, OpenMP threads that stop spinning sooner, and a shorter start-up (Open3D without
-its Plotly drawing until it is used). This module imports nothing of avrobust, so it runs
-before the heavy imports.
+"""Process-wide settings, applied by an explicit call to :func:`apply` (the command line, the
+campaign and dataset workers, the demo and the benchmarks make it; importing avrobust changes
+nothing in the process): a faster allocator for tensor code on Linux, OpenMP threads that stop
+spinning sooner, and a shorter start-up (Open3D without its Plotly drawing until it is used).
+This module imports nothing of avrobust, so it can run before the heavy imports. A notebook
+that wants the same speed calls ``avrobust.runtime.apply()`` before importing torch.
 
 glibc returns large freed blocks to the kernel (mmap threshold and heap trimming), so every
 frame's multi-megabyte temporaries are page-faulted in again; on the machines we measured this
@@ -15,6 +17,18 @@ import ctypes
 import ctypes.util
 import os
 import sys
+
+
+def apply() -> dict[str, bool]:
+    """Apply every process setting of this module (each can be switched off by its
+    environment variable); returns which are in force. Call it first thing in a process: the
+    OpenMP setting applies only before torch is imported, the Open3D one before open3d is."""
+    return {
+        "allocator": tune_allocator(),
+        "openmp_spin": shorten_openmp_spin(),
+        "lazy_plotly": defer_open3d_plotly(),
+    }
+
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -49,7 +63,8 @@ def shorten_openmp_spin() -> bool:
     itself did not slow down (its threads are still woken within the spin).
 
     libgomp reads the variable once, when it loads with PyTorch: this applies only when
-    avrobust is imported before torch (the command line and campaign workers do), and never
+    :func:`apply` runs before torch is imported (the command line does; its spawned workers
+    inherit the variable), and never
     overrides a value the user set. Set ``AVROBUST_NO_SPIN_TUNING=1`` to leave it alone.
     Returns whether the setting is in force."""
     if os.environ.get("AVROBUST_NO_SPIN_TUNING"):

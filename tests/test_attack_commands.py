@@ -79,7 +79,7 @@ def test_evaluate_refuses_patches_it_cannot_place(tmp_path):
 
 
 def test_evaluate_through_a_campaign_replaces_its_attacks(tmp_path):
-    from avrobust.evaluation.store import ResultsStore
+    from avrobust.campaign.store import ResultsStore
     from avrobust.scenario.campaign import Campaign
 
     _grey_hiding_patch(tmp_path / "grey.patch")

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
+from avrobust.campaign.run import plan, run_campaign
+from avrobust.campaign.store import ResultsStore
 from avrobust.core.errors import ConfigError, DataError
-from avrobust.evaluation.campaign_run import plan, run_campaign
-from avrobust.evaluation.store import ResultsStore
 from avrobust.scenario.campaign import apply_conditions, expand, load_campaign
 from avrobust.scenario.library import library_dir, load_scenario
 
@@ -45,7 +45,7 @@ def test_expansion_is_stable_and_complete(tmp_path):
     assert len({j.seed for j in jobs}) == len(jobs)
     # Another interpreter with another hash seed derives the same ids.
     code = (
-        "import json,sys; from avrobust.evaluation.campaign_run import plan; "
+        "import json,sys; from avrobust.campaign.run import plan; "
         "print(json.dumps([j.id for j in plan(sys.argv[1])]))"
     )
     out = subprocess.run(
@@ -107,7 +107,7 @@ def test_campaign_file_errors_name_the_field(tmp_path):
         load_campaign(p)
     p.write_text("name: c\nscenarios: [urban_stop]\nmodels: [{name: yolo}]\n")
     jobs = expand(load_campaign(p))
-    from avrobust.evaluation.runner import run_job
+    from avrobust.campaign.runner import run_job
 
     outcome = run_job(jobs[0])
     assert "unknown model 'yolo'" in outcome.error
@@ -232,7 +232,7 @@ def test_process_pool_and_ray_give_identical_results(tmp_path):
 
 
 def test_a_crashed_worker_fails_only_its_job(tmp_path, monkeypatch):
-    from avrobust.evaluation import executors
+    from avrobust.campaign import executors
 
     jobs = plan(_campaign(tmp_path))[:3]
     crash = jobs[1].id
@@ -263,8 +263,8 @@ def test_campaign_with_the_sign_classifier_records_verdicts(tmp_path):
 
 
 def test_encounters_need_one_stable_reading():
-    from avrobust.evaluation.records import FrameRecord
-    from avrobust.evaluation.runner import encounter_records
+    from avrobust.campaign.records import FrameRecord
+    from avrobust.campaign.runner import encounter_records
 
     sc = load_scenario("urban_stop")  # stop_1: window 40..5 m, min_frames 3
 
@@ -338,7 +338,7 @@ def test_patch_attack_in_a_campaign_changes_the_verdicts(tmp_path):
 def test_every_shipped_campaign_expands_and_names_known_components(path):
     from pathlib import Path
 
-    from avrobust.evaluation import registry
+    from avrobust.campaign import registry
 
     campaign = load_campaign(path)
     jobs = expand(campaign)

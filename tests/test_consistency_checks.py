@@ -140,9 +140,9 @@ def test_a_lidar_phantom_without_camera_support_is_dropped():
 
 
 def test_the_checks_are_campaign_defences_whose_alarms_the_store_keeps(tmp_path):
-    from avrobust.evaluation import registry
-    from avrobust.evaluation.records import AlarmRecord, JobOutcome
-    from avrobust.evaluation.store import ResultsStore
+    from avrobust.campaign import registry
+    from avrobust.campaign.records import AlarmRecord, JobOutcome
+    from avrobust.campaign.store import ResultsStore
 
     t = registry.create("defence", {"name": "temporal-check", "params": {"coast": 5}})
     c = registry.create("defence", {"name": "cross-modal-check", "params": {"min_iou": 0.5}})
@@ -235,7 +235,7 @@ def test_a_clean_drive_by_raises_no_temporal_alarm_and_keeps_the_lead_car():
     """On a clean library drive-by the temporal check raises no alarm and reports the lead
     car in every frame after its confirmation."""
     from avrobust.backends.base import EpisodeSpec
-    from avrobust.evaluation.runner import make_backend
+    from avrobust.backends.factory import make_backend
     from avrobust.models.box3d_metrics import bev_iou
     from avrobust.models.victims import LidarDetectorVictim
     from avrobust.scenario.library import load_scenario

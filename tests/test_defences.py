@@ -104,8 +104,8 @@ def test_the_defence_keeps_the_output_format():
 def test_true_detections_of_clean_library_frames_pass_at_the_stated_rate():
     """The check's stated false-positive rate is at most 5% of true detections."""
     from avrobust.core.sensors import LidarSpec
-    from avrobust.defences.evaluate import CheckSamples, free_space_judge, genuine_samples
     from avrobust.evaluation.lidar_attack import load_victims
+    from avrobust.evaluation.lidar_defence import CheckSamples, free_space_judge, genuine_samples
     from avrobust.evaluation.viewpoints import Sweep, render_sweep
     from avrobust.scenario.library import load_scenario
 
@@ -124,7 +124,7 @@ def test_true_detections_of_clean_library_frames_pass_at_the_stated_rate():
 
 
 def test_registered_as_a_campaign_defence():
-    from avrobust.evaluation import registry
+    from avrobust.campaign import registry
 
     d = registry.create("defence", {"name": "free-space-check", "params": {"threshold": 0.6}})
     assert isinstance(d, FreeSpaceCheck) and d.threshold == 0.6
@@ -136,8 +136,8 @@ def test_the_adaptive_spoofer_spends_its_budget_where_the_check_looks():
     from avrobust.attacks.lidar.objective import FrameObjective
     from avrobust.attacks.lidar.sweep import LidarSweep
     from avrobust.attacks.lidar.threat import LidarThreat, angle_window
+    from avrobust.core.boxes import in_window
     from avrobust.core.sensors import LidarSpec
-    from avrobust.defences.free_space import in_window
     from avrobust.evaluation.lidar_attack import load_victims
     from avrobust.evaluation.viewpoints import Sweep, render_sweep
     from avrobust.scenario.library import load_scenario

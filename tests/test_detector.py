@@ -6,16 +6,16 @@ import math
 import pytest
 import torch
 
+from avrobust.core.classes import DETECTION_CLASSES
 from avrobust.core.errors import ConfigError, ModelError
-from avrobust.data.classes import DETECTION_CLASSES
 from avrobust.data.dataset import DatasetConfig, build_dataset
 from avrobust.models.camera_detector import STRIDE, CameraDetector, decode
 from avrobust.models.detection_data import DetectionTargets, load_detection_set
 from avrobust.models.detection_loss import detection_loss, gaussian_radius, make_targets
 from avrobust.models.detection_metrics import average_precision, detection_report, predict
 from avrobust.models.detector_adapter import load_detector
-from avrobust.models.train_detector import DetectorTrainConfig, random_crop, train_camera_detector
 from avrobust.models.weights import ASSETS, save_weights
+from avrobust.training.detector import DetectorTrainConfig, random_crop, train_camera_detector
 
 SMALL = dict(width=320, height=240, fov=60.0)
 
@@ -132,7 +132,7 @@ def test_a_short_training_run_lowers_the_loss_and_resumes(tmp_path, tiny_kitti):
     def loss_of(model):
         torch.manual_seed(5)
         gen = torch.Generator().manual_seed(5)
-        from avrobust.models.train_detector import _batch
+        from avrobust.training.detector import _batch
 
         x, targets, *_ = _batch(data, list(range(len(data))), cfg, gen)
         model.eval()
@@ -195,7 +195,7 @@ def test_shipped_detector_finds_cars_and_signs_in_a_fresh_validation_set(fresh_v
 def test_the_sign_pipeline_reads_the_signs_it_detects(fresh_val):
     from avrobust.backends.base import EpisodeSpec
     from avrobust.backends.embedded import EmbeddedBackend
-    from avrobust.evaluation import registry
+    from avrobust.campaign import registry
     from avrobust.scenario.library import load_scenario
 
     pipeline = registry.create("model", {"name": "sign-pipeline"})
@@ -219,10 +219,10 @@ def test_the_sign_pipeline_reads_the_signs_it_detects(fresh_val):
 
 
 def test_a_detector_is_right_when_it_names_the_targets_category(calib_simple):
+    from avrobust.campaign.runner import frame_records
     from avrobust.core.boxes import Box2D, Box3D
     from avrobust.core.detections import Detections
     from avrobust.core.frame import Frame, GroundTruth
-    from avrobust.evaluation.runner import frame_records
 
     truth = GroundTruth(
         torch.tensor([7]),

@@ -150,7 +150,7 @@ def test_gradients_flow_from_the_image_through_both_fusion_detectors(calib_simpl
 
 
 def test_a_painting_detector_started_from_plain_weights_first_behaves_like_them(tmp_path):
-    from avrobust.models.train_lidar import start_from
+    from avrobust.training.lidar import start_from
 
     plain = _live(LidarDetector())
     save_weights(tmp_path / "l.pt", plain, "lidar-detector", {})
@@ -180,7 +180,7 @@ def test_a_short_painting_training_run_lowers_the_loss_and_its_weights_load(
     tmp_path, tiny_fusion_set
 ):
     from avrobust.models.fusion_detectors import load_painting
-    from avrobust.models.train_lidar import LidarTrainConfig, train_lidar_detector
+    from avrobust.training.lidar import LidarTrainConfig, train_lidar_detector
 
     camera = ASSETS / "camera_detector.pt"
     cfg = LidarTrainConfig(
@@ -208,7 +208,7 @@ def test_a_short_painting_training_run_lowers_the_loss_and_its_weights_load(
 
 def test_a_short_late_fusion_fit_lowers_the_loss_and_its_weights_load(tmp_path, tiny_fusion_set):
     from avrobust.models.fusion_detectors import load_late_fusion
-    from avrobust.models.train_late_fusion import LateFusionConfig, train_late_fusion
+    from avrobust.training.late_fusion import LateFusionConfig, train_late_fusion
 
     metrics = train_late_fusion(
         LateFusionConfig(str(tiny_fusion_set), str(tmp_path), str(tiny_fusion_set), steps=100)
@@ -225,7 +225,7 @@ def test_a_short_late_fusion_fit_lowers_the_loss_and_its_weights_load(tmp_path, 
 def test_shipped_fusion_detectors_find_the_cars_of_a_generated_frame(name):
     from avrobust.backends.base import EpisodeSpec
     from avrobust.backends.embedded import EmbeddedBackend
-    from avrobust.evaluation.registry import create
+    from avrobust.campaign.registry import create
     from avrobust.models.box3d_metrics import bev_iou
     from avrobust.scenario.library import load_scenario
 

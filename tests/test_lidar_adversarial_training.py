@@ -5,8 +5,8 @@ the same fine-tuning without them."""
 import pytest
 import torch
 
-from avrobust.defences.lidar_training import LidarAdvConfig, attack_sample
 from avrobust.models.weights import ASSETS
+from avrobust.training.lidar_adversarial import LidarAdvConfig, attack_sample
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def _phantom_scores(model, data, spec) -> float:
 def test_lidar_adversarial_finetuning_lowers_phantom_scores(tmp_path, tiny):
     from avrobust.models.lidar_data import load_lidar_set
     from avrobust.models.lidar_detector import load_lidar_model
-    from avrobust.models.train_lidar import LidarTrainConfig, train_lidar_detector
+    from avrobust.training.lidar import LidarTrainConfig, train_lidar_detector
 
     spec = _spec()
     data = load_lidar_set(tiny)

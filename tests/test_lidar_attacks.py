@@ -154,8 +154,8 @@ def test_removal_hides_a_car_within_its_budget_and_random_removal_does_not(
 
 
 def test_removal_in_a_campaign_hides_the_lead_car_frame_by_frame(tmp_path):
-    from avrobust.evaluation.campaign_run import run_campaign
-    from avrobust.evaluation.store import ResultsStore
+    from avrobust.campaign.run import run_campaign
+    from avrobust.campaign.store import ResultsStore
 
     p = tmp_path / "removal.yaml"
     p.write_text(
@@ -181,8 +181,8 @@ def test_spoofing_in_a_campaign_is_scored_as_a_phantom_the_model_should_not_repo
     """The phantom is a target of its own: right when not reported. The clean job has no
     phantom; the shipped LiDAR detector reports the white-box phantom in every frame (a failed
     drive-by) and judges the real lead car as before."""
-    from avrobust.evaluation.campaign_run import run_campaign
-    from avrobust.evaluation.store import ResultsStore
+    from avrobust.campaign.run import run_campaign
+    from avrobust.campaign.store import ResultsStore
 
     p = tmp_path / "spoof.yaml"
     p.write_text(

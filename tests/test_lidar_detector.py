@@ -158,7 +158,7 @@ def test_lidar_sets_hold_boxes_inside_the_camera_wedge(tiny_lidar):
 def test_a_short_lidar_training_run_lowers_the_loss_and_weights_load(tmp_path, tiny_lidar):
     from avrobust.core.errors import ConfigError
     from avrobust.models.lidar_adapter import load_lidar_detector
-    from avrobust.models.train_lidar import LidarTrainConfig, train_lidar_detector
+    from avrobust.training.lidar import LidarTrainConfig, train_lidar_detector
 
     cfg = LidarTrainConfig(
         str(tiny_lidar),
@@ -206,10 +206,10 @@ def test_user_3d_detectors_load_through_the_adapter(calib_simple):
 
 
 def test_a_3d_detection_is_matched_to_its_target_by_footprint(calib_simple):
+    from avrobust.campaign.runner import frame_records
     from avrobust.core.boxes import Box2D
     from avrobust.core.detections import Detections
     from avrobust.core.frame import Frame, GroundTruth
-    from avrobust.evaluation.runner import frame_records
 
     truth = GroundTruth(
         torch.tensor([3]),

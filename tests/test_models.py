@@ -7,18 +7,18 @@ import pytest
 import torch
 from torch import nn
 
+from avrobust.core.classes import SIGN_CLASSES, SIGN_TYPES
 from avrobust.core.errors import DataError, ModelError
-from avrobust.data.classes import SIGN_CLASSES, SIGN_TYPES
 from avrobust.data.dataset import DatasetConfig, build_dataset
 from avrobust.models.adapters import ClassifierAdapter, InputFormat, load_classifier
 from avrobust.models.crops import load_crops
 from avrobust.models.sign_classifier import SignClassifier
-from avrobust.models.train_classifier import (
+from avrobust.models.weights import ASSETS, save_weights
+from avrobust.training.classifier import (
     ClassifierTrainConfig,
     evaluate,
     train_sign_classifier,
 )
-from avrobust.models.weights import ASSETS, save_weights
 
 SMALL = dict(width=320, height=240, fov=60.0)
 
@@ -31,7 +31,7 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_sim_and_model_share_the_sign_vocabulary():
-    from avrobust.sim.signs import SIGN_CLASSES as SIM
+    from avrobust.core.signs import SIGN_CLASSES as SIM
 
     assert tuple(SIM) == SIGN_TYPES and SIGN_CLASSES[-1] == "background"
 
@@ -176,7 +176,7 @@ def test_wrong_model_files_are_clear_errors(tmp_path):
 
 
 def test_crop_distance_bands():
-    from avrobust.data.classes import distance_band
+    from avrobust.core.classes import distance_band
 
     assert [distance_band(d) for d in (5, 15, 45, 80, math.nan)] == [
         "<10 m",
@@ -241,7 +241,7 @@ def test_dataset_from_user_scenarios_varies_them_reproducibly(tmp_path):
 
 def test_adversarial_training_raises_robust_accuracy(tmp_path, tiny_dataset):
     """PGD fine-tuning of a tiny model on a tiny set: robust top-1 at L-inf 8/255 goes up."""
-    from avrobust.models.train_classifier import robust_accuracy
+    from avrobust.training.classifier import robust_accuracy
 
     crops = load_crops(tiny_dataset)
     base = ClassifierTrainConfig(
@@ -272,7 +272,7 @@ def test_adversarial_training_raises_robust_accuracy(tmp_path, tiny_dataset):
 @pytest.mark.parametrize("total", [1, 10, 20, 37])
 def test_the_one_cycle_schedule_takes_any_number_of_steps(total):
     """torch's schedule divides by zero at 10 steps with a 0.1 warm-up (a short fine-tuning)."""
-    from avrobust.models.checkpoint import one_cycle
+    from avrobust.training.checkpoint import one_cycle
 
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1e-3)

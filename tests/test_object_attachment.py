@@ -185,9 +185,9 @@ def test_a_saved_object_loads_back_as_the_same_attachment(tmp_path, carrier):
 def test_the_object_in_a_campaign_rides_with_the_lead_car_in_every_frame(tmp_path, carrier):
     """Both sensors see the object in every frame: the lead car behind it loses LiDAR returns,
     and a CARLA campaign with the object is refused with a reason."""
-    from avrobust.evaluation.campaign_run import run_campaign
-    from avrobust.evaluation.runner import make_backend
-    from avrobust.evaluation.store import ResultsStore
+    from avrobust.backends.factory import make_backend
+    from avrobust.campaign.run import run_campaign
+    from avrobust.campaign.store import ResultsStore
 
     carrier.save(tmp_path / "carrier.obj", torch.rand(3, 8, 8))
     p = tmp_path / "object.yaml"

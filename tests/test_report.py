@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import yaml
 
+from avrobust.campaign.run import run_campaign
 from avrobust.core.errors import DataError
-from avrobust.evaluation.campaign_run import run_campaign
 from avrobust.report import metrics as m
 from avrobust.report.build import write_report
 from avrobust.report.run_data import distance_bin, load_run
@@ -291,8 +291,8 @@ def test_example_frame_has_the_target_enlarged(run):
 
 
 def test_pictures_skip_occluded_frames_as_failure_evidence():
-    from avrobust.evaluation.evidence import pick_frames
-    from avrobust.evaluation.records import FrameRecord
+    from avrobust.campaign.evidence import pick_frames
+    from avrobust.campaign.records import FrameRecord
     from avrobust.scenario.library import load_scenario
 
     sc = load_scenario("urban_stop")
@@ -367,7 +367,7 @@ class _MedianBlur:
 
 
 def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
-    from avrobust.evaluation import registry
+    from avrobust.campaign import registry
 
     registry.register("defence", "test-median-blur", "test only")(_MedianBlur)
     _run_defended(tmp_path, "test-median-blur")
@@ -410,7 +410,7 @@ class _FlagSecondFrame:
 
 
 def test_check_alarms_are_counted_per_drive_by_and_frame(tmp_path):
-    from avrobust.evaluation import registry
+    from avrobust.campaign import registry
 
     registry.register("defence", "test-flag", "test only")(_FlagSecondFrame)
     _run_defended(tmp_path, "test-flag")
@@ -447,7 +447,7 @@ class _FlagEvery:
 
 
 def test_a_check_listed_with_several_settings_gets_an_roc_figure(tmp_path):
-    from avrobust.evaluation import registry
+    from avrobust.campaign import registry
     from avrobust.report.run_data import load_run
     from avrobust.report.sections_results import alarm_roc_points
 

@@ -4,9 +4,13 @@ kept across runs) and docs/benchmarks.md is regenerated from it."""
 
 from __future__ import annotations
 
-# avrobust first: its process settings (allocator, OpenMP spin) must precede torch's loading.
+# The process settings (allocator, OpenMP spin) first: they must precede torch's loading,
+# so the imports below follow a call.
+# ruff: noqa: E402
 # isort: off
-import avrobust  # noqa: F401
+import avrobust.runtime
+
+avrobust.runtime.apply()
 # isort: on
 
 import argparse
@@ -157,7 +161,7 @@ def bench_campaign() -> dict:
     """Campaign throughput: 24 jobs of 30 frames, 1 and 2 workers, local pool and Ray."""
     import tempfile
 
-    from avrobust.evaluation.campaign_run import run_campaign
+    from avrobust.campaign.run import run_campaign
 
     rows, rates = [], {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -330,8 +334,8 @@ def bench_defences(repeats: int = 25) -> dict:
     import dataclasses
     import statistics
 
+    from avrobust.campaign import registry
     from avrobust.core.sensors import LidarSpec
-    from avrobust.evaluation import registry
     from avrobust.evaluation.viewpoints import Sweep, render_sweep
     from avrobust.scenario.library import load_scenario
 

@@ -106,7 +106,7 @@ def render() -> str:
 
 def _components() -> list[str]:
     """The names a campaign's models, attacks and defences may use, from the registry."""
-    from avrobust.evaluation.registry import describe
+    from avrobust.campaign.registry import describe
 
     lines = [
         "## Registered components",

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from avrobust.core.errors import DataError
+from avrobust.core.resources import data_path
 
-PALETTES = Path(__file__).resolve().parents[2] / "assets" / "palettes"
+PALETTES = data_path("assets", "palettes")
 
 
 def load_palette(name_or_path: str | Path = "printer30") -> torch.Tensor:

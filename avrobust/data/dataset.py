@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from avrobust.backends.base import EpisodeSpec
+from avrobust.core.classes import BACKGROUND, SIGN_CLASSES, SIGN_TYPES, distance_band
 from avrobust.core.errors import ConfigError
 from avrobust.core.files import atomic_write
 from avrobust.core.frame import Frame
@@ -34,7 +35,6 @@ from avrobust.core.images import save_png
 from avrobust.core.sensors import LidarSpec
 from avrobust.core.weather import PRESETS
 from avrobust.data import kitti
-from avrobust.data.classes import BACKGROUND, SIGN_CLASSES, SIGN_TYPES, distance_band
 from avrobust.data.crops import square_crop
 from avrobust.scenario.schema import Scenario
 
@@ -324,7 +324,7 @@ def build_sample(cfg: DatasetConfig, index: int, out: Path) -> int:
     if cfg.lidar:
         lidar = scenario.sensors.lidar.to_spec() if scenario.sensors.lidar else LidarSpec()
     spec = EpisodeSpec.from_scenario(scenario, lidar=lidar, seed=scenario.seed)
-    from avrobust.evaluation.runner import make_backend
+    from avrobust.backends.factory import make_backend
 
     backend = make_backend(cfg.backend)
     try:
@@ -364,6 +364,9 @@ CROP_FIELDS = ["file", "label", "sample", "weather", "box_height", "distance", "
 
 
 def _build_range(args: tuple[DatasetConfig, list[int], str]) -> int:
+    from avrobust import runtime
+
+    runtime.apply()  # a spawned worker: its allocator (torch is loaded already here)
     cfg, indices, out = args
     torch.set_num_threads(1)
     return sum(build_sample(cfg, i, Path(out)) for i in indices)

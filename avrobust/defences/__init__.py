@@ -1,3 +1,3 @@
 """Defences: wrappers around perception models that pass, flag or drop detections (physical and
 cross-modal consistency checks) or transform their input. Each is a campaign ``defence``
-component (``evaluation/components.py``)."""
+component (``campaign/components.py``)."""

@@ -32,9 +32,9 @@ from avrobust.core.boxes import Box3D
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
 from avrobust.core.sensors import LidarSpec
+from avrobust.core.signs import SIGN_CLASSES
 from avrobust.defences.defended import Alarm, Defended
 from avrobust.defences.sign_geometry import FACE_HEIGHT, geometry_alarm, lower_edge_height
-from avrobust.sim.signs import SIGN_CLASSES
 
 # Physical heights (metres) a 2D box of each category may have, and a typical one for the
 # ray count; signs: the face's height. Trucks and buses bound the car range above.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from avrobust.core.boxes import Box3D
+from avrobust.core.boxes import Box3D, in_window
 from avrobust.defences.defended import Alarm, Defended
 
 DEFAULT_THRESHOLD = 0.4  # measured: no spoof passes, no true detection dropped (docs)
@@ -39,26 +39,6 @@ class FreeSpace:
     def ratio(self) -> torch.Tensor:
         total = (self.through + self.stopped).float()
         return torch.where(total > 0, self.through.float() / total.clamp(min=1), torch.nan)
-
-
-def in_window(
-    directions: torch.Tensor, box: Box3D, shrink: float = 0.15, sensor_height: float = 0.0
-) -> torch.Tensor:
-    """``[P]`` bool: which rays (points or directions ``[P, 3+]`` from the sensor) aim into the
-    angular extent of ``box`` (one box), shrunk by ``shrink`` of its width and height."""
-    p = directions[:, :3].float()
-    az = torch.atan2(p[:, 1], p[:, 0])
-    el = torch.atan2(p[:, 2] - sensor_height, torch.linalg.vector_norm(p[:, :2], dim=1))
-    c = box.corners()[0].float()
-    centre_az = torch.atan2(box.center[0, 1], box.center[0, 0]).float()
-    d = torch.remainder(torch.atan2(c[:, 1], c[:, 0]) - centre_az + torch.pi, 2 * torch.pi)
-    d = d - torch.pi
-    lo, hi = float(d.min()), float(d.max())
-    cel = torch.atan2(c[:, 2] - sensor_height, torch.linalg.vector_norm(c[:, :2], dim=1))
-    elo, ehi = float(cel.min()), float(cel.max())
-    w, h = (hi - lo) * shrink, (ehi - elo) * shrink
-    rel = torch.remainder(az - centre_az + torch.pi, 2 * torch.pi) - torch.pi
-    return (rel >= lo + w) & (rel <= hi - w) & (el >= elo + h) & (el <= ehi - h)
 
 
 def free_space(

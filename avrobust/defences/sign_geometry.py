@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from avrobust.sim.signs import SIGN_TYPES
+from avrobust.core.signs import SIGN_TYPES
 
 
 def face_height(name: str) -> float:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import torch
 
 from avrobust.attacks.digital import PGD
+from avrobust.core.classes import BACKGROUND, distance_band
 from avrobust.core.errors import ConfigError
-from avrobust.data.classes import BACKGROUND, distance_band
 from avrobust.models.adapters import ClassifierAdapter
 from avrobust.models.crops import CropSet
 

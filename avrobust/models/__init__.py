@@ -1,1 +1,2 @@
-"""Victim perception models: architectures, training, shipped weights, user-model adapters."""
+"""Victim perception models: architectures, metrics, shipped weights, user-model adapters
+(training is in :mod:`avrobust.training`)."""

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms
 
-from avrobust.data.classes import DETECTION_CLASSES
+from avrobust.core.classes import DETECTION_CLASSES
 from avrobust.models.blocks import Residual, conv_bn_relu
 
 STRIDE = 4

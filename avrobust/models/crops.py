@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import torch
 
+from avrobust.core.classes import SIGN_CLASSES
 from avrobust.core.errors import DataError
-from avrobust.data.classes import SIGN_CLASSES
 
 
 @dataclass

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import torch
 
+from avrobust.core.classes import DETECTION_CLASSES
 from avrobust.core.errors import DataError
 from avrobust.data import kitti
-from avrobust.data.classes import DETECTION_CLASSES
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from avrobust.data.classes import SIGN_CLASSES
+from avrobust.core.classes import SIGN_CLASSES
 
 INPUT_SIZE = 64
 

@@ -1,4 +1,4 @@
-"""Victims a campaign can name (registered in ``avrobust.evaluation.components``)."""
+"""Victims a campaign can name (registered in ``avrobust.campaign.components``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import torch
 
+from avrobust.core.classes import DETECTION_CLASSES
 from avrobust.core.detections import Detections
 from avrobust.core.frame import Frame
-from avrobust.data.classes import DETECTION_CLASSES
+from avrobust.core.resources import resolve_user_path
 from avrobust.models.adapters import ClassifierAdapter, load_classifier
 from avrobust.models.detector_adapter import load_detector
 from avrobust.models.weights import ASSETS
@@ -23,7 +24,7 @@ def weights_provenance(**files: str | Path | None) -> dict[str, dict[str, str]]:
     for role, f in files.items():
         if f is None:
             continue
-        p = Path(f).resolve()
+        p = resolve_user_path(f).resolve()
         out[role] = {"file": p.name if p.parent == ASSETS else str(f), "sha256": file_sha256(p)}
     return out
 
@@ -49,7 +50,7 @@ class SignClassifierOnTruth:
     categories = ("traffic_sign",)  # targets of other categories get no verdict
 
     def __init__(self, weights: str | Path | None = None, min_box_px: float = 8.0) -> None:
-        path = Path(weights) if weights else ASSETS / "sign_classifier.pt"
+        path = resolve_user_path(weights) if weights else ASSETS / "sign_classifier.pt"
         self.classifier: ClassifierAdapter = load_classifier(path)
         self.min_box_px = min_box_px
         self.weights = {"classifier": path}
@@ -83,7 +84,7 @@ class CameraDetectorVictim:
     label_level = "category"
 
     def __init__(self, weights: str | Path | None = None, score_threshold: float = 0.3) -> None:
-        path = Path(weights) if weights else ASSETS / "camera_detector.pt"
+        path = resolve_user_path(weights) if weights else ASSETS / "camera_detector.pt"
         self.detector = load_detector(path, score_threshold=score_threshold)
         self.weights = {"detector": path}
 
@@ -152,7 +153,7 @@ class LidarDetectorVictim:
     def __init__(self, weights: str | Path | None = None, score_threshold: float = 0.3) -> None:
         from avrobust.models.lidar_adapter import load_lidar_detector
 
-        path = Path(weights) if weights else ASSETS / "lidar_detector.pt"
+        path = resolve_user_path(weights) if weights else ASSETS / "lidar_detector.pt"
         self.detector = load_lidar_detector(path, score_threshold=score_threshold)
         self.weights = {"detector": path}
 
@@ -195,7 +196,7 @@ class FusionDetectorVictim:
         self.classes = self.model.classes
         self.score_threshold = score_threshold
         default = ASSETS / ("fusion_late.pt" if kind == "late" else "fusion_painting.pt")
-        self.weights = {"fusion": Path(weights) if weights else default}
+        self.weights = {"fusion": resolve_user_path(weights) if weights else default}
 
     def provenance(self) -> dict:
         """The fusion weights name their camera and LiDAR bases by hash (checked on load)."""

@@ -13,9 +13,10 @@ from torch import nn
 
 from avrobust.core.errors import ModelError
 from avrobust.core.files import atomic_write
+from avrobust.core.resources import data_path, resolve_user_path
 
 FORMAT = "avrobust.weights"
-ASSETS = Path(__file__).resolve().parents[2] / "assets" / "models"
+ASSETS = data_path("assets", "models")
 
 
 def save_weights(path: str | Path, model: nn.Module, kind: str, meta: dict[str, Any]) -> Path:
@@ -32,7 +33,7 @@ def save_weights(path: str | Path, model: nn.Module, kind: str, meta: dict[str, 
 
 def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """``(state_dict, meta)`` of a weights file of ``kind``; :class:`ModelError` otherwise."""
-    path = Path(path)
+    path = resolve_user_path(path)
     if not path.is_file():
         raise ModelError("no such weights file", file=path)
     try:
@@ -55,6 +56,6 @@ def file_sha256(path: str | Path) -> str:
 def base_record(role: str, path: str | Path) -> dict[str, str]:
     """How a derived model's weights file names the ``role`` weights it was trained with: the
     shipped file's name (or the path as given) and its SHA-256."""
-    p = Path(path).resolve()
+    p = resolve_user_path(path).resolve()
     name = p.name if p.parent == ASSETS else str(path)
     return {f"{role}_file": name, f"{role}_sha256": file_sha256(p)}

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avrobust.campaign.store import DB_NAME, ResultsStore
 from avrobust.core.errors import DataError
-from avrobust.evaluation.store import DB_NAME, ResultsStore
 from avrobust.scenario.campaign import Campaign
 
 

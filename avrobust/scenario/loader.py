@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from avrobust.core.errors import ConfigError
+from avrobust.core.resources import data_path
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -31,9 +32,9 @@ class ScenarioError(ConfigError):
 
 
 def library_dir() -> Path:
-    """The scenario library: ``$AVROBUST_SCENARIOS`` or the repository's ``scenarios/``."""
+    """The scenario library: ``$AVROBUST_SCENARIOS`` or the shipped ``scenarios/``."""
     env = os.environ.get("AVROBUST_SCENARIOS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "scenarios"
+    return Path(env) if env else data_path("scenarios")
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:

@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from avrobust.core.classes import SIGN_TYPES as _SIGN_TYPES
 from avrobust.core.sensors import CameraSpec, LidarSpec, Mount
 from avrobust.core.weather import PRESETS as WEATHER_PRESETS
 from avrobust.core.weather import Weather
-from avrobust.data.classes import SIGN_TYPES as _SIGN_TYPES
 
 SIGN_TYPES = _SIGN_TYPES
 BODIES = ("sedan", "suv", "van")

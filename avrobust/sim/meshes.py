@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avrobust.core.signs import regular_polygon  # noqa: F401  (re-exported)
+
 
 @dataclass
 class Mesh:
@@ -196,12 +198,6 @@ def polygon_plate(outline: np.ndarray, thickness: float = 0.0) -> tuple[Mesh, Me
             corners = np.array([[0, *a], [0, *b], [-thickness, *b], [-thickness, *a]])
             parts.append(quad(corners))
     return front, Mesh.merge(parts)
-
-
-def regular_polygon(n: int, circumradius: float, rotation: float = 0.0) -> np.ndarray:
-    """``[n, 2]`` counter-clockwise vertices of a regular polygon centred at the origin."""
-    ang = rotation + np.arange(n) * 2 * math.pi / n
-    return np.stack([circumradius * np.cos(ang), circumradius * np.sin(ang)], axis=1)
 
 
 def sphere(radius: float, rings: int = 6, segments: int = 10) -> Mesh:

@@ -1,69 +1,21 @@
-"""Traffic signs: the catalogue of classes with real sizes, their outlines and face artwork.
-
-Sizes follow the Vienna-convention signs of European streets (and a 900 mm stop octagon): circular
-signs 750 mm across, the yield triangle 900 mm a side, the square crossing sign 600 mm. Faces are
+"""Traffic sign face artwork for the catalogue of :mod:`avrobust.core.signs` (classes, shapes,
+real sizes, re-exported here). Faces are
 drawn with OpenCV at twice the texture size and downsampled, so edges are anti-aliased.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from avrobust.sim.meshes import regular_polygon
+from avrobust.core.signs import SIGN_TYPES, SignType, regular_polygon
 
 RED = (0.78, 0.06, 0.07)
 WHITE = (0.93, 0.93, 0.91)
 BLACK = (0.04, 0.04, 0.04)
 BLUE = (0.05, 0.25, 0.62)
-
-
-@dataclass(frozen=True)
-class SignType:
-    """One sign class: its name, shape, and size in metres (across flats, diameter or side)."""
-
-    name: str
-    shape: str  # octagon | triangle_down | circle | square
-    size: float
-
-    def outline(self) -> np.ndarray:
-        """``[N, 2]`` outline ``(y, z)`` in metres, centred on the face's bounding box centre."""
-        if self.shape == "octagon":
-            pts = regular_polygon(8, self.size / 2 / math.cos(math.pi / 8), math.pi / 8)
-        elif self.shape == "triangle_down":
-            pts = regular_polygon(3, self.size / math.sqrt(3), -math.pi / 2)
-        elif self.shape == "circle":
-            pts = regular_polygon(32, self.size / 2)
-        elif self.shape == "square":
-            pts = regular_polygon(4, self.size / math.sqrt(2), math.pi / 4)
-        else:  # pragma: no cover - the catalogue below is fixed
-            raise ValueError(self.shape)
-        centre = (pts.min(0) + pts.max(0)) / 2
-        return pts - centre
-
-    @property
-    def face_extent(self) -> float:
-        """Side of the square the face texture covers, metres (the outline's larger extent)."""
-        pts = self.outline()
-        return float((pts.max(0) - pts.min(0)).max())
-
-
-SIGN_TYPES: dict[str, SignType] = {
-    s.name: s
-    for s in [
-        SignType("stop", "octagon", 0.90),
-        SignType("yield", "triangle_down", 0.90),
-        SignType("speed_limit_30", "circle", 0.75),
-        SignType("speed_limit_50", "circle", 0.75),
-        SignType("speed_limit_80", "circle", 0.75),
-        SignType("no_entry", "circle", 0.75),
-        SignType("pedestrian_crossing", "square", 0.60),
-    ]
-}
-SIGN_CLASSES: tuple[str, ...] = tuple(SIGN_TYPES)
 
 
 def _px(points: np.ndarray, extent: float, size: int) -> np.ndarray:

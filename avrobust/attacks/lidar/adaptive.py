@@ -19,9 +19,9 @@ from avrobust.attacks.lidar.objective import FrameObjective, ground_height
 from avrobust.attacks.lidar.spoof import SpoofResult, crossing_rays, phantom_box
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat
+from avrobust.core.boxes import in_window
 from avrobust.core.errors import AttackError
 from avrobust.core.sensors import LidarSpec
-from avrobust.defences.free_space import in_window
 
 
 def spoof_past_free_space(

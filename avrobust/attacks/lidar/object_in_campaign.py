@@ -18,6 +18,7 @@ import torch
 from avrobust.attacks.lidar.adv_object import PLAIN_GREY
 from avrobust.core.attachment import MOUNTS, Attachment
 from avrobust.core.errors import ConfigError, DataError
+from avrobust.core.resources import resolve_user_path
 
 NAME = "adversarial_object"  # the attachment's name in the scene (and its texture's)
 
@@ -34,7 +35,7 @@ def load_attachment(
     plain grey."""
     import open3d as o3d
 
-    path = Path(path)
+    path = resolve_user_path(path)
     if not path.is_file():
         raise DataError("no such mesh file", file=path, field="mesh")
     if mount not in MOUNTS:
@@ -75,7 +76,7 @@ class AdversarialObjectAttack:
         host: str | None = None,
         reflectivity: float = 0.4,
     ) -> None:
-        self.mesh, self.mount, self.texture = Path(mesh), mount, texture
+        self.mesh, self.mount, self.texture = resolve_user_path(mesh), mount, texture
         self.host, self.reflectivity = host, reflectivity
         # Read once, at set-up (a bad file fails here): each job fixes it to its host.
         self._object = load_attachment(self.mesh, host or "", mount, texture, reflectivity)

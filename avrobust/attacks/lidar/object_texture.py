@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
@@ -23,9 +24,17 @@ from avrobust.attacks.detector_patch import detector_window, frozen_class_index,
 from avrobust.attacks.eot import EOT
 from avrobust.attacks.grid import coarse_grid
 from avrobust.attacks.printability import load_palette, nps, total_variation
-from avrobust.backends.embedded import EmbeddedBackend
 from avrobust.core.errors import ConfigError
 from avrobust.models.camera_detector import CameraDetector
+
+
+class TexturedScene(Protocol):
+    """What the attack needs of a started backend (the embedded one): textures to draw on named
+    surfaces, and a render of its frame that is differentiable in them."""
+
+    textures: dict[str, torch.Tensor]
+
+    def render(self, index: int, truth: bool = True) -> Any: ...
 
 
 @dataclass
@@ -33,7 +42,7 @@ class ObjectView:
     """A training view: a started backend whose scene carries the object, and the host's 2D
     box ``[4]`` (xyxy) where the camera sees it without the object (the region to clear)."""
 
-    backend: EmbeddedBackend
+    backend: TexturedScene
     box: torch.Tensor
 
 

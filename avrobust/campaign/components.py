@@ -1,0 +1,320 @@
+"""The components every campaign can name without any trained model or attack code:
+``model: none`` measures what the sensors capture of each target; ``attack: none`` and
+``defence: none`` leave the scene and the model as they are. Models, attacks and defences of
+later packages register themselves in their own modules and are imported here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from avrobust.campaign.registry import register
+
+
+class NoModel:
+    """No perception: frames are evaluated for sensor coverage of the targets only."""
+
+    name = "none"
+
+    def __call__(self, frame: Any) -> None:
+        return None
+
+
+class NoAttack:
+    name = "none"
+
+    def prepare(self, backend: Any, scenario: Any) -> None:
+        """Nothing to apply."""
+
+
+class NoDefence:
+    name = "none"
+
+    def wrap(self, model: Any) -> Any:
+        return model
+
+
+@register("model", "none", "no perception model: record sensor coverage of each target")
+def _no_model() -> NoModel:
+    return NoModel()
+
+
+@register("attack", "none", "clean: no attack")
+def _no_attack() -> NoAttack:
+    return NoAttack()
+
+
+@register("defence", "none", "no defence")
+def _no_defence() -> NoDefence:
+    return NoDefence()
+
+
+@register(
+    "model",
+    "sign-classifier",
+    "the shipped sign classifier on every visible sign's ground-truth box "
+    "(params: weights, min_box_px)",
+)
+def _sign_classifier(weights: str | None = None, min_box_px: float = 8.0):
+    from avrobust.models.victims import SignClassifierOnTruth
+
+    return SignClassifierOnTruth(weights, min_box_px)
+
+
+@register(
+    "model",
+    "camera-detector",
+    "the shipped camera detector (cars, pedestrians, traffic signs) on each frame "
+    "(params: weights, score_threshold)",
+)
+def _camera_detector(weights: str | None = None, score_threshold: float = 0.3):
+    from avrobust.models.victims import CameraDetectorVictim
+
+    return CameraDetectorVictim(weights, score_threshold)
+
+
+@register(
+    "model",
+    "sign-pipeline",
+    "sign recognition as deployed: the camera detector finds signs, the sign classifier names "
+    "them (params: detector, classifier, score_threshold)",
+)
+def _sign_pipeline(
+    detector: str | None = None, classifier: str | None = None, score_threshold: float = 0.3
+):
+    from avrobust.models.victims import SignRecognitionPipeline
+
+    return SignRecognitionPipeline(detector, classifier, score_threshold)
+
+
+@register(
+    "model",
+    "lidar-detector",
+    "the shipped LiDAR detector (cars, pedestrians; 3D boxes) on each sweep "
+    "(params: weights, score_threshold)",
+)
+def _lidar_detector(weights: str | None = None, score_threshold: float = 0.3):
+    from avrobust.models.victims import LidarDetectorVictim
+
+    return LidarDetectorVictim(weights, score_threshold)
+
+
+@register(
+    "model",
+    "fusion-late",
+    "late camera-LiDAR fusion (CLOCs-style): the camera detector re-scores the LiDAR "
+    "detector's 3D boxes (params: weights, score_threshold, camera, lidar)",
+)
+def _fusion_late(
+    weights: str | None = None,
+    score_threshold: float = 0.3,
+    camera: str | None = None,
+    lidar: str | None = None,
+):
+    from avrobust.models.victims import FusionDetectorVictim
+
+    return FusionDetectorVictim("late", weights, score_threshold, camera, lidar)
+
+
+@register(
+    "model",
+    "fusion-painting",
+    "early camera-LiDAR fusion (PointPainting): points painted with the camera detector's "
+    "class scores feed a LiDAR detector (params: weights, score_threshold, camera)",
+)
+def _fusion_painting(
+    weights: str | None = None, score_threshold: float = 0.3, camera: str | None = None
+):
+    from avrobust.models.victims import FusionDetectorVictim
+
+    return FusionDetectorVictim("painting", weights, score_threshold, camera)
+
+
+class PatchAttack:
+    """Paint a saved patch (texture and mask) on a named attack surface of every frame's scene:
+    the physical attack as the backend renders it."""
+
+    name = "patch"
+
+    def __init__(self, file: str, surface: str) -> None:
+
+        from avrobust.core.patch import Patch
+        from avrobust.core.resources import resolve_user_path
+
+        self.file = resolve_user_path(file)
+        self.patch = Patch.load(self.file)
+        self.surface = surface
+
+    def prepare(self, backend: Any, scenario: Any) -> None:
+        backend.apply_texture(self.surface, self.patch.texture, self.patch.mask)
+
+    def provenance(self) -> dict:
+        """What the report's threat model and appendix need: the printed size and hashes, and
+        how the patch was made (its own provenance: attack, victim weights, steps, EOT)."""
+        from avrobust.models.weights import file_sha256
+
+        return {
+            "file": str(self.file),
+            "file_sha256": file_sha256(self.file),
+            "patch_sha256": self.patch.sha256(),
+            "patch_name": self.patch.name,
+            "size_m": list(self.patch.size_m),
+            "coverage": self.patch.coverage,
+            "surface": self.surface,
+            "made_by": self.patch.provenance,
+        }
+
+
+@register("attack", "patch", "apply a saved patch file to a surface (params: file, surface)")
+def _patch_attack(file: str, surface: str) -> PatchAttack:
+    return PatchAttack(file, surface)
+
+
+@register(
+    "attack",
+    "lidar-remove",
+    "white-box removal of the first target's LiDAR returns in every frame, against the "
+    "campaign's LiDAR or fusion model (params: points (budget, default 250), method "
+    "(white-box or random), margin_deg, start_frame: the first attacked frame, fill_road: "
+    "also inject the road returns the removed rays would see, against the void check)",
+)
+def _lidar_remove(
+    points: int = 250,
+    method: str = "white-box",
+    margin_deg: float = 3.0,
+    start_frame: int = 0,
+    fill_road: bool = False,
+):
+    from avrobust.attacks.lidar.in_campaign import LidarRemovalAttack
+
+    return LidarRemovalAttack(points, method, margin_deg, start_frame, fill_road)
+
+
+@register(
+    "attack",
+    "adversarial-object",
+    "a mesh file fixed to the first target for the whole episode, seen by camera and LiDAR "
+    "(embedded backend; params: mesh (a textured OBJ from `avrobust attack lidar-object`, or "
+    "any mesh, drawn grey), mount (rear or roof), texture (false: draw it plain grey), host "
+    "(default: the first target), reflectivity)",
+)
+def _adversarial_object(
+    mesh: str,
+    mount: str = "rear",
+    texture: bool = True,
+    host: str | None = None,
+    reflectivity: float = 0.4,
+):
+    from avrobust.attacks.lidar.object_in_campaign import AdversarialObjectAttack
+
+    return AdversarialObjectAttack(mesh, mount, texture, host, reflectivity)
+
+
+@register(
+    "attack",
+    "lidar-spoof",
+    "white-box spoofing of a phantom ahead of the ego in every frame, against the campaign's "
+    "LiDAR or fusion model; recorded as the target `phantom`, right when not reported "
+    "(params: distance (its rear face, m, default 7.5), lateral (m), category (car or "
+    "pedestrian), points (budget, default 60), method (white-box, black-box or random), "
+    "steps, start_frame)",
+)
+def _lidar_spoof(
+    distance: float = 7.5,
+    lateral: float = 0.0,
+    category: str = "car",
+    points: int = 60,
+    method: str = "white-box",
+    steps: int = 30,
+    start_frame: int = 0,
+):
+    from avrobust.attacks.lidar.in_campaign import LidarSpoofAttack
+
+    return LidarSpoofAttack(distance, lateral, category, points, method, steps, start_frame)
+
+
+@register(
+    "defence",
+    "free-space-check",
+    "CARLO-style physical check: drops 3D detections whose box lets most laser rays aimed into "
+    "it pass through (params: threshold (free-space ratio, default 0.4), min_rays)",
+)
+def _free_space_check(threshold: float = 0.4, min_rays: int = 8):
+    from avrobust.defences.free_space import FreeSpaceCheck
+
+    return FreeSpaceCheck(threshold, min_rays)
+
+
+@register(
+    "defence",
+    "jpeg",
+    "input transformation: the camera image re-compressed as JPEG before the model "
+    "(params: quality, default 75); a non-adaptive baseline",
+)
+def _jpeg(quality: int = 75):
+    from avrobust.defences.preprocess import jpeg_defence
+
+    return jpeg_defence(quality)
+
+
+@register(
+    "defence",
+    "median-blur",
+    "input transformation: a median filter on the camera image before the model "
+    "(params: kernel, default 3); a non-adaptive baseline",
+)
+def _median(kernel: int = 3):
+    from avrobust.defences.preprocess import median_defence
+
+    return median_defence(kernel)
+
+
+@register(
+    "defence",
+    "temporal-check",
+    "temporal consistency over the job's frames: objects confirmed after `confirm` frames, "
+    "coasted `coast` frames when they vanish, classes voted over the track; alarms for "
+    "vanished, appeared, class_flip, implausible_motion (params: confirm, coast, vote, "
+    "min_track, appear_px, appear_m, range_m, max_speed)",
+)
+def _temporal_check(**params):
+    from avrobust.defences.temporal import TemporalCheck
+
+    return TemporalCheck(**params)
+
+
+@register(
+    "defence",
+    "cross-modal-check",
+    "camera detections need LiDAR returns on one surface at a plausible size, LiDAR "
+    "detections need an overlapping camera detection of the same category (params: "
+    "min_support, min_returns, min_rays, min_iou, camera_range_m, camera, lidar)",
+)
+def _cross_modal_check(**params):
+    from avrobust.defences.cross_modal import CrossModalCheck
+
+    return CrossModalCheck(**params)
+
+
+@register(
+    "defence",
+    "local-gradient-smoothing",
+    "input transformation: Local Gradient Smoothing (Naseer et al. 2019) flattens dense "
+    "clusters of high image gradient, where a patch is (params: threshold 0.1, strength 2.3)",
+)
+def _lgs(threshold: float = 0.1, strength: float = 2.3):
+    from avrobust.defences.preprocess import lgs_defence
+
+    return lgs_defence(threshold, strength)
+
+
+@register(
+    "defence",
+    "void-check",
+    "shadow-style check for removed LiDAR returns: raises a 'void' alarm for every solid "
+    "cluster of at least min_rays road-aimed rays with no return; the output is unchanged "
+    "(params: min_rays 16, ground_range 45, lidar)",
+)
+def _void_check(**params):
+    from avrobust.defences.shadow import VoidCheck
+
+    return VoidCheck(**params)

@@ -1,0 +1,74 @@
+"""Names that campaigns use for models, attacks and defences, and what they build.
+
+Each entry is a factory taking the reference's ``params``. Later packages register their
+components here explicitly (see :func:`load_builtin_components`), so what runs stays visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from avrobust.core.errors import ConfigError
+
+Kind = Literal["model", "attack", "defence"]
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: Kind
+    name: str
+    factory: Callable[..., Any]
+    description: str
+
+
+_REGISTRY: dict[Kind, dict[str, Component]] = {"model": {}, "attack": {}, "defence": {}}
+
+
+def register(kind: Kind, name: str, description: str):
+    """Decorator: register ``factory(**params)`` under ``name``."""
+
+    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
+        _REGISTRY[kind][name] = Component(kind, name, factory, description)
+        return factory
+
+    return wrap
+
+
+def names(kind: Kind) -> list[str]:
+    load_builtin_components()
+    return sorted(_REGISTRY[kind])
+
+
+def describe(kind: Kind) -> list[Component]:
+    load_builtin_components()
+    return [_REGISTRY[kind][n] for n in sorted(_REGISTRY[kind])]
+
+
+def create(kind: Kind, ref: dict[str, Any]) -> Any:
+    """Build the component a campaign reference ``{"name": ..., "params": {...}}`` names."""
+    load_builtin_components()
+    name = ref.get("name")
+    if name not in _REGISTRY[kind]:
+        raise ConfigError(
+            f"unknown {kind} {name!r}", field=f"{kind}s", allowed=", ".join(sorted(_REGISTRY[kind]))
+        )
+    try:
+        return _REGISTRY[kind][name].factory(**ref.get("params", {}))
+    except TypeError as exc:
+        raise ConfigError(
+            f"bad parameters for {kind} {name!r}: {exc}", field=f"{kind}s.params"
+        ) from None
+
+
+_loaded = False
+
+
+def load_builtin_components() -> None:
+    """Import the modules that register avrobust's own components (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    from avrobust.campaign import components  # noqa: F401  (registers on import)

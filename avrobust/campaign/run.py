@@ -1,0 +1,111 @@
+"""``avrobust run``: expand a campaign, store its jobs, run the unfinished ones with retries,
+and show progress. Interrupting (Ctrl-C) keeps every finished job; rerunning resumes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from avrobust.backends.factory import make_backend
+from avrobust.campaign.executors import run_jobs
+from avrobust.campaign.records import JobOutcome
+from avrobust.campaign.store import ResultsStore
+from avrobust.scenario.campaign import ComponentRef, Job, expand, load_campaign
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    frames: int
+
+
+def plan(campaign_path: str | Path) -> list[Job]:
+    """The jobs a campaign file expands to, without running anything."""
+    path = Path(campaign_path)
+    return expand(load_campaign(path), path.parent)
+
+
+def run_campaign(
+    campaign_path: str | Path,
+    out: str | Path,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    retries: int = 0,
+    backend: str | None = None,
+    timeout: float | None = None,
+    on_outcome: Callable[[JobOutcome, Job], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
+    attacks: list[dict] | None = None,
+) -> RunSummary:
+    """Run a campaign into ``out`` (a run directory), resuming where it stopped.
+
+    Args:
+        backend: overrides the campaign's backend. timeout: overrides its per-job limit.
+        retries: how many more times a failing job is tried within this run.
+        on_start: called with (jobs to run, jobs already done). on_outcome: after each job.
+        attacks: replaces the campaign's attacks (``avrobust attack evaluate --campaign``);
+            the stored campaign text is then the campaign as run.
+    """
+    path = Path(campaign_path)
+    campaign = load_campaign(path)
+    text = path.read_text(encoding="utf-8")
+    updates: dict = {}
+    if attacks is not None:
+        updates["attacks"] = [ComponentRef.model_validate(a) for a in attacks]
+    if backend is not None:
+        updates["backend"] = backend
+    if timeout is not None:
+        updates["timeout"] = timeout
+    if updates:
+        campaign = campaign.model_copy(update=updates)
+    if attacks is not None:
+        import yaml
+
+        text = f"# {path}, its attacks replaced by avrobust attack evaluate\n" + yaml.safe_dump(
+            campaign.model_dump(mode="json", exclude_defaults=True), sort_keys=False
+        )
+    # An unavailable backend stops here, not in every job.
+    if campaign.backend == "carla":
+        from avrobust.backends.carla.backend import check_servers
+
+        check_servers(campaign.carla.servers, campaign.carla.timeout)
+    else:
+        make_backend(campaign.backend).close()
+    jobs = expand(campaign, path.parent)
+    with ResultsStore(out) as store:
+        store.register(campaign.name, text, jobs)
+        # Run this expansion's jobs (its timeout and backend), skipping the finished ones.
+        unfinished = {j.id for j in store.pending([j.id for j in jobs])}
+        todo = [j for j in jobs if j.id in unfinished]
+        skipped = len(jobs) - len(todo)
+        if on_start:
+            on_start(len(todo), skipped)
+        done = failed = frames = 0
+        attempts: dict[str, int] = {}
+        by_id = {j.id: j for j in todo}
+        queue = todo
+        carla = len(campaign.carla.servers) if campaign.backend == "carla" else 0
+        while queue:
+            retry: list[Job] = []
+            for outcome in run_jobs(queue, executor, workers, address, carla):
+                job = by_id[outcome.job_id]
+                attempts[job.id] = attempts.get(job.id, 0) + 1
+                if outcome.error is not None and attempts[job.id] <= retries:
+                    retry.append(job)
+                    continue
+                store.record(outcome, attempts=attempts[job.id])
+                if outcome.error is None:
+                    done += 1
+                    frames += outcome.num_frames
+                else:
+                    failed += 1
+                if on_outcome:
+                    on_outcome(outcome, job)
+            queue = retry
+    return RunSummary(Path(out), len(jobs), skipped, done, failed, frames)

@@ -1,0 +1,254 @@
+"""``avrobust campaign plan``, ``avrobust run`` and ``avrobust runs list/show/export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from avrobust.cli.base import app, console
+
+campaign_app = typer.Typer(help="Campaigns: plan them before running.", no_args_is_help=True)
+app.add_typer(campaign_app, name="campaign")
+runs_app = typer.Typer(help="Run directories: list, show, export.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@campaign_app.command("plan")
+def campaign_plan(
+    campaign: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
+    sample: Annotated[int, typer.Option(help="How many jobs to show.")] = 8,
+) -> None:
+    """Expand a campaign into jobs and print the count and a sample; runs nothing."""
+    from collections import Counter
+
+    from avrobust.campaign.run import plan
+
+    jobs = plan(campaign)
+    console.print(f"[bold]{len(jobs)}[/] jobs")
+    for key in ("scenario_name",):
+        counts = Counter(getattr(j, key) for j in jobs)
+        console.print("  scenarios: " + ", ".join(f"{k} ({v})" for k, v in counts.items()))
+    table = Table(show_header=True)
+    table.add_column("job id", no_wrap=True)
+    for col in ("scenario", "conditions", "model", "attack", "defence"):
+        table.add_column(col, overflow="fold")
+    step = max(1, len(jobs) // max(sample, 1))
+    for j in jobs[::step][:sample]:
+        cond = ", ".join(f"{k}={v}" for k, v in j.conditions.items()) or "-"
+        table.add_row(
+            j.id, j.scenario_name, cond, j.model["name"], j.attack["name"], j.defence["name"]
+        )
+    console.print(table)
+
+
+@app.command("run")
+def run(
+    campaign: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory (resumed if it exists).")],
+    backend: Annotated[
+        str | None, typer.Option(help="embedded or carla (default: the campaign's).")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
+    workers: Annotated[int, typer.Option(help="Parallel jobs (processes or Ray CPUs).")] = 1,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
+    ] = None,
+    retries: Annotated[int, typer.Option(help="Extra tries for a failing job.")] = 0,
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds per job (default: the campaign's).")
+    ] = None,
+) -> None:
+    """Run a campaign's jobs into a run directory; rerun the same command to resume."""
+    _run_campaign_cli(campaign, out, backend, executor, workers, address, retries, timeout)
+
+
+def _run_campaign_cli(
+    campaign: Path,
+    out: Path,
+    backend: str | None = None,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    retries: int = 0,
+    timeout: float | None = None,
+    attacks: list[dict] | None = None,
+) -> None:
+    """``avrobust run`` with a progress bar; ``attacks`` replaces the campaign's attacks."""
+    import time as _time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from avrobust.campaign.run import run_campaign
+
+    state = {"frames": 0, "failed": 0, "t0": _time.monotonic()}
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("[red]{task.fields[failures]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    task = progress.add_task("jobs", total=None, rate="", failures="")
+
+    def on_start(todo: int, skipped: int) -> None:
+        if skipped:
+            console.print(f"resuming: {skipped} jobs already done, {todo} to run")
+        progress.update(task, total=todo)
+
+    def on_outcome(outcome, job) -> None:
+        state["frames"] += outcome.num_frames
+        if outcome.error is not None:
+            state["failed"] += 1
+            progress.console.print(
+                f"[red]failed[/] {job.id} {job.label}: {outcome.error.splitlines()[-1]}",
+                highlight=False,
+            )
+        rate = state["frames"] / max(_time.monotonic() - state["t0"], 1e-9)
+        progress.update(
+            task,
+            advance=1,
+            rate=f"{rate:.1f} frames/s",
+            failures=f"{state['failed']} failed" if state["failed"] else "",
+        )
+
+    with progress:
+        summary = run_campaign(
+            campaign,
+            out,
+            executor,
+            workers,
+            address,
+            retries,
+            backend,
+            timeout,
+            on_outcome,
+            on_start,
+            attacks=attacks,
+        )
+    console.print(
+        f"{summary.done} jobs done, {summary.failed} failed, {summary.skipped} "
+        f"skipped (already done); results in {summary.run_dir}"
+    )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@runs_app.command("list")
+def runs_list(
+    root: Annotated[Path, typer.Argument(help="Folder holding run directories.")] = Path("runs"),
+) -> None:
+    """List the run directories under ROOT with their progress."""
+    from avrobust.campaign.store import DB_NAME, ResultsStore
+
+    table = Table(show_header=True)
+    for col in ("run", "campaign", "done", "failed", "pending"):
+        table.add_column(col)
+    for db in sorted(root.glob(f"*/{DB_NAME}")):
+        with ResultsStore(db.parent, create=False) as store:
+            c = store.counts()
+            table.add_row(
+                db.parent.name,
+                store.meta("campaign") or "?",
+                str(c["done"]),
+                str(c["failed"]),
+                str(c["pending"]),
+            )
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Summarise a run: jobs by status, frames, failures, and coverage by target."""
+    from avrobust.campaign.store import ResultsStore, outcome_summary
+
+    with ResultsStore(run_dir, create=False) as store:
+        s = outcome_summary(store)
+        c = s["jobs"]
+        console.print(f"campaign [bold]{store.meta('campaign')}[/] in {run_dir}")
+        console.print(
+            f"jobs: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
+            f"of {c['total']}; {s['frames_rendered']} frames in {s['duration_s']:.1f} s"
+        )
+        rows = store.query(
+            "SELECT target, COUNT(*), AVG(visible), AVG(box_height), AVG(surface_pixels), "
+            "AVG(lidar_points), AVG(correct) FROM frames GROUP BY target ORDER BY target"
+        )
+        table = Table(show_header=True, title="per target, all frames")
+        for col in (
+            "target",
+            "frames",
+            "visible",
+            "mean box height px",
+            "mean surface px",
+            "mean LiDAR points",
+            "correct",
+        ):
+            table.add_column(col)
+        for t, n, vis, bh, sp, lp, corr in rows:
+            table.add_row(
+                t,
+                str(n),
+                f"{vis:.0%}",
+                f"{bh:.1f}",
+                f"{sp:.0f}",
+                f"{lp:.0f}",
+                "-" if corr is None else f"{corr:.0%}",
+            )
+        console.print(table)
+        by_attack = store.query(
+            "SELECT json_extract(j.model, '$.name'), json_extract(j.attack, '$.name'), "
+            "COUNT(*), AVG(f.correct) FROM frames f JOIN jobs j ON j.id = f.job_id "
+            "WHERE f.correct IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        if by_attack:
+            enc = dict(
+                ((m, a), (n, failed))
+                for m, a, n, failed in store.query(
+                    "SELECT json_extract(j.model, '$.name'), json_extract(j.attack, '$.name'), "
+                    "COUNT(*), SUM(e.failed) FROM encounters e JOIN jobs j ON j.id = e.job_id "
+                    "WHERE e.failed IS NOT NULL GROUP BY 1, 2"
+                )
+            )
+            table = Table(show_header=True, title="model verdicts by attack")
+            for col in ("model", "attack", "frames judged", "correct", "encounters failed"):
+                table.add_column(col)
+            for m, a, n, corr in by_attack:
+                en, ef = enc.get((m, a), (0, 0))
+                table.add_row(m, a, str(n), f"{corr:.0%}", f"{ef}/{en}" if en else "-")
+            console.print(table)
+        for jid, err in store.query("SELECT id, error FROM jobs WHERE status='failed'"):
+            console.print(f"[red]failed[/] {jid}: {err.splitlines()[-1]}", highlight=False)
+
+
+@runs_app.command("export")
+def runs_export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or parquet.")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Folder (default: RUN_DIR/export).")] = None,
+) -> None:
+    """Export the jobs, frames and encounters tables."""
+    from avrobust.campaign.store import ResultsStore
+
+    with ResultsStore(run_dir, create=False) as store:
+        for path in store.export(fmt, out):
+            console.print(str(path))
+
+
+def run_then_show(campaign: Path, out: Path, **kw) -> None:
+    """Run a campaign (as ``avrobust run``), then print its summary (as ``runs show``)."""
+    _run_campaign_cli(campaign, out, **kw)
+    runs_show(out)
