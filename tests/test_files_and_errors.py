@@ -56,3 +56,18 @@ def test_generators_with_the_same_seed_replay():
     b = torch.rand(5, generator=make_generator(seed_from_id("x")))
     c = torch.rand(5, generator=make_generator(seed_from_id("y")))
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_unknown_names_are_one_line_config_errors_and_still_key_errors():
+    from avrobust.attacks.eot import EOT
+    from avrobust.core.detections import Detections
+    from avrobust.core.errors import ConfigError
+    from avrobust.core.weather import preset
+
+    for call in (lambda: EOT("nonsense"), lambda: preset("Sunny"),
+                 lambda: Detections.empty("2d", ("car",)).of_class("bus")):  # fmt: skip
+        with pytest.raises(ConfigError) as info:
+            call()
+        assert isinstance(info.value, KeyError)
+        text = str(info.value)
+        assert "\n" not in text and not text.startswith("'") and "allowed:" in text

@@ -15,6 +15,8 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
+from avrobust.core.errors import UnknownNameError
+
 PRESETS: dict[str, dict[str, float]] = {
     # strength of each family, 0 disables it
     "light": {
@@ -106,7 +108,9 @@ class EOT(nn.Module):
         super().__init__()
         if isinstance(preset, str):
             if preset not in PRESETS:
-                raise KeyError(f"unknown EOT preset {preset!r}; known: {', '.join(PRESETS)}")
+                raise UnknownNameError(
+                    f"unknown EOT preset {preset!r}", field="eot", allowed=", ".join(PRESETS)
+                )
             self.name, strength = preset, PRESETS[preset]
         else:
             self.name, strength = "custom", {**PRESETS["none"], **preset}

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 
 from avrobust.core.boxes import Box2D, Box3D
+from avrobust.core.errors import UnknownNameError
 
 Kind = Literal["2d", "3d"]
 _WIDTH = {"2d": 4, "3d": 7}
@@ -87,7 +88,9 @@ class Detections:
     def of_class(self, name: str) -> Detections:
         """Detections whose label names ``name``."""
         if name not in self.class_names:
-            raise KeyError(f"unknown class {name!r}; classes are {list(self.class_names)}")
+            raise UnknownNameError(
+                f"unknown class {name!r}", field="class", allowed=", ".join(self.class_names)
+            )
         return self.filter(self.labels == self.class_names.index(name))
 
     def box2d(self) -> Box2D:

@@ -52,6 +52,14 @@ class ConfigError(AvrobustError):
     """A configuration value or file (scenario, campaign, CLI option) is invalid."""
 
 
+class UnknownNameError(ConfigError, KeyError):
+    """A name (a preset, a class) that is not among the allowed ones. Also a ``KeyError``, as a
+    lookup by name is; the CLI prints it as one line like any :class:`ConfigError`."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.format()
+
+
 class DataError(AvrobustError):
     """A data file (dataset, point cloud, image, results store, patch) is missing or malformed."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from avrobust.core.errors import UnknownNameError
+
 
 @dataclass(frozen=True)
 class Weather:
@@ -94,7 +96,9 @@ PRESETS: dict[str, Weather] = {
 def preset(name: str) -> Weather:
     """A preset by name (``ClearNoon``, ``HardRainNoon``, ``ClearNight``, ``Fog``, ...)."""
     if name not in PRESETS:
-        raise KeyError(f"unknown weather preset {name!r}; known: {', '.join(PRESETS)}")
+        raise UnknownNameError(
+            f"unknown weather preset {name!r}", field="weather", allowed=", ".join(PRESETS)
+        )
     return PRESETS[name]
 
 
