@@ -10,6 +10,7 @@ install:
 
 lint: install
 	$(VENV)/bin/ruff check avrobust tests tools
+	$(VENV)/bin/ruff format --check avrobust tests tools
 
 # The whole suite CI runs: lint, then every test, slow end-to-end ones included.
 test: lint

@@ -100,16 +100,17 @@ def shipped_data() -> Check:
     from avrobust.core.resources import data_path, data_root
     from avrobust.scenario.loader import library_dir
 
+    library = library_dir()
     models = sorted(data_path("assets", "models").glob("*.pt"))
     palettes = sorted(data_path("assets", "palettes").glob("*.csv"))
     patches = sorted(data_path("assets", "patches").glob("*.patch"))
-    scenarios = sorted(library_dir().glob("*.yaml"))
-    campaigns = sorted((library_dir() / "campaigns").glob("*.yaml"))
+    scenarios = sorted(library.glob("*.yaml"))
+    campaigns = sorted((library / "campaigns").glob("*.yaml"))
     ok = bool(models and palettes and scenarios)
     detail = (
         f"{data_root()}: {len(models)} model weights, {len(palettes)} palettes, "
         f"{len(patches)} patches; {len(scenarios)} scenarios and {len(campaigns)} campaigns in "
-        f"{library_dir()}"
+        f"{library}"
     )
     if not ok:
         detail += " (missing: reinstall avrobust, or set AVROBUST_DATA to a folder with assets/)"

@@ -55,7 +55,7 @@ def test_gradients_reach_the_texture_and_the_goal_moves_the_scores(lead_frames, 
     views = patch_views(lead_frames.frames, "lead_rear", "appear")
     base = lead_frames.surface_textures["lead_rear"]
     mask = torch.ones(1, *base.shape[1:])
-    attack = DetectorPatchAttack(detector, "appear", "car", steps=12, lr=0.05, batch=2, eot="none")
+    attack = DetectorPatchAttack(detector, "appear", "car", steps=12, lr=0.5, batch=2, eot="none")
     tex = base.clone().requires_grad_(True)
     from avrobust.attacks.eot import EOT
 
@@ -70,7 +70,7 @@ def test_gradients_reach_the_texture_and_the_goal_moves_the_scores(lead_frames, 
     assert after.mean() > before.mean() + 0.2
     assert patch.provenance["goal"] == "appear" and patch.size_m == (1.4, 0.6)
     # The attack also runs when called under no_grad.
-    hide = DetectorPatchAttack(detector, "hide", "car", steps=12, lr=0.05, batch=2, eot="none")
+    hide = DetectorPatchAttack(detector, "hide", "car", steps=12, lr=0.5, batch=2, eot="none")
     hviews = patch_views(lead_frames.frames, "lead_rear", "hide")
     with torch.no_grad():
         before = hide.view_scores(hviews, base, mask, EOT("none"), 0)

@@ -24,6 +24,9 @@ class _Target:
     eot = "none"
     batch = 1
 
+    def victims(self):
+        return ()
+
     def objective(self, views, texture, mask, eot, step):
         blue = (texture[2, 40:56, 8:24] - texture[0, 40:56, 8:24]).mean()
         return -4 * blue, torch.tensor([bool(blue > 0.5)])

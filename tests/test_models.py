@@ -31,7 +31,7 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_sim_and_model_share_the_sign_vocabulary():
-    from avrobust.core.signs import SIGN_CLASSES as SIM
+    from avrobust.core.signs import SIGN_TYPES as SIM
 
     assert tuple(SIM) == SIGN_TYPES and SIGN_CLASSES[-1] == "background"
 

@@ -118,7 +118,7 @@ def test_a_short_texture_optimisation_lowers_the_detectors_score(
     clean, ids = _render(scenario, [])
     backend = view_backend(scenario, VIEW, CAMERA, None, [att])
     views = [ObjectView(backend, host_box_2d(clean, ids["lead"]))]
-    attack = ObjectTextureAttack(lively_detector, steps=8, batch=1, eot="none", lr=0.05)
+    attack = ObjectTextureAttack(lively_detector, steps=8, batch=1, eot="none", lr=0.5)
     grey = torch.full((3, 16, 20), 0.5)
     with torch.no_grad():
         before = attack.scores(views, att.name, grey, EOT("none"), 0)

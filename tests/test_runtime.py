@@ -26,8 +26,7 @@ def test_open3d_starts_without_dash_and_still_draws_with_plotly():
 def test_the_deferral_can_be_switched_off():
     env = {"AVROBUST_NO_LAZY_PLOTLY": "1", "PATH": ""}
     code = (
-        "import sys, avrobust.runtime as r; r.apply(); import open3d; "
-        "print('dash' in sys.modules)"
+        "import sys, avrobust.runtime as r; r.apply(); import open3d; print('dash' in sys.modules)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env

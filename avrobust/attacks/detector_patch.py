@@ -20,15 +20,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Literal
 
 import torch
 
 from avrobust.attacks.compositor import composite
 from avrobust.attacks.eot import EOT
-from avrobust.attacks.grid import coarse_grid
-from avrobust.attacks.printability import load_palette, nps, total_variation
+from avrobust.attacks.frozen import frozen
+from avrobust.attacks.printability import load_palette
+from avrobust.attacks.texture_optimiser import TextureOptimiser
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
 from avrobust.core.patch import Patch
@@ -123,29 +124,29 @@ def region_scores(
     return torch.stack(scores)
 
 
-def frozen_class_index(detector: CameraDetector, category: str) -> int:
+def class_index(detector: CameraDetector, category: str) -> int:
     """``category``'s index in the detector's classes (a ConfigError naming the allowed ones
-    otherwise), the detector put in eval mode with its parameters frozen for an attack."""
+    otherwise)."""
     if category not in detector.classes:
         raise ConfigError(
             f"unknown category {category!r}",
             field="category",
             allowed=", ".join(detector.classes),
         )
-    detector.eval()
-    for p in detector.parameters():
-        p.requires_grad_(False)
     return detector.classes.index(category)
 
 
 @dataclass
 class DetectorPatchAttack:
-    """A patch texture inside ``mask`` on a surface, optimised against ``detector``.
+    """A patch texture inside ``mask`` on a surface, optimised against ``detector``; calling
+    it returns a :class:`Patch`.
 
-    Hyperparameters as Thys et al. (Adam lr 0.03, TV 2.5) and RP2 (NPS 0.01); ``batch`` views
-    per step, ``eot_draws`` transformations per view (the detector is put in eval mode and its
-    parameters frozen). ``init``: ``"surface"`` starts from the
-    surface's own texture, ``"grey"`` from mid-grey with a little noise.
+    Hyperparameters (keyword-only) as Thys et al. (TV 2.5) and RP2 (NPS 0.01); ``lr`` is Adam's
+    step on the texture's logits (see :mod:`avrobust.attacks.texture_optimiser`); ``batch``
+    views per step, ``eot_draws`` transformations per view (the detector is held in eval mode
+    without gradients while the attack runs, then given back as it was). ``init``:
+    ``"surface"`` starts from the surface's own texture, ``"grey"`` from mid-grey with a little
+    noise.
 
     ``texture_res``: when set, the optimiser works on a coarser grid of that many cells across
     (bilinearly upsampled to the texture): a far camera point-samples a few texels of a
@@ -158,8 +159,9 @@ class DetectorPatchAttack:
     detector: CameraDetector
     goal: Goal
     category: str
+    _: KW_ONLY
     steps: int = 300
-    lr: float = 0.03
+    lr: float = 0.3
     batch: int = 4
     eot: str = "standard"
     eot_draws: int = 1
@@ -178,18 +180,10 @@ class DetectorPatchAttack:
     def __post_init__(self) -> None:
         from avrobust.export.chart import PrinterModel
 
-        if self.schedule not in ("constant", "cosine"):
-            raise ConfigError(
-                f"unknown schedule {self.schedule!r}", field="schedule", allowed="constant, cosine"
-            )
-        if self.texture_res is not None and self.texture_res < 2:
-            raise ConfigError(
-                f"texture_res must be at least 2, got {self.texture_res}", field="texture_res"
-            )
-
+        self.optimiser()  # checks the optimiser's settings before any rendering
         if self.goal not in ("hide", "appear"):
             raise ConfigError(f"unknown goal {self.goal!r}", field="goal", allowed="hide, appear")
-        self._cls = frozen_class_index(self.detector, self.category)
+        self._cls = class_index(self.detector, self.category)
         self._printer = None if self.printer is None else PrinterModel.load(self.printer)
 
     def view_scores(
@@ -219,6 +213,22 @@ class DetectorPatchAttack:
             per_view = per_view.clamp(min=-self.margin)
         return per_view.mean(), self.success(scores.detach())
 
+    def victims(self) -> tuple[torch.nn.Module, ...]:
+        """The models the attack optimises against (held still while it runs)."""
+        return (self.detector,)
+
+    def optimiser(self) -> TextureOptimiser:
+        return TextureOptimiser(
+            steps=self.steps,
+            lr=self.lr,
+            batch=self.batch,
+            nps_weight=self.nps_weight,
+            tv_weight=self.tv_weight,
+            palette=self.palette,
+            texture_res=self.texture_res,
+            schedule=self.schedule,
+        )
+
     def success(self, scores: torch.Tensor) -> torch.Tensor:
         """Per view: hidden (no peak of the category above the threshold over the object) or
         appeared (one over the patch)."""
@@ -226,7 +236,6 @@ class DetectorPatchAttack:
             return scores < self.score_threshold
         return scores >= self.score_threshold
 
-    @torch.enable_grad()  # optimises even when called under no_grad
     def __call__(
         self,
         views: list[PatchView],
@@ -239,41 +248,20 @@ class DetectorPatchAttack:
         if not views:
             raise ConfigError("no training view shows the surface", field="views")
         gen = torch.Generator().manual_seed(self.seed)
-        palette = load_palette(self.palette)
         eot = EOT(self.eot)
+        optimiser = self.optimiser()
         if self.init == "surface":
             init = base_texture + 0.05 * torch.randn(base_texture.shape, generator=gen)
         else:
             init = 0.5 + 0.1 * torch.randn(base_texture.shape, generator=gen)
-        grid = coarse_grid(init, self.texture_res)
-        # Optimised in logit space: the texture stays in [0, 1] without clipped gradients.
-        param = torch.logit(grid.down(init).clamp(0.02, 0.98)).requires_grad_(True)
-        opt = torch.optim.Adam([param], lr=self.lr * 10)
-        sched = (
-            torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, self.steps))
-            if self.schedule == "cosine"
-            else None
-        )
-        history = []
-        for step in range(self.steps):
-            idx = torch.randperm(len(views), generator=gen)[: self.batch].tolist()
-            texture = grid.up(torch.sigmoid(param))
-            loss, met = self.objective([views[i] for i in idx], texture, mask, eot, step)
-            loss = (
-                loss
-                + self.nps_weight * nps(texture, palette, mask)
-                + self.tv_weight * total_variation(texture, mask)
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            rate = float(met.float().mean())
-            history.append({"step": step, "loss": float(loss.detach()), "success": rate})
-            if on_step:
-                on_step(step, float(loss.detach()), rate)
-        texture = grid.up(torch.sigmoid(param)).detach()
+
+        def objective(idx: list[int], texture: torch.Tensor, step: int):
+            return self.objective([views[i] for i in idx], texture, mask, eot, step)
+
+        with frozen(*self.victims()):
+            result = optimiser(init, len(views), objective, gen, mask, on_step)
+        palette = load_palette(self.palette)
+        texture = result.texture
         return Patch(
             texture=texture,
             mask=mask.clone(),
@@ -299,7 +287,7 @@ class DetectorPatchAttack:
                 "margin": self.margin,
                 "seed": self.seed,
                 "views": len(views),
-                "final_train_success": history[-1]["success"] if history else math.nan,
+                "final_train_success": result.final_success,
                 **self.provenance,
             },
         )

@@ -21,6 +21,7 @@ from kornia.geometry.transform import warp_perspective
 
 from avrobust.attacks.compositor import texture_to_image
 from avrobust.attacks.eot import EOT
+from avrobust.attacks.frozen import frozen
 from avrobust.core.errors import ConfigError
 
 
@@ -29,6 +30,8 @@ class Objective(Protocol):
 
     eot: str
     batch: int
+
+    def victims(self) -> tuple[torch.nn.Module, ...]: ...
 
     def objective(
         self, views: list[Any], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, step: int
@@ -127,17 +130,18 @@ def learn_mask(
     param = torch.logit(base).clone().requires_grad_(True)
     opt = torch.optim.Adam([param], lr=0.3)
     area = region.sum()
-    for step in range(spec.steps):
-        idx = torch.randperm(len(views), generator=gen)[: attack.batch].tolist()
-        texture = torch.sigmoid(param)
-        adv, met = attack.objective([views[i] for i in idx], texture, region, eot, step)
-        l1 = ((texture - base).abs().sum(0, keepdim=True) * region).sum() / area
-        loss = adv + spec.l1_weight * l1
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if on_step:
-            on_step(step, float(loss.detach()), float(met.float().mean()))
+    with frozen(*attack.victims()), torch.enable_grad():
+        for step in range(spec.steps):
+            idx = torch.randperm(len(views), generator=gen)[: attack.batch].tolist()
+            texture = torch.sigmoid(param)
+            adv, met = attack.objective([views[i] for i in idx], texture, region, eot, step)
+            l1 = ((texture - base).abs().sum(0, keepdim=True) * region).sum() / area
+            loss = adv + spec.l1_weight * l1
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if on_step:
+                on_step(step, float(loss.detach()), float(met.float().mean()))
     saliency = (torch.sigmoid(param).detach() - base).abs().sum(0)
     mask = top_blobs(saliency, region, spec.coverage, math.ceil(spec.blob * max(h, w)))
     return mask, {

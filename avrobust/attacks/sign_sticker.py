@@ -4,9 +4,8 @@ transformation against a sign classifier, with printability (NPS) and smoothness
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import torch
@@ -14,7 +13,9 @@ import torch.nn.functional as F
 
 from avrobust.attacks.compositor import composite_in_crop
 from avrobust.attacks.eot import EOT
-from avrobust.attacks.printability import load_palette, nps, total_variation
+from avrobust.attacks.frozen import frozen
+from avrobust.attacks.printability import load_palette
+from avrobust.attacks.texture_optimiser import TextureOptimiser
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
 from avrobust.core.patch import Patch
@@ -49,17 +50,23 @@ def sign_views(frames: list[Frame], surface: str, min_pixels: int = 30) -> list[
 @dataclass
 class StickerAttack:
     """Targeted (``target`` class) or untargeted (``target=None``: leave ``true_class``)
-    sticker attack on a classifier of sign crops.
+    sticker attack on a classifier of sign crops; calling it returns a :class:`Patch`.
 
-    Hyperparameters follow RP2 and Thys et al.: Adam (lr 0.03 here, as Thys), NPS weight 0.01,
-    TV weight 2.5, a few EOT draws per view and step.
+    Hyperparameters (keyword-only) follow RP2 and Thys et al.: NPS weight 0.01, TV weight 2.5, a
+    few EOT draws per view and step; ``lr`` is Adam's step on the texture's logits (see
+    :mod:`avrobust.attacks.texture_optimiser`). The classifier (and the detector) are held in
+    eval mode without gradients while the attack runs and given back as they were.
+
+    >>> attack = StickerAttack(classifier, "stop", "speed_limit_80", steps=200)
+    >>> patch = attack(views, face_texture, mask, size_m=(0.75, 0.75))
     """
 
     classifier: ClassifierAdapter
     true_class: str
     target: str | None = None
+    _: KW_ONLY
     steps: int = 300
-    lr: float = 0.03
+    lr: float = 0.3
     batch: int = 8
     eot: str = "standard"
     eot_draws: int = 2
@@ -79,16 +86,12 @@ class StickerAttack:
     def __post_init__(self) -> None:
         from avrobust.export.chart import PrinterModel
 
-        if self.detector is not None:
-            if "traffic_sign" not in self.detector.classes:
-                raise ConfigError(
-                    "the pipeline's detector has no traffic_sign class",
-                    field="detector",
-                    allowed=", ".join(self.detector.classes),
-                )
-            self.detector.eval()
-            for p in self.detector.parameters():
-                p.requires_grad_(False)
+        if self.detector is not None and "traffic_sign" not in self.detector.classes:
+            raise ConfigError(
+                "the pipeline's detector has no traffic_sign class",
+                field="detector",
+                allowed=", ".join(self.detector.classes),
+            )
 
         self._printer = None if self.printer is None else PrinterModel.load(self.printer)
         classes = self.classifier.classes
@@ -146,6 +149,20 @@ class StickerAttack:
         cls = self.detector.classes.index("traffic_sign")
         return region_scores(self.detector, cls, views, texture, mask, eot, step)
 
+    def victims(self) -> tuple[torch.nn.Module, ...]:
+        """The models the attack optimises against (held still while it runs)."""
+        return tuple(m for m in (self.classifier, self.detector) if m is not None)
+
+    def optimiser(self) -> TextureOptimiser:
+        return TextureOptimiser(
+            steps=self.steps,
+            lr=self.lr,
+            batch=self.batch,
+            nps_weight=self.nps_weight,
+            tv_weight=self.tv_weight,
+            palette=self.palette,
+        )
+
     def success(self, logits: torch.Tensor) -> torch.Tensor:
         pred = logits.argmax(1)
         classes = self.classifier.classes
@@ -165,33 +182,20 @@ class StickerAttack:
         if not views:
             raise ConfigError("no training view shows the sign's surface", field="views")
         gen = torch.Generator().manual_seed(self.seed)
-        palette = load_palette(self.palette)
         eot = EOT(self.eot)
-        # Start from the sign itself with a little noise; optimise in logit space so the
-        # texture stays within [0, 1] without clipping its gradients.
+        optimiser = self.optimiser()
+        # Start from the sign itself with a little noise.
         init = (base_texture + 0.1 * torch.randn(base_texture.shape, generator=gen)).clamp(
             0.02, 0.98
         )
-        param = torch.logit(init).requires_grad_(True)
-        opt = torch.optim.Adam([param], lr=self.lr * 10)
-        history = []
-        for step in range(self.steps):
-            idx = torch.randperm(len(views), generator=gen)[: self.batch].tolist()
-            texture = torch.sigmoid(param)
-            loss, met = self.objective([views[i] for i in idx], texture, mask, eot, step)
-            loss = (
-                loss
-                + self.nps_weight * nps(texture, palette, mask)
-                + self.tv_weight * total_variation(texture, mask)
-            )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            rate = float(met.float().mean())
-            history.append({"step": step, "loss": float(loss.detach()), "success": rate})
-            if on_step:
-                on_step(step, float(loss.detach()), rate)
-        texture = torch.sigmoid(param).detach()
+
+        def objective(idx: list[int], texture: torch.Tensor, step: int):
+            return self.objective([views[i] for i in idx], texture, mask, eot, step)
+
+        with frozen(*self.victims()):
+            result = optimiser(init, len(views), objective, gen, mask, on_step)
+        palette = load_palette(self.palette)
+        texture = result.texture
         return Patch(
             texture=texture,
             mask=mask.clone(),
@@ -218,7 +222,7 @@ class StickerAttack:
                 "detector_weight": self.detector_weight if self.detector is not None else None,
                 "mask_coverage": float(mask.mean()),
                 "views": len(views),
-                "final_train_success": history[-1]["success"] if history else math.nan,
+                "final_train_success": result.final_success,
                 **self.provenance,
             },
         )

@@ -31,4 +31,4 @@ def make_backend(name: str, carla: dict | None = None, attachments: Sequence = (
         return PooledCarlaBackend(
             settings.get("servers", ["localhost:2000"]), settings.get("timeout", 10.0)
         )
-    raise ConfigError(f"unknown backend {name!r}", field="backend", allowed="embedded, carla")
+    raise ConfigError(f"unknown backend {name!r}", field="backend", allowed=", ".join(BACKENDS))

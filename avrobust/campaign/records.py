@@ -1,8 +1,13 @@
-"""What a job produces: one row per frame and target, one row per target encounter."""
+"""The results store's records: what a job produces (one row per frame and target, one per
+target encounter, detections, alarms, pictures) and what the store keeps of each job and
+campaign. Each table of the store has exactly the columns of one record
+(``tests/test_store_read.py`` checks), and the store's readers return these types."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar
 
 
 class _Row:
@@ -14,6 +19,15 @@ class _Row:
 
     def row(self) -> tuple:
         return tuple(asdict(self).values())
+
+    @classmethod
+    def from_row(cls, row: tuple):
+        """The record of a stored row; SQLite keeps booleans as 0/1, so they come back bool."""
+        values = dict(zip(cls.columns(), row, strict=True))
+        for f in fields(cls):
+            if str(f.type).startswith("bool") and values[f.name] is not None:
+                values[f.name] = bool(values[f.name])
+        return cls(**values)
 
 
 @dataclass
@@ -85,6 +99,64 @@ class AlarmRecord(_Row):
     check: str
     kind: str
     detail: str
+
+
+@dataclass
+class PictureRecord(_Row):
+    """Where a job's example frame was written: ``path`` relative to the run directory."""
+
+    job_id: str
+    frame: int
+    role: str
+    path: str
+
+
+@dataclass
+class JobRecord(_Row):
+    """A job as the store keeps it: the campaign's description (``conditions``, ``model``,
+    ``attack`` and ``defence`` references, the whole ``spec``, decoded from JSON) and its state
+    (``status`` pending, done or failed; the last ``error``; ``attempts``; when it
+    ``finished``; its ``duration`` in seconds and the ``frames`` it rendered)."""
+
+    id: str
+    idx: int
+    scenario: str
+    conditions: dict
+    model: dict
+    attack: dict
+    defence: dict
+    spec: dict
+    status: str
+    error: str | None
+    attempts: int
+    finished: float | None
+    duration: float | None
+    frames: int | None
+
+    _JSON: ClassVar[tuple[str, ...]] = ("conditions", "model", "attack", "defence", "spec")
+
+    @classmethod
+    def from_row(cls, row: tuple) -> JobRecord:
+        values = dict(zip(cls.columns(), row, strict=True))
+        for key in cls._JSON:
+            values[key] = json.loads(values[key])
+        return cls(**values)
+
+
+@dataclass
+class CampaignRecord(_Row):
+    """A campaign file as registered with a run (the latest registration is the one in force):
+    when, its name, its YAML text and the software versions of the registering process."""
+
+    registered: float
+    name: str
+    text: str
+    versions: dict
+
+    @classmethod
+    def from_row(cls, row: tuple) -> CampaignRecord:
+        registered, name, text, versions = row
+        return cls(registered, name, text, json.loads(versions))
 
 
 @dataclass

@@ -16,7 +16,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from avrobust.campaign.records import EncounterRecord, FrameRecord, JobOutcome
+from avrobust.campaign.records import (
+    AlarmRecord,
+    CampaignRecord,
+    DetectionRecord,
+    EncounterRecord,
+    FrameRecord,
+    JobOutcome,
+    JobRecord,
+    PictureRecord,
+)
 from avrobust.core.errors import DataError
 from avrobust.scenario.campaign import Job
 
@@ -241,7 +250,7 @@ class ResultsStore:
             fh.write(picture.jpeg)
         return rel
 
-    # --- queries ---------------------------------------------------------------------------
+    # --- reading: the records (frames and encounters sorted by job, the rest as written) -----
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         out = {"pending": 0, "done": 0, "failed": 0}
@@ -249,20 +258,64 @@ class ResultsStore:
         out["total"] = sum(v for k, v in out.items() if k != "total")
         return out
 
+    def jobs(self, status: str | None = None) -> list[JobRecord]:
+        """The jobs in campaign order, all or those with ``status`` (pending, done, failed)."""
+        sql = f"SELECT {_cols(JobRecord)} FROM jobs"
+        rows = (
+            self.db.execute(sql + " WHERE status = ? ORDER BY idx", (status,))
+            if status
+            else (self.db.execute(sql + " ORDER BY idx"))
+        )
+        return [JobRecord.from_row(r) for r in rows]
+
+    def frames(self) -> list[FrameRecord]:
+        return self._records(FrameRecord, "frames", "job_id, frame, target")
+
+    def encounters(self) -> list[EncounterRecord]:
+        return self._records(EncounterRecord, "encounters", "job_id, target")
+
+    def detections(self) -> list[DetectionRecord]:
+        return self._records(DetectionRecord, "detections", "rowid")
+
+    def pictures(self) -> list[PictureRecord]:
+        return self._records(PictureRecord, "pictures", "rowid")
+
+    def alarms(self) -> list[AlarmRecord]:
+        return self._records(AlarmRecord, "alarms", "rowid")
+
+    def components(self) -> dict[str, dict]:
+        """Job id -> the provenance of its model, attack and defence as they were when it ran."""
+        rows = self.db.execute("SELECT job_id, provenance FROM components ORDER BY rowid")
+        return {jid: json.loads(text) for jid, text in rows}
+
+    def campaign(self) -> CampaignRecord | None:
+        """The campaign as last registered (its text and the registering software's versions)."""
+        row = self.db.execute(
+            f"SELECT {_cols(CampaignRecord)} FROM campaigns ORDER BY registered DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else CampaignRecord.from_row(row)
+
+    def campaign_text(self) -> str | None:
+        entry = self.campaign()
+        return None if entry is None else entry.text
+
+    def columns(self, table: str) -> list[str]:
+        """A table's columns as the database has them (for the schema-against-records check)."""
+        return [r[1] for r in self.db.execute(f'PRAGMA table_info("{table}")')]
+
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Raw SQL, for tests and debugging; the package reads through the methods above."""
         return self.db.execute(sql, params).fetchall()
+
+    def _records(self, record: type, table: str, order: str) -> list:
+        rows = self.db.execute(f"SELECT {_cols(record)} FROM {table} ORDER BY {order}")
+        return [record.from_row(r) for r in rows]
 
     def table(self, name: str) -> tuple[list[str], list[tuple]]:
         if name not in ("jobs", "frames", "encounters"):
             raise ValueError(name)
         cur = self.db.execute(f"SELECT * FROM {name} ORDER BY rowid")
         return [d[0] for d in cur.description], cur.fetchall()
-
-    def campaign_text(self) -> str | None:
-        row = self.db.execute(
-            "SELECT text FROM campaigns ORDER BY registered DESC LIMIT 1"
-        ).fetchone()
-        return None if row is None else row[0]
 
     def export(self, fmt: str, out_dir: Path | None = None) -> list[Path]:
         """Write jobs, frames and encounters as CSV or Parquet files."""
@@ -295,16 +348,15 @@ class ResultsStore:
         return written
 
 
+def _cols(record: type) -> str:
+    return ", ".join(f'"{c}"' for c in record.columns())
+
+
 def outcome_summary(store: ResultsStore) -> dict[str, Any]:
     """Numbers for ``avrobust runs show``."""
-    counts = store.counts()
-    frames = store.query("SELECT COUNT(*), COUNT(DISTINCT job_id) FROM frames")[0]
-    duration = store.query(
-        "SELECT COALESCE(SUM(duration), 0), COALESCE(SUM(frames), 0) FROM jobs WHERE status='done'"
-    )[0]
+    done = store.jobs("done")
     return {
-        "jobs": counts,
-        "frame_rows": frames[0],
-        "duration_s": duration[0],
-        "frames_rendered": duration[1],
+        "jobs": store.counts(),
+        "duration_s": sum(j.duration or 0.0 for j in done),
+        "frames_rendered": sum(j.frames or 0 for j in done),
     }

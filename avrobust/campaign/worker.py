@@ -50,7 +50,4 @@ def init_worker(threads: int, slot=None, workers: int = 1) -> None:
 def ray_task(spec: str, threads: int) -> JobOutcome:
     """Run one job sent as JSON on a Ray worker, set up as a pool worker."""
     init_worker(threads)
-    from avrobust.campaign.runner import run_job
-    from avrobust.scenario.campaign import Job
-
-    return run_job(Job.from_json(spec))
+    return run_json(spec)

@@ -32,7 +32,6 @@ def _mask_stage_progress(pr, mask: str, steps: int):
     )
 
 
-
 def _input_transform(spec: str):
     """``NAME`` or ``NAME:VALUE`` to an input-transformation defence (its one parameter)."""
     from avrobust.campaign import registry
@@ -201,7 +200,6 @@ def attack_sign(
             f"success on {ev.clean_correct} views read correctly when clean",
             (ev.by_distance, ev.by_angle, ev.by_weather),
         )
-
 
 
 @attack_app.command("patch")

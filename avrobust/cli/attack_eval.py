@@ -14,7 +14,7 @@ from rich.table import Table
 
 from avrobust.cli.base import attack_app, console
 from avrobust.cli.common import floats, success_table
-from avrobust.cli.runs import run_then_show as run_command
+from avrobust.cli.runs import run_then_show
 from avrobust.core.errors import ConfigError
 
 
@@ -95,7 +95,7 @@ def attack_evaluate(
                 field="provenance.surface",
                 file=patch,
             )
-        run_command(
+        run_then_show(
             campaign,
             out,
             workers=workers,
@@ -145,6 +145,7 @@ def attack_evaluate(
             fh.write(json.dumps(result, indent=2))
         console.print(f"evaluation: {json_out}")
 
+
 @attack_app.command("pgd")
 def attack_pgd(
     data: Annotated[
@@ -167,9 +168,7 @@ def attack_pgd(
         int | None, typer.Option(help="At most this many crops (evenly strided).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random starts.")] = 0,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write results as JSON.")
-    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
     examples: Annotated[
         Path | None,
         typer.Option(help="PNG sheet of successful examples, clean beside adversarial."),

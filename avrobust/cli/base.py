@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 
 import avrobust
-from avrobust.core.resources import data_path
 
 app = typer.Typer(
     name="avrobust",
@@ -18,8 +17,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-# Where the shipped weights live (as avrobust.models.weights.ASSETS, without importing torch).
-ASSETS_MODELS = data_path("assets", "models")
 err_console = Console(stderr=True)
 
 
@@ -42,7 +39,6 @@ def _root(
     ] = False,
 ) -> None:
     """Robustness testbed for driving perception against physical adversarial attacks."""
-
 
 
 attack_app = typer.Typer(

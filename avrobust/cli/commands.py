@@ -2,8 +2,18 @@
 help's order)."""
 
 from avrobust.cli import (  # noqa: F401  isort: skip
-    doctor, scenario, runs, dataset, train, attack, export, lidar, lidar_object, attack_eval,
-    report, defences,
+    doctor,
+    scenario,
+    runs,
+    dataset,
+    train,
+    attack,
+    export,
+    lidar,
+    lidar_object,
+    attack_eval,
+    report,
+    defences,
 )
 from avrobust.cli.base import app, err_console
 

@@ -18,7 +18,6 @@ def floats(text: str, name: str) -> tuple[float, ...]:
         raise ConfigError(f"expected comma-separated numbers, got {text!r}", field=name) from None
 
 
-
 def success_table(ev, title: str, groups) -> None:
     table = Table(title=title)
     for col in ("condition", "views", "compositor", "re-rendered"):
@@ -30,7 +29,6 @@ def success_table(ev, title: str, groups) -> None:
         for k, v in group.items():
             table.add_row(k, str(v["views"]), f"{v['compositor']:.0%}", f"{v['rendered']:.0%}")
     console.print(table)
-
 
 
 class _Cases:

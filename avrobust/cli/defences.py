@@ -28,6 +28,7 @@ CleanDistances = Annotated[str, typer.Option(help="Distances to each scenario's 
 defend_app = typer.Typer(help="Measure defences.", no_args_is_help=True)
 app.add_typer(defend_app, name="defend")
 
+
 @defend_app.command("free-space")
 def free_space_cmd(
     out: Out,
@@ -51,6 +52,7 @@ def free_space_cmd(
 
     measure(out, free_space_judge(), victim, "spoof", method, distances, weathers, laterals,
             clean, clean_distances, thresholds)  # fmt: skip
+
 
 @defend_app.command("cross-modal")
 def cross_modal_cmd(
@@ -89,6 +91,7 @@ def cross_modal_cmd(
     measure(out, judge, victim, attack, method, distances, weathers, laterals, clean,
             clean_distances, thresholds)  # fmt: skip
 
+
 @defend_app.command("plot")
 def plot_cmd(
     results: Annotated[list[Path], typer.Argument(help="JSON files of defend runs.")],
@@ -114,6 +117,7 @@ def plot_cmd(
     with atomic_write(out) as fh:
         fh.write(roc(curves, title))
     console.print(f"ROC curves: {out}")
+
 
 def measure(out: Path, judge, victim: str, attack: str, method: str, distances: str,
             weathers: str, laterals: str, clean: str, clean_distances: str,

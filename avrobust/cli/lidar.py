@@ -143,6 +143,7 @@ def lidar_spoof(
         for p in spoof_pictures(models, frames, lidar, run, pictures, category):
             console.print(f"picture: {p}")
 
+
 @attack_app.command("lidar-frustum")
 def lidar_frustum(
     out: Out,
@@ -150,17 +151,13 @@ def lidar_frustum(
         "lead_vehicle"
     ),
     victims: Victims = ALL_VICTIMS,
-    shifts: Annotated[
-        str, typer.Option(help="Phantom's range minus the target's, metres.")
-    ] = "-5",
+    shifts: Annotated[str, typer.Option(help="Phantom's range minus the target's, metres.")] = "-5",
     points: Annotated[int, typer.Option(help="Spoofed returns per sweep (budget).")] = 60,
     methods: Annotated[str, typer.Option(help="random, black-box, white-box.")] = (
         "black-box,white-box"
     ),
     steps: Annotated[int, typer.Option(help="Optimisation steps or queries.")] = 60,
-    distances: Annotated[str, typer.Option(help="Distances of the target, metres.")] = (
-        "15,20,25"
-    ),
+    distances: Annotated[str, typer.Option(help="Distances of the target, metres.")] = ("15,20,25"),
     weathers: Weathers = WEATHERS,
     laterals: Laterals = "-0.5,0.5",
 ) -> None:
@@ -178,6 +175,7 @@ def lidar_frustum(
         run = frustum_frames(models, frames, lidar, sh, ms, points, steps, progress=tick)
     _table(console, run, f"a car at a shifted depth, {points} points", False)
     _save(out, run, console)
+
 
 @attack_app.command("lidar-remove")
 def lidar_remove(

@@ -29,6 +29,7 @@ def report(
     _print_table(console, files.document.tables().get("verdict"), "verdict")
     console.print(f"report: {files.html}" + (f" and {files.pdf}" if files.pdf else ""))
 
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything.")] = Path(

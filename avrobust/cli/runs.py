@@ -183,10 +183,7 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")])
             f"jobs: {c['done']} done, {c['failed']} failed, {c['pending']} pending "
             f"of {c['total']}; {s['frames_rendered']} frames in {s['duration_s']:.1f} s"
         )
-        rows = store.query(
-            "SELECT target, COUNT(*), AVG(visible), AVG(box_height), AVG(surface_pixels), "
-            "AVG(lidar_points), AVG(correct) FROM frames GROUP BY target ORDER BY target"
-        )
+        frames = store.frames()
         table = Table(show_header=True, title="per target, all frames")
         for col in (
             "target",
@@ -198,40 +195,54 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")])
             "correct",
         ):
             table.add_column(col)
-        for t, n, vis, bh, sp, lp, corr in rows:
+        for target, rows in _group(frames, lambda f: f.target).items():
+            judged = [f.correct for f in rows if f.correct is not None]
             table.add_row(
-                t,
-                str(n),
-                f"{vis:.0%}",
-                f"{bh:.1f}",
-                f"{sp:.0f}",
-                f"{lp:.0f}",
-                "-" if corr is None else f"{corr:.0%}",
+                target,
+                str(len(rows)),
+                f"{_mean([f.visible for f in rows]):.0%}",
+                f"{_mean([f.box_height for f in rows]):.1f}",
+                f"{_mean([f.surface_pixels for f in rows]):.0f}",
+                f"{_mean([f.lidar_points for f in rows]):.0f}",
+                f"{_mean(judged):.0%}" if judged else "-",
             )
         console.print(table)
-        by_attack = store.query(
-            "SELECT json_extract(j.model, '$.name'), json_extract(j.attack, '$.name'), "
-            "COUNT(*), AVG(f.correct) FROM frames f JOIN jobs j ON j.id = f.job_id "
-            "WHERE f.correct IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"
-        )
+        jobs = {j.id: j for j in store.jobs()}
+
+        def model_attack(r) -> tuple[str, str]:
+            job = jobs[r.job_id]
+            return job.model["name"], job.attack["name"]
+
+        by_attack = _group([f for f in frames if f.correct is not None], model_attack)
         if by_attack:
-            enc = dict(
-                ((m, a), (n, failed))
-                for m, a, n, failed in store.query(
-                    "SELECT json_extract(j.model, '$.name'), json_extract(j.attack, '$.name'), "
-                    "COUNT(*), SUM(e.failed) FROM encounters e JOIN jobs j ON j.id = e.job_id "
-                    "WHERE e.failed IS NOT NULL GROUP BY 1, 2"
-                )
-            )
+            enc = _group([e for e in store.encounters() if e.failed is not None], model_attack)
             table = Table(show_header=True, title="model verdicts by attack")
             for col in ("model", "attack", "frames judged", "correct", "encounters failed"):
                 table.add_column(col)
-            for m, a, n, corr in by_attack:
-                en, ef = enc.get((m, a), (0, 0))
-                table.add_row(m, a, str(n), f"{corr:.0%}", f"{ef}/{en}" if en else "-")
+            for (m, a), rows in sorted(by_attack.items()):
+                failed = [e.failed for e in enc.get((m, a), [])]
+                table.add_row(
+                    m,
+                    a,
+                    str(len(rows)),
+                    f"{_mean([f.correct for f in rows]):.0%}",
+                    f"{sum(failed)}/{len(failed)}" if failed else "-",
+                )
             console.print(table)
-        for jid, err in store.query("SELECT id, error FROM jobs WHERE status='failed'"):
-            console.print(f"[red]failed[/] {jid}: {err.splitlines()[-1]}", highlight=False)
+        for job in store.jobs("failed"):
+            console.print(f"[red]failed[/] {job.id}: {job.error.splitlines()[-1]}", highlight=False)
+
+
+def _group(rows: list, key) -> dict:
+    """Rows by key, keys sorted (as the summary tables list them)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(key(r), []).append(r)
+    return dict(sorted(out.items()))
+
+
+def _mean(values: list) -> float:
+    return sum(values) / len(values) if values else 0.0
 
 
 @runs_app.command("export")

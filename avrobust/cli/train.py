@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from avrobust.cli.base import ASSETS_MODELS, app, console
+from avrobust.cli.base import app, console
 from avrobust.cli.common import floats
+from avrobust.models.weights import ASSETS
 
 train_app = typer.Typer(help="Train victim models on simulator data.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
@@ -245,7 +246,7 @@ def train_fusion_painting_cmd(
     ] = None,
     camera: Annotated[
         Path, typer.Option(help="Camera detector weights whose detections paint the points.")
-    ] = ASSETS_MODELS / "camera_detector.pt",
+    ] = ASSETS / "camera_detector.pt",
     init: Annotated[
         Path | None,
         typer.Option(help="LiDAR detector weights to start from (painted inputs start at 0)."),
@@ -289,9 +290,9 @@ def train_fusion_late_cmd(
     val: Annotated[
         Path | None, typer.Option(help="Held-out dataset for the LiDAR-vs-fusion report.")
     ] = None,
-    camera: Annotated[Path, typer.Option(help="Camera detector weights.")] = ASSETS_MODELS
+    camera: Annotated[Path, typer.Option(help="Camera detector weights.")] = ASSETS
     / "camera_detector.pt",
-    lidar: Annotated[Path, typer.Option(help="LiDAR detector weights.")] = ASSETS_MODELS
+    lidar: Annotated[Path, typer.Option(help="LiDAR detector weights.")] = ASSETS
     / "lidar_detector.pt",
     steps: Annotated[int, typer.Option(help="Full-batch optimisation steps.")] = 600,
     seed: Annotated[int, typer.Option(help="Seed of the head's initialisation.")] = 0,

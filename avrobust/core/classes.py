@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import math
 
-SIGN_TYPES: tuple[str, ...] = (
-    "stop",
-    "yield",
-    "speed_limit_30",
-    "speed_limit_50",
-    "speed_limit_80",
-    "no_entry",
-    "pedestrian_crossing",
-)
+from avrobust.core import signs
+
+#: The sign classes, in the order of the sign catalogue (:mod:`avrobust.core.signs`).
+SIGN_TYPES: tuple[str, ...] = tuple(signs.SIGN_TYPES)
 BACKGROUND = "background"
 #: What the sign classifier outputs: every sign type, then background.
 SIGN_CLASSES: tuple[str, ...] = (*SIGN_TYPES, BACKGROUND)

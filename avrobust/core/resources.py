@@ -23,7 +23,7 @@ def data_root() -> Path:
     own (a regular, unzipped install: the package's files are files)."""
     env = os.environ.get("AVROBUST_DATA")
     if env:
-        return Path(env)
+        return Path(env).resolve()  # resolved, as shipped paths are compared with real ones
     return Path(str(resources.files("avrobust"))).resolve()
 
 

@@ -47,7 +47,7 @@ class SignType:
         return float((pts.max(0) - pts.min(0)).max())
 
 
-#: Every sign class by name, in the order of :data:`avrobust.core.classes.SIGN_TYPES`.
+#: Every sign class by name; its order is :data:`avrobust.core.classes.SIGN_TYPES`.
 SIGN_TYPES: dict[str, SignType] = {
     s.name: s
     for s in [
@@ -60,4 +60,3 @@ SIGN_TYPES: dict[str, SignType] = {
         SignType("pedestrian_crossing", "square", 0.60),
     ]
 }
-SIGN_CLASSES: tuple[str, ...] = tuple(SIGN_TYPES)

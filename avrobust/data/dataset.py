@@ -364,9 +364,6 @@ CROP_FIELDS = ["file", "label", "sample", "weather", "box_height", "distance", "
 
 
 def _build_range(args: tuple[DatasetConfig, list[int], str]) -> int:
-    from avrobust import runtime
-
-    runtime.apply()  # a spawned worker: its allocator (torch is loaded already here)
     cfg, indices, out = args
     torch.set_num_threads(1)
     return sum(build_sample(cfg, i, Path(out)) for i in indices)
@@ -414,8 +411,13 @@ def build_dataset(
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
+        from avrobust import runtime
+
         chunks = [todo[k : k + 8] for k in range(0, len(todo), 8)]
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        # Each spawned worker applies the process settings first, before torch loads there.
+        with ProcessPoolExecutor(
+            workers, mp_context=get_context("spawn"), initializer=runtime.apply
+        ) as pool:
             for chunk, _ in zip(
                 chunks, pool.map(_build_range, [(cfg, c, str(out)) for c in chunks]), strict=True
             ):

@@ -29,10 +29,10 @@ import torch
 from torchvision.ops import box_iou
 
 from avrobust.core.boxes import Box3D
+from avrobust.core.classes import SIGN_TYPES
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
 from avrobust.core.sensors import LidarSpec
-from avrobust.core.signs import SIGN_CLASSES
 from avrobust.defences.defended import Alarm, Defended
 from avrobust.defences.sign_geometry import FACE_HEIGHT, geometry_alarm, lower_edge_height
 
@@ -49,7 +49,7 @@ INNER = 0.25  # of the box's width and height trimmed on each side: edges see th
 def category(name: str) -> str | None:
     if name in HEIGHTS:
         return name
-    return "traffic_sign" if name in SIGN_CLASSES else None
+    return "traffic_sign" if name in SIGN_TYPES else None
 
 
 @dataclass

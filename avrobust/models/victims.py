@@ -18,14 +18,13 @@ from avrobust.models.weights import ASSETS
 def weights_provenance(**files: str | Path | None) -> dict[str, dict[str, str]]:
     """``{role: {"file", "sha256"}}`` for the weights files a victim loaded (the report's
     model hashes). Shipped files are named by file name, others by the path given."""
-    from avrobust.models.weights import file_sha256
+    from avrobust.models.weights import weights_identity
 
     out = {}
     for role, f in files.items():
-        if f is None:
-            continue
-        p = resolve_user_path(f).resolve()
-        out[role] = {"file": p.name if p.parent == ASSETS else str(f), "sha256": file_sha256(p)}
+        if f is not None:
+            name, sha = weights_identity(f)
+            out[role] = {"file": name, "sha256": sha}
     return out
 
 

@@ -53,9 +53,14 @@ def file_sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def base_record(role: str, path: str | Path) -> dict[str, str]:
-    """How a derived model's weights file names the ``role`` weights it was trained with: the
-    shipped file's name (or the path as given) and its SHA-256."""
+def weights_identity(path: str | Path) -> tuple[str, str]:
+    """``(name, sha256)`` of a weights file as records name it: a shipped file by its file
+    name, any other by the path as given."""
     p = resolve_user_path(path).resolve()
-    name = p.name if p.parent == ASSETS else str(path)
-    return {f"{role}_file": name, f"{role}_sha256": file_sha256(p)}
+    return (p.name if p.parent == ASSETS else str(path)), file_sha256(p)
+
+
+def base_record(role: str, path: str | Path) -> dict[str, str]:
+    """How a derived model's weights file names the ``role`` weights it was trained with."""
+    name, sha = weights_identity(path)
+    return {f"{role}_file": name, f"{role}_sha256": sha}

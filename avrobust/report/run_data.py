@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from avrobust.campaign.records import AlarmRecord, EncounterRecord, FrameRecord, JobRecord
 from avrobust.campaign.store import DB_NAME, ResultsStore
 from avrobust.core.errors import DataError
 from avrobust.scenario.campaign import Campaign
@@ -74,39 +75,22 @@ class JobInfo:
         )
 
 
+# The report's rows are the store's records with the job they belong to (in words) attached.
 @dataclass
-class FrameRow:
-    job: JobInfo
-    frame: int
-    target: str
-    distance: float
-    bearing: float
-    visible: bool
-    correct: bool | None
-    predicted: str | None
-    score: float | None
+class FrameRow(FrameRecord):
+    job: JobInfo = field(kw_only=True, repr=False, compare=False)
 
 
 @dataclass
-class EncounterRow:
-    job: JobInfo
-    target: str
-    frames_in_window: int
-    frames_visible: int
-    frames_failed: int
-    longest_failure: int
-    failed: bool | None
+class EncounterRow(EncounterRecord):
+    job: JobInfo = field(kw_only=True, repr=False, compare=False)
 
 
 @dataclass
-class AlarmRow:
+class AlarmRow(AlarmRecord):
     """An alarm a consistency check raised in a frame of a job."""
 
-    job: JobInfo
-    frame: int
-    check: str
-    kind: str
-    detail: str
+    job: JobInfo = field(kw_only=True, repr=False, compare=False)
 
 
 @dataclass
@@ -165,8 +149,8 @@ def load_run(run_dir: str | Path) -> RunData:
 
 def _read(store: ResultsStore, run_dir: Path) -> RunData:
     name = store.meta("campaign")
-    text = store.campaign_text()
-    if name is None or text is None:
+    registered = store.campaign()
+    if name is None or registered is None:
         raise DataError(
             "the results store holds no campaign (was the run started?)", file=store.path
         )
@@ -174,41 +158,11 @@ def _read(store: ResultsStore, run_dir: Path) -> RunData:
     try:
         import yaml
 
-        campaign = Campaign.model_validate(yaml.safe_load(text))
+        campaign = Campaign.model_validate(yaml.safe_load(registered.text))
     except Exception:  # an old or hand-edited campaign: the report still shows its text
         campaign = None
-    versions = json.loads(
-        store.query("SELECT versions FROM campaigns ORDER BY registered DESC LIMIT 1")[0][0]
-    )
     created = store.meta("created")
-    jobs = []
-    for row in store.query(
-        "SELECT id, idx, scenario, conditions, model, attack, defence, spec, status, error, "
-        "duration, frames FROM jobs ORDER BY idx"
-    ):
-        jid, idx, scenario, cond, model, attack, defence, spec, status, error, dur, nf = row
-        spec = json.loads(spec)
-        weather, sun = _weather_name(spec["scenario"]["weather"])
-        attack_ref = json.loads(attack)
-        jobs.append(
-            JobInfo(
-                jid,
-                idx,
-                scenario,
-                json.loads(cond),
-                component_label(json.loads(model)),
-                component_label(attack_ref),
-                component_label(json.loads(defence)),
-                attack_ref,
-                weather,
-                light_of(sun),
-                int(spec["seed"]),
-                status,
-                error,
-                dur,
-                nf,
-            )
-        )
+    jobs = [_job_info(j) for j in store.jobs()]
     if not jobs:
         raise DataError("the run has no jobs", file=store.path)
     if not any(j.status == "done" for j in jobs):
@@ -217,52 +171,50 @@ def _read(store: ResultsStore, run_dir: Path) -> RunData:
             file=store.path,
         )
     by_id = {j.id: j for j in jobs}
-    frames = [
-        FrameRow(by_id[r[0]], r[1], r[2], r[3], r[4], bool(r[5]), _opt_bool(r[6]), r[7], r[8])
-        for r in store.query(
-            "SELECT job_id, frame, target, distance, bearing, visible, correct, predicted, score "
-            "FROM frames ORDER BY job_id, frame, target"
-        )
-    ]
-    encounters = [
-        EncounterRow(by_id[r[0]], r[1], r[2], r[3], r[4], r[5], _opt_bool(r[6]))
-        for r in store.query(
-            "SELECT job_id, target, frames_in_window, frames_visible, frames_failed, "
-            "longest_failure, failed FROM encounters ORDER BY job_id, target"
-        )
-    ]
-    detections = [
-        (by_id[r[0]], r[1], r[2], json.loads(r[3]), json.loads(r[4]))
-        for r in store.query("SELECT job_id, frame, kind, truth, predicted FROM detections")
-    ]
-    pictures = {
-        (r[0], r[2]): (r[1], run_dir / r[3])
-        for r in store.query("SELECT job_id, frame, role, path FROM pictures")
-        if (run_dir / r[3]).is_file()
-    }
-    components = {
-        r[0]: json.loads(r[1]) for r in store.query("SELECT job_id, provenance FROM components")
-    }
-    alarms = [
-        AlarmRow(by_id[r[0]], r[1], r[2], r[3], r[4])
-        for r in store.query('SELECT job_id, frame, "check", kind, detail FROM alarms')
-    ]
     return RunData(
         run_dir,
         name,
-        text,
+        registered.text,
         campaign,
-        versions,
+        registered.versions,
         float(created) if created else None,
         jobs,
-        frames,
-        encounters,
-        detections,
-        pictures,
-        components,
-        alarms,
+        [FrameRow(**_fields(r), job=by_id[r.job_id]) for r in store.frames()],
+        [EncounterRow(**_fields(r), job=by_id[r.job_id]) for r in store.encounters()],
+        [
+            (by_id[d.job_id], d.frame, d.kind, json.loads(d.truth), json.loads(d.predicted))
+            for d in store.detections()
+        ],
+        {
+            (p.job_id, p.role): (p.frame, run_dir / p.path)
+            for p in store.pictures()
+            if (run_dir / p.path).is_file()
+        },
+        store.components(),
+        [AlarmRow(**_fields(r), job=by_id[r.job_id]) for r in store.alarms()],
     )
 
 
-def _opt_bool(v: Any) -> bool | None:
-    return None if v is None else bool(v)
+def _job_info(j: JobRecord) -> JobInfo:
+    weather, sun = _weather_name(j.spec["scenario"]["weather"])
+    return JobInfo(
+        j.id,
+        j.idx,
+        j.scenario,
+        j.conditions,
+        component_label(j.model),
+        component_label(j.attack),
+        component_label(j.defence),
+        j.attack,
+        weather,
+        light_of(sun),
+        int(j.spec["seed"]),
+        j.status,
+        j.error,
+        j.duration,
+        j.frames,
+    )
+
+
+def _fields(record) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}

@@ -15,15 +15,15 @@ with its support, PointPainting paints its scores on the points.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Protocol
 
 import torch
 
-from avrobust.attacks.detector_patch import detector_window, frozen_class_index, region_cells
+from avrobust.attacks.detector_patch import class_index, detector_window, region_cells
 from avrobust.attacks.eot import EOT
-from avrobust.attacks.grid import coarse_grid
-from avrobust.attacks.printability import load_palette, nps, total_variation
+from avrobust.attacks.frozen import frozen
+from avrobust.attacks.texture_optimiser import TextureOptimiser
 from avrobust.core.errors import ConfigError
 from avrobust.models.camera_detector import CameraDetector
 
@@ -54,14 +54,17 @@ def render_with(view: ObjectView, surface: str, texture: torch.Tensor) -> torch.
 
 @dataclass
 class ObjectTextureAttack:
-    """Hyperparameters as the detector patch's (Adam on logits at 10 x ``lr``, NPS 0.01,
-    TV 2.5); ``batch`` views per step; ``texture_res`` optimises a coarser grid of that many
-    cells across (None: every texel)."""
+    """Hyperparameters (keyword-only) as the detector patch's (NPS 0.01, TV 2.5; ``lr`` is
+    Adam's step on the texture's logits, see :mod:`avrobust.attacks.texture_optimiser`);
+    ``batch`` views per step; ``texture_res`` optimises a coarser grid of that many cells across
+    (None: every texel). The texture kept is the one of the lowest loss over five steps. The
+    detector is held in eval mode without gradients while the attack runs."""
 
     detector: CameraDetector
     category: str = "car"
+    _: KW_ONLY
     steps: int = 100
-    lr: float = 0.03
+    lr: float = 0.3
     batch: int = 3
     eot: str = "standard"
     nps_weight: float = 0.01
@@ -72,7 +75,22 @@ class ObjectTextureAttack:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self._cls = frozen_class_index(self.detector, self.category)
+        self._cls = class_index(self.detector, self.category)
+
+    def victims(self) -> tuple[torch.nn.Module, ...]:
+        return (self.detector,)
+
+    def optimiser(self) -> TextureOptimiser:
+        return TextureOptimiser(
+            steps=self.steps,
+            lr=self.lr,
+            batch=self.batch,
+            nps_weight=self.nps_weight,
+            tv_weight=self.tv_weight,
+            palette=self.palette,
+            texture_res=self.texture_res,
+            keep="best",
+        )
 
     def scores(
         self, views: list[ObjectView], surface: str, texture: torch.Tensor, eot: EOT, seed: int
@@ -89,7 +107,6 @@ class ObjectTextureAttack:
             out.append(heat.sigmoid().max())
         return torch.stack(out)
 
-    @torch.enable_grad()
     def __call__(
         self,
         views: list[ObjectView],
@@ -101,36 +118,19 @@ class ObjectTextureAttack:
         if not views:
             raise ConfigError("no training view shows the host", field="views")
         gen = torch.Generator().manual_seed(self.seed)
-        palette = load_palette(self.palette)
         eot = EOT(self.eot)
         init = 0.5 + 0.1 * torch.randn((3, *shape), generator=gen)
-        grid = coarse_grid(init, self.texture_res)
-        param = torch.logit(grid.down(init).clamp(0.02, 0.98)).requires_grad_(True)
-        opt = torch.optim.Adam([param], lr=self.lr * 10)
-        history: list[float] = []
-        best, best_loss = init.clamp(0, 1), float("inf")
-        for step in range(self.steps):
-            idx = torch.randperm(len(views), generator=gen)[: self.batch].tolist()
-            texture = grid.up(torch.sigmoid(param))
+
+        def objective(idx: list[int], texture: torch.Tensor, step: int):
             p = self.scores([views[i] for i in idx], surface, texture, eot, step)
             p = p.clamp(1e-6, 1 - 1e-6)
             # Log-odds, as the patch attacks: no vanishing gradient at saturated scores.
-            adv = torch.log(p / (1 - p)).mean()
-            loss = (
-                adv
-                + self.nps_weight * nps(texture, palette)
-                + self.tv_weight * total_variation(texture)
-            )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            history.append(float(adv.detach()))
-            # Keep the texture of the best whole-set loss seen (smoothed over the batches).
-            smooth = sum(history[-5:]) / len(history[-5:])
-            if step >= 4 and smooth < best_loss:
-                best_loss, best = smooth, texture.detach().clone()
-            if on_step:
-                on_step(step, history[-1], float((p < self.score_threshold).float().mean()))
-        for v in views:
-            v.backend.textures = {}
-        return best, history
+            return torch.log(p / (1 - p)).mean(), p < self.score_threshold
+
+        try:
+            with frozen(*self.victims()):
+                result = self.optimiser()(init, len(views), objective, gen, None, on_step)
+        finally:
+            for v in views:
+                v.backend.textures = {}
+        return result.texture, [h["adversarial"] for h in result.history]

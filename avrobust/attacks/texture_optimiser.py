@@ -1,0 +1,127 @@
+"""One texture optimiser for every printable-texture attack (the sign sticker, the detector
+patch, the adversarial object's camera side).
+
+Adam works on the texture's logits, so the texture stays in [0, 1] without clipped gradients;
+``lr`` is Adam's step size on those logits (0.3 moves a mid-grey texel by about 0.07 per step).
+Each step draws ``batch`` training views, asks the attack's objective for its adversarial loss,
+adds the printability (NPS, Sharif et al. 2016) and smoothness (TV) terms inside the mask, and
+steps. ``texture_res`` optimises a coarser grid of that many cells across, bilinearly upsampled
+(a far camera point-samples a few texels, and a finer pattern does not survive a change of
+viewpoint); ``schedule="cosine"`` decays the step to zero; ``keep="best"`` returns the texture of
+the lowest adversarial loss (averaged over the last five steps) instead of the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from avrobust.attacks.grid import coarse_grid
+from avrobust.attacks.printability import load_palette, nps, total_variation
+from avrobust.core.errors import ConfigError
+
+#: ``objective(view indices, texture [3, h, w], step) -> (adversarial loss, per-draw success)``.
+Objective = Callable[[list[int], torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+#: ``on_step(step, loss, success rate)`` after every step (progress bars).
+OnStep = Callable[[int, float, float], None]
+SMOOTHING = 5  # steps averaged when keeping the best texture
+
+
+@dataclass
+class Optimised:
+    """The optimiser's result: the ``[3, h, w]`` texture and, per step, the total loss, the
+    adversarial part of it and the share of the batch's draws that met the goal."""
+
+    texture: torch.Tensor
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def final_success(self) -> float:
+        return self.history[-1]["success"] if self.history else float("nan")
+
+
+@dataclass(kw_only=True)
+class TextureOptimiser:
+    steps: int = 300
+    lr: float = 0.3
+    batch: int = 4
+    nps_weight: float = 0.01
+    tv_weight: float = 2.5
+    palette: str = "printer30"
+    texture_res: int | None = None
+    schedule: Literal["constant", "cosine"] = "constant"
+    keep: Literal["last", "best"] = "last"
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(
+                f"unknown schedule {self.schedule!r}", field="schedule", allowed="constant, cosine"
+            )
+        if self.texture_res is not None and self.texture_res < 2:
+            raise ConfigError(
+                f"texture_res must be at least 2, got {self.texture_res}", field="texture_res"
+            )
+        if self.steps < 0 or self.batch < 1 or self.lr <= 0:
+            raise ConfigError(
+                f"steps >= 0, batch >= 1 and lr > 0 are needed, got steps={self.steps}, "
+                f"batch={self.batch}, lr={self.lr}",
+                field="steps",
+            )
+
+    @torch.enable_grad()  # optimises even when called under no_grad
+    def __call__(
+        self,
+        init: torch.Tensor,
+        num_views: int,
+        objective: Objective,
+        generator: torch.Generator,
+        mask: torch.Tensor | None = None,
+        on_step: OnStep | None = None,
+    ) -> Optimised:
+        """Optimise from ``init`` (``[3, h, w]`` in [0, 1]) over ``num_views`` training views,
+        drawn with ``generator``; ``mask`` (``[1, h, w]``) limits the NPS and TV terms."""
+        palette = load_palette(self.palette)
+        grid = coarse_grid(init, self.texture_res)
+        param = torch.logit(grid.down(init).clamp(0.02, 0.98)).requires_grad_(True)
+        opt = torch.optim.Adam([param], lr=self.lr)
+        sched = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, self.steps))
+            if self.schedule == "cosine"
+            else None
+        )
+        history: list[dict] = []
+        best, best_loss = init.clamp(0, 1), float("inf")
+        for step in range(self.steps):
+            idx = torch.randperm(num_views, generator=generator)[: self.batch].tolist()
+            texture = grid.up(torch.sigmoid(param))
+            adversarial, met = objective(idx, texture, step)
+            loss = (
+                adversarial
+                + self.nps_weight * nps(texture, palette, mask)
+                + self.tv_weight * total_variation(texture, mask)
+            )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            rate = float(met.float().mean())
+            history.append(
+                {
+                    "step": step,
+                    "loss": float(loss.detach()),
+                    "adversarial": float(adversarial.detach()),
+                    "success": rate,
+                }
+            )
+            if self.keep == "best" and step >= SMOOTHING - 1:
+                recent = [h["adversarial"] for h in history[-SMOOTHING:]]
+                if sum(recent) / len(recent) < best_loss:
+                    best_loss, best = sum(recent) / len(recent), texture.detach().clone()
+            if on_step:
+                on_step(step, history[-1]["loss"], rate)
+        last = grid.up(torch.sigmoid(param)).detach()
+        return Optimised(best if self.keep == "best" else last, history)
