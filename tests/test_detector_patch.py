@@ -96,3 +96,29 @@ def test_goal_met_counts_as_campaigns_do(lead_frames):
     assert goal_met(weak, view, "hide", 0, 0.3)
     shifted = {**found, "boxes": (box + torch.tensor([200.0, 0, 200, 0]))[None]}
     assert goal_met(shifted, view, "hide", 0, 0.3)
+
+
+def test_the_attack_holds_the_detector_still_and_gives_it_back(lead_frames, lively_detector):
+    """A detector handed over in training mode comes back in training mode with trainable
+    weights, and the attack changed neither its weights nor its batch-norm statistics."""
+    detector = lively_detector.train()
+    before = {k: v.clone() for k, v in detector.state_dict().items()}
+    views = patch_views(lead_frames.frames, "lead_rear", "hide")
+    base = lead_frames.surface_textures["lead_rear"]
+    attack = DetectorPatchAttack(detector, "hide", "car", steps=2, batch=2, eot="none")
+    attack(views, base, torch.ones(1, *base.shape[1:]), (1.4, 0.6))
+    assert detector.training and all(m.training for m in detector.modules())
+    assert all(p.requires_grad and p.grad is None for p in detector.parameters())
+    after = detector.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_shared_optimiser_checks_its_settings():
+    from avrobust.attacks.texture_optimiser import TextureOptimiser
+
+    with pytest.raises(ConfigError, match="schedule"):
+        TextureOptimiser(schedule="linear")
+    with pytest.raises(ConfigError, match="texture_res"):
+        DetectorPatchAttack(CameraDetector(), "hide", "car", texture_res=1)
+    with pytest.raises(ConfigError, match="lr"):
+        TextureOptimiser(lr=0.0)
