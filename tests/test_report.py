@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from avrobust.campaign.run import run_campaign
+from avrobust.core.components import DefenceBase
 from avrobust.core.errors import DataError
 from avrobust.report import metrics as m
 from avrobust.report.build import write_report
@@ -348,7 +349,7 @@ def _run_defended(tmp_path, defence: str | list[dict]) -> None:
     assert run_campaign(path, tmp_path / "run").done == 2 + 2 * len(extra)
 
 
-class _MedianBlur:
+class _MedianBlur(DefenceBase):
     """A test defence: a 3x3 median filter on the image before the model (input
     transformation); the report must show the defended stack beside the undefended one."""
 
@@ -359,11 +360,15 @@ class _MedianBlur:
 
         import kornia
 
-        def defended(frame):
-            img = kornia.filters.median_blur(frame.image[None], (3, 3))[0]
-            return model(dataclasses.replace(frame, image=img))
+        class Defended:  # a Perception: called like the model, and no alarms to give
+            def __call__(self, frame):
+                img = kornia.filters.median_blur(frame.image[None], (3, 3))[0]
+                return model(dataclasses.replace(frame, image=img))
 
-        return defended
+            def take_alarms(self):
+                return []
+
+        return Defended()
 
 
 def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
@@ -398,10 +403,11 @@ def test_defended_stacks_get_their_own_rows_and_pictures(tmp_path):
     assert "test-median-blur" in html
 
 
-class _FlagSecondFrame:
+class _FlagSecondFrame(DefenceBase):
     """A test consistency check: passes every detection, raises one alarm in frame 1."""
 
     name = "test-flag"
+    raises_alarms = True
 
     def wrap(self, model):
         from avrobust.defences.defended import Alarm, Defended
@@ -428,11 +434,12 @@ def test_check_alarms_are_counted_per_drive_by_and_frame(tmp_path):
     ]
 
 
-class _FlagEvery:
+class _FlagEvery(DefenceBase):
     """A test check with a setting: an alarm in every frame whose index is a multiple of
     ``every``."""
 
     name = "test-every"
+    raises_alarms = True
 
     def __init__(self, every: int = 1) -> None:
         self.every = every

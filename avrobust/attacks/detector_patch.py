@@ -33,6 +33,7 @@ from avrobust.attacks.texture_optimiser import TextureOptimiser
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
 from avrobust.core.patch import Patch
+from avrobust.core.thresholds import DETECTION_SCORE
 from avrobust.models.camera_detector import STRIDE, CameraDetector
 
 Goal = Literal["hide", "appear"]
@@ -169,7 +170,7 @@ class DetectorPatchAttack:
     tv_weight: float = 2.5
     palette: str = "printer30"
     printer: str | None = None
-    score_threshold: float = 0.3
+    score_threshold: float = DETECTION_SCORE
     init: Literal["surface", "grey"] = "grey"
     texture_res: int | None = None
     schedule: Literal["constant", "cosine"] = "constant"

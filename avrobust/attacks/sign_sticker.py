@@ -19,6 +19,7 @@ from avrobust.attacks.texture_optimiser import TextureOptimiser
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
 from avrobust.core.patch import Patch
+from avrobust.core.thresholds import DETECTION_SCORE
 from avrobust.models.adapters import ClassifierAdapter
 
 
@@ -79,7 +80,7 @@ class StickerAttack:
     # the stack reports), so the detector's sign score joins the loss with this weight.
     detector: Any = None
     detector_weight: float = 1.0
-    detector_threshold: float = 0.3
+    detector_threshold: float = DETECTION_SCORE
     seed: int = 0
     provenance: dict = field(default_factory=dict)
 

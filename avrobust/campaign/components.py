@@ -8,9 +8,11 @@ from __future__ import annotations
 from typing import Any
 
 from avrobust.campaign.registry import register
+from avrobust.core.components import AttackBase, DefenceBase, ModelBase
+from avrobust.core.thresholds import DETECTION_SCORE
 
 
-class NoModel:
+class NoModel(ModelBase):
     """No perception: frames are evaluated for sensor coverage of the targets only."""
 
     name = "none"
@@ -19,18 +21,12 @@ class NoModel:
         return None
 
 
-class NoAttack:
+class NoAttack(AttackBase):
     name = "none"
 
-    def prepare(self, backend: Any, scenario: Any) -> None:
-        """Nothing to apply."""
 
-
-class NoDefence:
+class NoDefence(DefenceBase):
     name = "none"
-
-    def wrap(self, model: Any) -> Any:
-        return model
 
 
 @register("model", "none", "no perception model: record sensor coverage of each target")
@@ -66,7 +62,7 @@ def _sign_classifier(weights: str | None = None, min_box_px: float = 8.0):
     "the shipped camera detector (cars, pedestrians, traffic signs) on each frame "
     "(params: weights, score_threshold)",
 )
-def _camera_detector(weights: str | None = None, score_threshold: float = 0.3):
+def _camera_detector(weights: str | None = None, score_threshold: float = DETECTION_SCORE):
     from avrobust.models.victims import CameraDetectorVictim
 
     return CameraDetectorVictim(weights, score_threshold)
@@ -79,7 +75,9 @@ def _camera_detector(weights: str | None = None, score_threshold: float = 0.3):
     "them (params: detector, classifier, score_threshold)",
 )
 def _sign_pipeline(
-    detector: str | None = None, classifier: str | None = None, score_threshold: float = 0.3
+    detector: str | None = None,
+    classifier: str | None = None,
+    score_threshold: float = DETECTION_SCORE,
 ):
     from avrobust.models.victims import SignRecognitionPipeline
 
@@ -92,7 +90,7 @@ def _sign_pipeline(
     "the shipped LiDAR detector (cars, pedestrians; 3D boxes) on each sweep "
     "(params: weights, score_threshold)",
 )
-def _lidar_detector(weights: str | None = None, score_threshold: float = 0.3):
+def _lidar_detector(weights: str | None = None, score_threshold: float = DETECTION_SCORE):
     from avrobust.models.victims import LidarDetectorVictim
 
     return LidarDetectorVictim(weights, score_threshold)
@@ -106,7 +104,7 @@ def _lidar_detector(weights: str | None = None, score_threshold: float = 0.3):
 )
 def _fusion_late(
     weights: str | None = None,
-    score_threshold: float = 0.3,
+    score_threshold: float = DETECTION_SCORE,
     camera: str | None = None,
     lidar: str | None = None,
 ):
@@ -122,14 +120,14 @@ def _fusion_late(
     "class scores feed a LiDAR detector (params: weights, score_threshold, camera)",
 )
 def _fusion_painting(
-    weights: str | None = None, score_threshold: float = 0.3, camera: str | None = None
+    weights: str | None = None, score_threshold: float = DETECTION_SCORE, camera: str | None = None
 ):
     from avrobust.models.victims import FusionDetectorVictim
 
     return FusionDetectorVictim("painting", weights, score_threshold, camera)
 
 
-class PatchAttack:
+class PatchAttack(AttackBase):
     """Paint a saved patch (texture and mask) on a named attack surface of every frame's scene:
     the physical attack as the backend renders it."""
 

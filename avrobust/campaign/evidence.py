@@ -16,6 +16,7 @@ from avrobust.core.boxes import Box3D
 from avrobust.core.calibration import Calibration
 from avrobust.core.detections import Detections
 from avrobust.core.frame import Frame, GroundTruth
+from avrobust.core.thresholds import MATCH_IOU
 from avrobust.scenario.schema import Scenario
 
 # A kept frame: ground truth, calibration, the image as uint8 RGB, the model's detections.
@@ -110,7 +111,7 @@ def draw_example(kept: Kept, targets: dict[str, int]) -> np.ndarray:
         for k in keep.nonzero().flatten().tolist():
             label = names[int(dets.labels[k])] if int(dets.labels[k]) < len(names) else "?"
             on_target = bool(target_boxes) and bool(
-                (box_iou(boxes[k : k + 1], torch.stack(target_boxes)) >= 0.5).any()
+                (box_iou(boxes[k : k + 1], torch.stack(target_boxes)) >= MATCH_IOU).any()
             )
             colour = ON_TARGET if on_target else OTHER
             _box(out, boxes[k].tolist(), colour, f"{label} {float(dets.scores[k]):.2f}")

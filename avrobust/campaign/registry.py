@@ -55,11 +55,29 @@ def create(kind: Kind, ref: dict[str, Any]) -> Any:
             f"unknown {kind} {name!r}", field=f"{kind}s", allowed=", ".join(sorted(_REGISTRY[kind]))
         )
     try:
-        return _REGISTRY[kind][name].factory(**ref.get("params", {}))
+        component = _REGISTRY[kind][name].factory(**ref.get("params", {}))
     except TypeError as exc:
         raise ConfigError(
             f"bad parameters for {kind} {name!r}: {exc}", field=f"{kind}s.params"
         ) from None
+    missing = [m for m in _NEEDS[kind] if not hasattr(component, m)]
+    if missing:
+        raise ConfigError(
+            f"{kind} {name!r} ({type(component).__name__}) lacks {', '.join(missing)}; inherit "
+            f"avrobust.core.components.{_BASES[kind]} for the defaults",
+            field=f"{kind}s",
+        )
+    return component
+
+
+# What the runner calls on each kind (the protocols of avrobust.core.components): checked when
+# a component is built, so a user's class missing one fails before any job starts rendering.
+_NEEDS: dict[Kind, tuple[str, ...]] = {
+    "model": ("name", "categories", "label_level", "take_alarms", "provenance", "__call__"),
+    "attack": ("name", "attachments", "prepare", "perturb", "made_targets", "provenance"),
+    "defence": ("name", "raises_alarms", "wrap", "provenance"),
+}
+_BASES = {"model": "ModelBase", "attack": "AttackBase", "defence": "DefenceBase"}
 
 
 _loaded = False

@@ -30,9 +30,11 @@ from torchvision.ops import box_iou
 
 from avrobust.core.boxes import Box3D
 from avrobust.core.classes import SIGN_TYPES
+from avrobust.core.components import DefenceBase
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
 from avrobust.core.sensors import LidarSpec
+from avrobust.core.thresholds import DETECTION_SCORE
 from avrobust.defences.defended import Alarm, Defended
 from avrobust.defences.sign_geometry import FACE_HEIGHT, geometry_alarm, lower_edge_height
 
@@ -64,8 +66,9 @@ class Support:
     depth: float = float("nan")
 
 
-class CrossModalCheck:
+class CrossModalCheck(DefenceBase):
     name = "cross-modal-check"
+    raises_alarms = True
 
     def __init__(
         self,
@@ -75,7 +78,7 @@ class CrossModalCheck:
         min_iou: float = 0.3,
         camera_range_m: float = 40.0,
         camera: str | None = None,
-        score_threshold: float = 0.3,
+        score_threshold: float = DETECTION_SCORE,
         lidar: dict | None = None,
         sign_rule: bool = False,
         sign_tolerance: float = 0.1,

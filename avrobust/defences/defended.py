@@ -7,17 +7,11 @@ results, so a check's detection rate (alarms on attacked frames) and false-posit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from avrobust.core.components import Alarm
 
-@dataclass(frozen=True)
-class Alarm:
-    """What a check flagged in a frame: ``kind`` (a short fixed name, e.g. ``vanished``) and a
-    human-readable ``detail``."""
-
-    kind: str
-    detail: str = ""
+__all__ = ["Alarm", "Defended"]
 
 
 Step = Callable[[Any, Any], tuple[Any, list[Alarm]]]

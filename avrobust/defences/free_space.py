@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from avrobust.core.boxes import Box3D, in_window
+from avrobust.core.components import DefenceBase
 from avrobust.defences.defended import Alarm, Defended
 
 DEFAULT_THRESHOLD = 0.4  # measured: no spoof passes, no true detection dropped (docs)
@@ -85,12 +86,13 @@ def rejects(through, stopped, threshold: float, min_rays: int):
     return (total >= min_rays) & (through > threshold * total)
 
 
-class FreeSpaceCheck:
+class FreeSpaceCheck(DefenceBase):
     """A defence wrapper for any model that outputs 3D detections from a frame with a LiDAR
     sweep: it drops the detections the free-space check rejects, and passes the rest (and any
     2D output) unchanged."""
 
     name = "free-space-check"
+    raises_alarms = True
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, min_rays: int = DEFAULT_MIN_RAYS):
         self.threshold, self.min_rays = threshold, min_rays

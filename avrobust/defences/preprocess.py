@@ -15,6 +15,7 @@ import kornia
 import numpy as np
 import torch
 
+from avrobust.core.components import DefenceBase, Perception
 from avrobust.core.errors import ConfigError
 
 
@@ -32,7 +33,7 @@ def median(image: torch.Tensor, kernel: int) -> torch.Tensor:
     return kornia.filters.median_blur(image[None], (kernel, kernel))[0]
 
 
-class InputTransform:
+class InputTransform(DefenceBase):
     """A defence that transforms the camera image before the model sees it.
 
     ``differentiable`` is the same transformation as an attack optimises through it: exact
@@ -49,16 +50,26 @@ class InputTransform:
             return image + (self._transform(image.detach()) - image).detach()
         return self._transform(image)
 
-    def wrap(self, model):
-        def defended(frame):
-            if frame.image is None:
-                return model(frame)
-            return model(dataclasses.replace(frame, image=self._transform(frame.image)))
-
-        return defended
+    def wrap(self, model) -> Perception:
+        return _Transformed(model, self._transform)
 
     def provenance(self) -> dict:
         return dict(self.params)
+
+
+class _Transformed:
+    """``model`` on transformed camera images (a frame without one passes unchanged)."""
+
+    def __init__(self, model, transform) -> None:
+        self.model, self._transform = model, transform
+
+    def __call__(self, frame):
+        if frame.image is None:
+            return self.model(frame)
+        return self.model(dataclasses.replace(frame, image=self._transform(frame.image)))
+
+    def take_alarms(self) -> list:
+        return self.model.take_alarms()
 
 
 def jpeg_defence(quality: int = 75) -> InputTransform:

@@ -23,13 +23,15 @@ import numpy as np
 import torch
 
 from avrobust.attacks.lidar.sweep import ray_index
+from avrobust.core.components import DefenceBase
 from avrobust.core.errors import ConfigError
 from avrobust.core.sensors import LidarSpec
 from avrobust.defences.defended import Alarm, Defended
 
 
-class VoidCheck:
+class VoidCheck(DefenceBase):
     name = "void-check"
+    raises_alarms = True
 
     def __init__(
         self, min_rays: int = 16, ground_range: float = 45.0, lidar: dict | None = None

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import torch
 
+from avrobust.core.components import DefenceBase
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
 from avrobust.defences.defended import Alarm, Defended
 from avrobust.defences.tracking import Tracker
 
 
-class TemporalCheck:
+class TemporalCheck(DefenceBase):
     name = "temporal-check"
+    raises_alarms = True
 
     def __init__(
         self,

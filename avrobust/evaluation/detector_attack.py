@@ -18,6 +18,7 @@ from avrobust.attacks.learnt_mask import LearntMaskSpec, resolve_mask
 from avrobust.core.errors import ConfigError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
+from avrobust.core.thresholds import DETECTION_SCORE, MATCH_IOU
 from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
 from avrobust.models.camera_detector import CameraDetector
 
@@ -31,7 +32,7 @@ def goal_met(
     if goal == "hide":
         if len(boxes) == 0:
             return True
-        return bool(box_iou(boxes, view.box[None])[:, 0].max() < 0.5)
+        return bool(box_iou(boxes, view.box[None])[:, 0].max() < MATCH_IOU)
     # appear: a detection of the category whose centre lies on the patch's region
     if len(boxes) == 0:
         return False
@@ -68,7 +69,7 @@ def evaluate_detector_patch(
     category: str,
     sweep: Sweep,
     camera: CameraSpec,
-    score_threshold: float = 0.3,
+    score_threshold: float = DETECTION_SCORE,
     progress: Callable[[int], None] | None = None,
 ) -> DetectorPatchEvaluation:
     """Render the sweep clean and with the patch painted, detect on both, and compare with the

@@ -27,9 +27,10 @@ from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat, angle_window
 from avrobust.core.boxes import Box3D
 from avrobust.core.sensors import LidarSpec
+from avrobust.core.thresholds import PHANTOM_RADIUS_M
 from avrobust.evaluation.viewpoints import SweepFrames
 
-SPOOF_RADIUS = 2.0
+SPOOF_RADIUS = PHANTOM_RADIUS_M  # a spoofed phantom is reported by a detection this near
 # Called for each spoofing case: the attack's result, the victim's detections on the attacked
 # sweep, the phantom's class index, its centre (x, y), and whether the attack succeeded.
 OnCase = Callable[..., None]

@@ -24,6 +24,7 @@ import torch
 from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.core.detections import Detections
 from avrobust.core.sensors import LidarSpec
+from avrobust.core.thresholds import MATCH_IOU
 from avrobust.defences.free_space import DEFAULT_MIN_RAYS, free_space, rejects
 from avrobust.evaluation.lidar_attack import SPOOF_RADIUS, frustum_frames, spoof_frames
 from avrobust.evaluation.viewpoints import SweepFrames
@@ -128,7 +129,7 @@ def as_detections(found: tuple, classes: tuple[str, ...]) -> Detections:
 
 
 def genuine_samples(
-    victim, frames: SweepFrames, samples: CheckSamples, progress=None, iou: float = 0.5
+    victim, frames: SweepFrames, samples: CheckSamples, progress=None, iou: float = MATCH_IOU
 ) -> None:
     """Record the check's samples of the victim's true detections (BEV IoU at least ``iou``
     with a labelled car or pedestrian) on clean frames."""

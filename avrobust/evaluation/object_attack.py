@@ -37,6 +37,7 @@ from avrobust.core.attachment import Attachment
 from avrobust.core.errors import ConfigError, DataError
 from avrobust.core.frame import Frame
 from avrobust.core.sensors import LidarSpec
+from avrobust.core.thresholds import DETECTION_SCORE, MATCH_IOU
 from avrobust.evaluation.lidar_attack import target_box
 from avrobust.evaluation.viewpoints import Sweep, render_sweep, view_backend
 from avrobust.models.camera_detector import CameraDetector
@@ -55,12 +56,12 @@ def host_box_2d(frame: Frame, host_id: int) -> torch.Tensor | None:
 def camera_finds(
     camera: CameraDetector, frame: Frame, box: torch.Tensor, category: str, threshold: float
 ) -> bool:
-    """Whether the camera detector reports ``category`` at IoU >= 0.5 with ``box``."""
+    """Whether the camera detector reports ``category`` overlapping ``box`` (``MATCH_IOU``)."""
     with torch.no_grad():
         dets = detect_2d(camera, frame.image, threshold)
     keep = dets["labels"] == camera.classes.index(category)
     boxes = dets["boxes"][keep]
-    return bool(len(boxes)) and bool((box_iou(boxes, box[None])[:, 0] >= 0.5).any())
+    return bool(len(boxes)) and bool((box_iou(boxes, box[None])[:, 0] >= MATCH_IOU).any())
 
 
 def victim_finds(victim: Victim, frame: Frame, category: str = "car") -> bool:
@@ -76,7 +77,7 @@ def judge_rendered(
     camera: CameraDetector,
     host_id: int,
     category: str = "car",
-    camera_threshold: float = 0.3,
+    camera_threshold: float = DETECTION_SCORE,
 ) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, list[bool]]]]:
     """Per checker (``camera``: the camera detector alone, then each victim) and variant:
     ``"k/n"`` views hidden among those where it found the host with no object (``frames``

@@ -20,24 +20,16 @@ from avrobust.core.sensors import CameraSpec
 from avrobust.data.crops import square_crop
 from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
 from avrobust.models.adapters import ClassifierAdapter
+from avrobust.models.matching import best_match
 
 
 def _pipeline_reading(pipeline, view: SignView, image: torch.Tensor) -> str:
     """What the detector-plus-classifier pipeline reports at the sign (its best-scoring
-    detection with IoU at least 0.5), or ``missed``."""
+    detection overlapping it), or ``missed``."""
     from dataclasses import replace
 
-    from torchvision.ops import box_iou
-
-    dets = pipeline(replace(view.frame, image=image))
-    if len(dets) == 0:
-        return "missed"
-    iou = box_iou(dets.boxes, view.box[None].to(dets.boxes))[:, 0]
-    ok = torch.nonzero(iou >= 0.5).flatten()
-    if len(ok) == 0:
-        return "missed"
-    best = ok[dets.scores[ok].argmax()]
-    return dets.class_names[int(dets.labels[best])]
+    match = best_match(pipeline(replace(view.frame, image=image)), view.box, by="score")
+    return "missed" if match is None else match.name
 
 
 def _classify(

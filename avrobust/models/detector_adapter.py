@@ -14,6 +14,7 @@ from torch import nn
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ModelError
 from avrobust.core.frame import Frame
+from avrobust.core.thresholds import DETECTION_SCORE
 
 
 class DetectorAdapter(nn.Module):
@@ -28,7 +29,7 @@ class DetectorAdapter(nn.Module):
     """
 
     def __init__(
-        self, module: nn.Module, classes: tuple[str, ...], score_threshold: float = 0.3
+        self, module: nn.Module, classes: tuple[str, ...], score_threshold: float = DETECTION_SCORE
     ) -> None:
         super().__init__()
         self.module = module
@@ -72,7 +73,7 @@ class DetectorAdapter(nn.Module):
 def load_detector(
     spec: str | Path | nn.Module,
     classes: tuple[str, ...] | None = None,
-    score_threshold: float = 0.3,
+    score_threshold: float = DETECTION_SCORE,
 ) -> DetectorAdapter:
     """A detector from a module, a TorchScript file, an avrobust weights file
     (``kind: camera-detector``) or ``package.module:callable``. ``classes`` names the label

@@ -18,6 +18,7 @@ from avrobust.core.calibration import Calibration
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ModelError
 from avrobust.core.frame import Frame
+from avrobust.core.thresholds import DETECTION_SCORE
 
 #: What a user's 3D detector returns for one sweep: ``[K, 7]`` boxes ``(x, y, z, l, w, h,
 #: yaw)`` (box centres, LiDAR frame), ``[K]`` scores and ``[K]`` int64 labels.
@@ -37,7 +38,7 @@ class LidarDetectorAdapter:
         self,
         fn: Callable[[torch.Tensor, Calibration | None], Output3D],
         classes: tuple[str, ...],
-        score_threshold: float = 0.3,
+        score_threshold: float = DETECTION_SCORE,
     ) -> None:
         self.fn = fn
         self.classes = tuple(classes)
@@ -91,7 +92,7 @@ class _Ours(nn.Module):
 def load_lidar_detector(
     spec: str | Path | nn.Module | Callable,
     classes: tuple[str, ...] | None = None,
-    score_threshold: float = 0.3,
+    score_threshold: float = DETECTION_SCORE,
 ) -> LidarDetectorAdapter:
     """A 3D detector from a callable or module, ``package.module:callable`` (returning one),
     or an avrobust weights file (``kind: lidar-detector``), which carries its class names."""

@@ -7,9 +7,11 @@ from pathlib import Path
 import torch
 
 from avrobust.core.classes import DETECTION_CLASSES
+from avrobust.core.components import ModelBase
 from avrobust.core.detections import Detections
 from avrobust.core.frame import Frame
 from avrobust.core.resources import resolve_user_path
+from avrobust.core.thresholds import DETECTION_SCORE
 from avrobust.models.adapters import ClassifierAdapter, load_classifier
 from avrobust.models.detector_adapter import load_detector
 from avrobust.models.weights import ASSETS
@@ -40,7 +42,7 @@ def crop_boxes(
     return torch.stack([square_crop(image, b, margin, size) for b in boxes])
 
 
-class SignClassifierOnTruth:
+class SignClassifierOnTruth(ModelBase):
     """The sign classifier applied to every visible traffic sign's ground-truth box: the
     classification victim of RP2-style evaluations (detection assumed perfect). The
     detector-plus-classifier pipeline replaces the ground-truth boxes with detections."""
@@ -74,7 +76,7 @@ class SignClassifierOnTruth:
         return Detections(boxes, scores, labels, "2d", self.classifier.classes)
 
 
-class CameraDetectorVictim:
+class CameraDetectorVictim(ModelBase):
     """The camera object detector on each frame's image: right about a target when a detection
     of the target's category overlaps its box (IoU >= 0.5)."""
 
@@ -82,7 +84,9 @@ class CameraDetectorVictim:
     categories = DETECTION_CLASSES
     label_level = "category"
 
-    def __init__(self, weights: str | Path | None = None, score_threshold: float = 0.3) -> None:
+    def __init__(
+        self, weights: str | Path | None = None, score_threshold: float = DETECTION_SCORE
+    ) -> None:
         path = resolve_user_path(weights) if weights else ASSETS / "camera_detector.pt"
         self.detector = load_detector(path, score_threshold=score_threshold)
         self.weights = {"detector": path}
@@ -94,7 +98,7 @@ class CameraDetectorVictim:
         return self.detector(frame)
 
 
-class SignRecognitionPipeline:
+class SignRecognitionPipeline(ModelBase):
     """Traffic-sign recognition as AV stacks do it: the camera detector finds signs, the
     classifier names each detected sign's crop (``background`` when it sees no sign there)."""
 
@@ -105,7 +109,7 @@ class SignRecognitionPipeline:
         self,
         detector: str | Path | None = None,
         classifier: str | Path | None = None,
-        score_threshold: float = 0.3,
+        score_threshold: float = DETECTION_SCORE,
     ) -> None:
         self.detector = load_detector(
             Path(detector) if detector else ASSETS / "camera_detector.pt",
@@ -141,7 +145,7 @@ class SignRecognitionPipeline:
         return Detections(signs.boxes, signs.scores * conf, labels, "2d", self.classifier.classes)
 
 
-class LidarDetectorVictim:
+class LidarDetectorVictim(ModelBase):
     """The LiDAR detector on each frame's sweep: right about a target when a 3D detection of
     its category overlaps its box (BEV IoU at least 0.5)."""
 
@@ -149,7 +153,9 @@ class LidarDetectorVictim:
     categories = ("car", "pedestrian")
     label_level = "category"
 
-    def __init__(self, weights: str | Path | None = None, score_threshold: float = 0.3) -> None:
+    def __init__(
+        self, weights: str | Path | None = None, score_threshold: float = DETECTION_SCORE
+    ) -> None:
         from avrobust.models.lidar_adapter import load_lidar_detector
 
         path = resolve_user_path(weights) if weights else ASSETS / "lidar_detector.pt"
@@ -163,7 +169,7 @@ class LidarDetectorVictim:
         return self.detector(frame)
 
 
-class FusionDetectorVictim:
+class FusionDetectorVictim(ModelBase):
     """A camera-LiDAR fusion detector on each frame's image and sweep: right about a target
     when a 3D detection of its category overlaps its box (BEV IoU at least 0.5).
 
@@ -177,7 +183,7 @@ class FusionDetectorVictim:
         self,
         kind: str,
         weights: str | Path | None = None,
-        score_threshold: float = 0.3,
+        score_threshold: float = DETECTION_SCORE,
         camera: str | Path | None = None,
         lidar: str | Path | None = None,
     ) -> None:

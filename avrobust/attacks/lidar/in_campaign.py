@@ -9,7 +9,8 @@ switches on once the victim follows the car) where the target is ahead and the v
 it; other frames pass unchanged. Spoofing puts a phantom a fixed distance ahead of the ego in
 every frame (the attacker rides along, as Cao et al. 2019's spoofer on a car in front does);
 the phantom travels in the frame's metadata, and the runner records it as a target of its own
-(``phantom``) that the model is right about when it does *not* report it.
+(``phantom``, a :class:`~avrobust.core.components.MadeTarget`) that the model is right about
+when it does *not* report it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from avrobust.attacks.lidar.spoof import phantom_size, spoof
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat, angle_window
 from avrobust.core.boxes import Box3D
+from avrobust.core.components import AttackBase, MadeTarget
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
 
@@ -44,7 +46,7 @@ def raw_victim(model: Any):
     )
 
 
-class LidarRemovalAttack:
+class LidarRemovalAttack(AttackBase):
     name = "lidar-remove"
 
     def __init__(
@@ -137,7 +139,10 @@ def road_returns(spec, rays: torch.Tensor, height: float, intensity: float = 0.3
     return torch.cat([pts, torch.full((len(pts), 1), intensity)], 1), rays[ok]
 
 
-class LidarSpoofAttack:
+PHANTOM = "phantom"  # the target name of the spoofed object in the results
+
+
+class LidarSpoofAttack(AttackBase):
     """A phantom ``category`` whose rear face is ``distance`` m ahead of the LiDAR and
     ``lateral`` m to its left, spoofed with ``points`` returns in every frame from
     ``start_frame`` on, optimised against the campaign's model (``method``, ``steps``)."""
@@ -219,3 +224,12 @@ class LidarSpoofAttack:
                 },
             },
         )
+
+    def made_targets(self, frame: Frame) -> list[MadeTarget]:
+        """The phantom this attack spoofed into ``frame`` (none before ``start_frame``)."""
+        made = frame.metadata.get("lidar_attack", {})
+        if "phantom" not in made:
+            return []
+        v = torch.tensor(made["phantom"]["box"], dtype=torch.float64)
+        box = Box3D(v[None, :3], v[None, 3:6], v[6:7])
+        return [MadeTarget(PHANTOM, self.category, box, int(made.get("spoofed", 0)))]

@@ -17,6 +17,7 @@ import torch
 
 from avrobust.attacks.lidar.adv_object import PLAIN_GREY
 from avrobust.core.attachment import MOUNTS, Attachment
+from avrobust.core.components import AttackBase
 from avrobust.core.errors import ConfigError, DataError
 from avrobust.core.resources import resolve_user_path
 
@@ -65,7 +66,7 @@ def load_attachment(
     )
 
 
-class AdversarialObjectAttack:
+class AdversarialObjectAttack(AttackBase):
     name = "adversarial-object"
 
     def __init__(

@@ -25,6 +25,7 @@ from avrobust.attacks.eot import EOT
 from avrobust.attacks.frozen import frozen
 from avrobust.attacks.texture_optimiser import TextureOptimiser
 from avrobust.core.errors import ConfigError
+from avrobust.core.thresholds import DETECTION_SCORE
 from avrobust.models.camera_detector import CameraDetector
 
 
@@ -71,7 +72,7 @@ class ObjectTextureAttack:
     tv_weight: float = 2.5
     palette: str = "printer30"
     texture_res: int | None = None
-    score_threshold: float = 0.3
+    score_threshold: float = DETECTION_SCORE
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -22,6 +22,7 @@ import torch
 
 from avrobust.core.boxes import Box3D
 from avrobust.core.frame import Frame
+from avrobust.core.thresholds import DETECTION_SCORE
 from avrobust.models.fusion_detectors import LateFusionDetector, PaintingDetector, detect_2d
 from avrobust.models.late_fusion import pair_features
 from avrobust.models.lidar_detector import BEVGrid, LidarDetector, cell_boxes
@@ -34,7 +35,9 @@ CROP = 128  # pillars (25.6 m), a multiple of the backbone's stride 8
 class FrameObjective:
     """``victim`` on ``frame``: :meth:`score` for the attack, :meth:`detect` to judge it."""
 
-    def __init__(self, victim: Victim, frame: Frame, score_threshold: float = 0.3) -> None:
+    def __init__(
+        self, victim: Victim, frame: Frame, score_threshold: float = DETECTION_SCORE
+    ) -> None:
         self.victim = victim.eval()
         self.frame = frame
         self.score_threshold = score_threshold
