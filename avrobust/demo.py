@@ -90,6 +90,7 @@ def _progress(stages: Stages, label: str) -> dict:
 
 def _sticker(cfg: DemoConfig, path: Path, stages: Stages) -> Patch:
     from avrobust.attacks.masks import sticker_mask
+    from avrobust.attacks.sign_sticker import StickerAttack
     from avrobust.evaluation.sign_attack import Sweep, run_sign_attack
     from avrobust.models.adapters import load_classifier
     from avrobust.models.victims import weights_provenance
@@ -99,14 +100,14 @@ def _sticker(cfg: DemoConfig, path: Path, stages: Stages) -> Patch:
     sweep = Sweep(cfg.train_distances, cfg.train_angles, cfg.train_weathers, (0.0,))
     stages.start("sticker: render views", len(sweep.viewpoints()))
     stages.start("sticker: optimise", cfg.sticker_steps)
+    attack = StickerAttack(
+        load_classifier(weights), "stop", "speed_limit_80", steps=cfg.sticker_steps, seed=0
+    )
     patch = run_sign_attack(
         SCENARIO,
         SURFACE,
-        load_classifier(weights),
-        "stop",
-        "speed_limit_80",
+        attack,
         sticker_mask("rp2_bars"),
-        {"steps": cfg.sticker_steps, "eot": "standard", "seed": 0},
         sweep,
         _camera(cfg),
         **_progress(stages, "sticker"),
@@ -117,6 +118,7 @@ def _sticker(cfg: DemoConfig, path: Path, stages: Stages) -> Patch:
 
 
 def _hiding(cfg: DemoConfig, path: Path, stages: Stages) -> Patch:
+    from avrobust.attacks.detector_patch import DetectorPatchAttack
     from avrobust.attacks.masks import sticker_mask
     from avrobust.evaluation.detector_attack import run_detector_attack
     from avrobust.evaluation.viewpoints import Sweep
@@ -128,14 +130,14 @@ def _hiding(cfg: DemoConfig, path: Path, stages: Stages) -> Patch:
     sweep = Sweep(cfg.train_distances, (0.0,), cfg.train_weathers, (0.0,))
     stages.start("hiding patch: render views", len(sweep.viewpoints()))
     stages.start("hiding patch: optimise", cfg.hide_steps)
+    attack = DetectorPatchAttack(
+        load_camera_detector(weights), "hide", "traffic_sign", steps=cfg.hide_steps, seed=0
+    )
     patch = run_detector_attack(
         SCENARIO,
         SURFACE,
-        load_camera_detector(weights),
-        "hide",
-        "traffic_sign",
+        attack,
         sticker_mask("poster"),
-        {"steps": cfg.hide_steps, "batch": 4, "eot": "standard", "seed": 0},
         sweep,
         _camera(cfg),
         **_progress(stages, "hiding patch"),

@@ -124,6 +124,7 @@ def test_palette_and_mask_errors(tmp_path):
 
 
 def test_short_sign_attack_beats_the_clean_rate_after_re_rendering():
+    from avrobust.attacks.sign_sticker import StickerAttack
     from avrobust.core.sensors import CameraSpec
     from avrobust.evaluation.sign_attack import Sweep, evaluate_sign_patch, run_sign_attack
     from avrobust.models.adapters import load_classifier
@@ -135,11 +136,8 @@ def test_short_sign_attack_beats_the_clean_rate_after_re_rendering():
     patch = run_sign_attack(
         "urban_stop",
         "stop_sign",
-        clf,
-        "stop",
-        None,
+        StickerAttack(clf, "stop", None, steps=20, batch=2, eot="light", eot_draws=1),
         sticker_mask("poster"),
-        {"steps": 20, "batch": 2, "eot": "light", "eot_draws": 1},
         sweep,
         cam,
     )

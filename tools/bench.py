@@ -214,6 +214,7 @@ def bench_campaign() -> dict:
 def bench_attack() -> dict:
     """Sign sticker attack: optimisation throughput and steps to 90% success on the sweep."""
     from avrobust.attacks.masks import sticker_mask
+    from avrobust.attacks.sign_sticker import StickerAttack
     from avrobust.core.sensors import CameraSpec
     from avrobust.evaluation.sign_attack import Sweep, run_sign_attack
     from avrobust.models.adapters import load_classifier
@@ -235,11 +236,8 @@ def bench_attack() -> dict:
     run_sign_attack(
         "urban_stop",
         "stop_sign",
-        clf,
-        "stop",
-        "speed_limit_80",
+        StickerAttack(clf, "stop", "speed_limit_80", steps=steps, batch=batch, eot_draws=draws),
         sticker_mask("rp2_bars"),
-        {"steps": steps, "batch": batch, "eot_draws": draws},
         sweep,
         cam,
         on_step=on_step,

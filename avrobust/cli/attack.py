@@ -104,6 +104,7 @@ def attack_sign(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from avrobust.attacks.sign_sticker import StickerAttack
     from avrobust.core.errors import ConfigError
     from avrobust.core.sensors import CameraSpec
     from avrobust.evaluation.sign_attack import Sweep, evaluate_sign_patch, run_sign_attack
@@ -152,21 +153,22 @@ def attack_sign(
         views = pr.add_task("render views", total=n_views, info="")
         opt = pr.add_task("optimise", total=steps, info="")
         on_mask = _mask_stage_progress(pr, mask, mask_steps)
-        patch = run_sign_attack(
-            scenario,
-            surface,
+        attack = StickerAttack(
             clf,
             true_class,
             target,
+            steps=steps,
+            eot=eot,
+            seed=seed,
+            printer=None if printer is None else str(printer),
+            through=None if through is None else _input_transform(through),
+            detector=det,
+        )
+        patch = run_sign_attack(
+            scenario,
+            surface,
+            attack,
             mask_from_spec(mask, mask_steps),
-            {
-                "steps": steps,
-                "eot": eot,
-                "seed": seed,
-                "printer": None if printer is None else str(printer),
-                "through": None if through is None else _input_transform(through),
-                "detector": det,
-            },
             sweep,
             cam,
             on_step=lambda s, loss, rate: pr.update(
@@ -249,6 +251,7 @@ def attack_patch(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from avrobust.attacks.detector_patch import DetectorPatchAttack
     from avrobust.core.sensors import CameraSpec
     from avrobust.evaluation.detector_attack import evaluate_detector_patch, run_detector_attack
     from avrobust.evaluation.viewpoints import Sweep
@@ -283,23 +286,24 @@ def attack_patch(
         views = pr.add_task("render views", total=n_views, info="")
         opt = pr.add_task("optimise", total=steps, info="")
         on_mask = _mask_stage_progress(pr, mask, mask_steps)
-        patch = run_detector_attack(
-            scenario,
-            surface,
+        attack = DetectorPatchAttack(
             det,
             goal,
             category,
+            steps=steps,
+            batch=batch,
+            eot=eot,
+            seed=seed,
+            printer=None if printer is None else str(printer),
+            texture_res=texture_res,
+            schedule=schedule,
+            margin=margin,
+        )
+        patch = run_detector_attack(
+            scenario,
+            surface,
+            attack,
             mask_from_spec(mask, mask_steps),
-            {
-                "steps": steps,
-                "batch": batch,
-                "eot": eot,
-                "seed": seed,
-                "printer": None if printer is None else str(printer),
-                "texture_res": texture_res,
-                "schedule": schedule,
-                "margin": margin,
-            },
             sweep,
             cam,
             on_step=lambda s, loss, rate: pr.update(

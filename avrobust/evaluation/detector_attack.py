@@ -7,7 +7,7 @@ the clean detector reports no object of the category over the patch."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torchvision.ops import box_iou
@@ -120,11 +120,8 @@ def evaluate_detector_patch(
 def run_detector_attack(
     scenario: str,
     surface: str,
-    detector: CameraDetector,
-    goal: str,
-    category: str,
+    attack: DetectorPatchAttack,
     mask: torch.Tensor | LearntMaskSpec | None,
-    attack_kwargs: dict,
     train_sweep: Sweep,
     camera: CameraSpec,
     on_step=None,
@@ -132,8 +129,10 @@ def run_detector_attack(
     victim: dict | None = None,
     on_mask_step=None,
 ) -> Patch:
-    """Render the training sweep and optimise a patch for ``surface`` (the whole surface when
-    ``mask`` is None; in a mask learnt first when it is a :class:`LearntMaskSpec`)."""
+    """Render the training sweep and run ``attack`` on the views of ``surface`` (the whole
+    surface when ``mask`` is None; in a mask learnt first when it is a :class:`LearntMaskSpec`);
+    the patch's provenance adds the scenario, the surface, the training views and the
+    ``victim``'s weights. ``attack`` is not changed."""
     from avrobust.scenario.library import load_scenario
 
     names = [s.name for s in load_scenario(scenario).surfaces]
@@ -144,15 +143,13 @@ def run_detector_attack(
             allowed=", ".join(names) or "none",
         )
     sweep = render_sweep(scenario, train_sweep, camera, progress=progress)
-    views = patch_views(sweep.frames, surface, goal)
+    views = patch_views(sweep.frames, surface, attack.goal)
     base = sweep.surface_textures[surface]
     size = next(f.surfaces[surface].size_m for f in sweep.frames if surface in f.surfaces)
-    attack = DetectorPatchAttack(
-        detector,
-        goal,
-        category,
-        **attack_kwargs,
+    attack = replace(
+        attack,
         provenance={
+            **attack.provenance,
             "scenario": scenario,
             "surface": surface,
             "train_views": len(views),

@@ -7,7 +7,7 @@ when clean (as REAP does), and the gap between compositor and re-rendered succes
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -131,11 +131,8 @@ def evaluate_sign_patch(
 def run_sign_attack(
     scenario: str,
     surface: str,
-    classifier: ClassifierAdapter,
-    true_class: str,
-    target: str | None,
+    attack: StickerAttack,
     mask: torch.Tensor | LearntMaskSpec,
-    attack_kwargs: dict,
     train_sweep: Sweep,
     camera: CameraSpec,
     on_step=None,
@@ -143,8 +140,9 @@ def run_sign_attack(
     victim: dict | None = None,
     on_mask_step=None,
 ) -> Patch:
-    """Render the training sweep and optimise a sticker patch for ``surface`` (in a mask learnt
-    first when ``mask`` is a :class:`LearntMaskSpec`)."""
+    """Render the training sweep and run ``attack`` on the views of ``surface`` (in a mask learnt
+    first when ``mask`` is a :class:`LearntMaskSpec`); the patch's provenance adds the scenario,
+    the surface, the training views and the ``victim``'s weights. ``attack`` is not changed."""
     sweep = render_sweep(scenario, train_sweep, camera, progress=progress)
     views = sign_views(sweep.frames, surface)
     frame = next((f for f in sweep.frames if surface in f.surfaces), None)
@@ -153,12 +151,10 @@ def run_sign_attack(
     # The sign's own face texture is the starting point.
     base = sweep.surface_textures[surface]
     size = frame.surfaces[surface].size_m
-    attack = StickerAttack(
-        classifier,
-        true_class,
-        target,
-        **attack_kwargs,
+    attack = replace(
+        attack,
         provenance={
+            **attack.provenance,
             "scenario": scenario,
             "surface": surface,
             "train_views": len(views),
