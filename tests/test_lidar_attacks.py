@@ -430,3 +430,20 @@ def test_optimising_the_object_lowers_the_victims_score_for_its_host(lead_frames
     history = optimise_object(obj, [_host_view(lead_frames[1], shipped_lidar)], SPEC, steps=8)
     assert history[-1] < history[0]
     assert float(obj.offsets.abs().max()) <= 0.3 + 1e-6
+
+
+def test_methods_are_objects_and_their_names_build_them():
+    from avrobust.attacks.lidar.remove import GradientRemoval, RandomRemoval, removal_method
+    from avrobust.attacks.lidar.spoof import GradientSpoof, QuerySpoof, RandomSpoof, spoof_method
+
+    assert spoof_method("white-box", steps=7, lr=0.1) == GradientSpoof(steps=7, lr=0.1)
+    assert spoof_method("black-box", steps=9) == QuerySpoof(steps=9)
+    assert spoof_method("random") == RandomSpoof()
+    mine = QuerySpoof(steps=3, sigma=0.2)
+    assert spoof_method(mine) is mine
+    assert removal_method("white-box", per_round=4) == GradientRemoval(per_round=4)
+    assert removal_method("random") == RandomRemoval()
+    with pytest.raises(ConfigError, match="random, black-box, white-box"):
+        spoof_method("gradient")
+    with pytest.raises(ConfigError, match="random, white-box"):
+        removal_method("black-box")

@@ -7,13 +7,14 @@ the victim's score for the object depends on each. Every point carries a keep we
 multiplies its pillar features (1 keeps it, 0 removes it); the gradient of the score with
 respect to the weights, at the current sweep, ranks the remaining returns, and the top few are
 removed before the next round, until the budget is spent or the victim no longer finds the
-object. ``random`` removes returns of the object at random, the baseline.
+object (:class:`GradientRemoval`, ``white-box``). :class:`RandomRemoval` (``random``) removes
+returns of the object at random, the baseline.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -42,29 +43,30 @@ def object_returns(sweep: LidarSweep, box: Box3D, spec: LidarSpec, threat: Lidar
     return (inside & threat.reachable(spec)[sweep.ray]).nonzero().flatten()
 
 
-def remove(
-    objective: FrameObjective,
-    sweep: LidarSweep,
-    spec: LidarSpec,
-    threat: LidarThreat,
-    box: Box3D,
-    method: Method = "white-box",
-    per_round: int = 10,
-    seed: int = 0,
-) -> RemovalResult:
-    """Hide the object in ``box`` (one box, LiDAR frame) from the victim within ``threat``."""
-    if threat.mode != "remove":
-        raise ConfigError("a removal attack needs a threat in remove mode", field="threat.mode")
-    x, y = float(box.center[0, 0]), float(box.center[0, 1])
-    # Any detection centred over the object's footprint overlaps it: watch them all.
-    reach = float(box.size[0, :2].norm()) / 2 + 0.5
-    cand = object_returns(sweep, box, spec, threat)
-    history: list[float] = []
-    if method == "random":
+@dataclass(frozen=True)
+class RandomRemoval:
+    """The baseline: the budget's worth of the object's reachable returns, drawn at random."""
+
+    name: ClassVar[str] = "random"
+
+    def __call__(self, objective, sweep, threat, box, cand, reach, seed) -> tuple:
         gen = torch.Generator().manual_seed(seed)
         chosen = cand[torch.randperm(len(cand), generator=gen)[: threat.points]]
-        result = sweep.remove(sweep.ray[chosen])
-    elif method == "white-box":
+        return sweep.remove(sweep.ray[chosen]), []
+
+
+@dataclass(frozen=True)
+class GradientRemoval:
+    """White-box greedy removal: each round removes the ``per_round`` returns the victim's
+    score for the object depends on most (gradient of a keep weight per point), until the
+    budget is spent or the victim no longer finds the object."""
+
+    per_round: int = 10
+    name: ClassVar[str] = "white-box"
+
+    def __call__(self, objective, sweep, threat, box, cand, reach, seed) -> tuple:
+        x, y = float(box.center[0, 0]), float(box.center[0, 1])
+        history: list[float] = []
         removed = torch.zeros(len(sweep), dtype=torch.bool)
         while int(removed.sum()) < threat.points:
             w = (~removed).float().requires_grad_(True)
@@ -78,11 +80,48 @@ def remove(
             left = cand[~removed[cand]]
             if len(left) == 0:
                 break
-            k = min(per_round, threat.points - int(removed.sum()), len(left))
+            k = min(self.per_round, threat.points - int(removed.sum()), len(left))
             removed[left[grad[left].topk(k).indices]] = True
-        result = sweep.remove(sweep.ray[removed])
-    else:
-        raise ConfigError(f"unknown method {method!r}", field="method", allowed="random, white-box")
+        return sweep.remove(sweep.ray[removed]), history
+
+
+RemovalMethod = RandomRemoval | GradientRemoval
+REMOVAL_METHODS = {m.name: m for m in (RandomRemoval, GradientRemoval)}
+
+
+def removal_method(method: Method | RemovalMethod, per_round: int = 10) -> RemovalMethod:
+    """The method object for a name, or ``method`` itself when it is one already."""
+    if not isinstance(method, str):
+        return method
+    if method == "random":
+        return RandomRemoval()
+    if method == "white-box":
+        return GradientRemoval(per_round)
+    raise ConfigError(
+        f"unknown method {method!r}", field="method", allowed=", ".join(REMOVAL_METHODS)
+    )
+
+
+def remove(
+    objective: FrameObjective,
+    sweep: LidarSweep,
+    spec: LidarSpec,
+    threat: LidarThreat,
+    box: Box3D,
+    method: Method | RemovalMethod = "white-box",
+    per_round: int = 10,
+    seed: int = 0,
+) -> RemovalResult:
+    """Hide the object in ``box`` (one box, LiDAR frame) from the victim within ``threat``,
+    with ``method`` (an object, or its name with ``per_round``)."""
+    if threat.mode != "remove":
+        raise ConfigError("a removal attack needs a threat in remove mode", field="threat.mode")
+    run = removal_method(method, per_round)
+    x, y = float(box.center[0, 0]), float(box.center[0, 1])
+    # Any detection centred over the object's footprint overlaps it: watch them all.
+    reach = float(box.size[0, :2].norm()) / 2 + 0.5
+    cand = object_returns(sweep, box, spec, threat)
+    result, history = run(objective, sweep, threat, box, cand, reach, seed)
     threat.check(sweep, result, spec)
     with torch.no_grad():
         final = float(objective.score(result.points, x, y, None, radius=reach))

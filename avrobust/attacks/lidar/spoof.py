@@ -3,12 +3,14 @@
 The attacker picks up to the threat's budget of the victim's rays that cross the phantom's box
 (as a car-sized obstacle would be hit) and sets the range of the return it creates on each:
 
-* ``random``: ranges drawn uniformly through the phantom's box along each ray (rays drawn at
-  random among those that cross it) - the baseline the literature compares against;
-* ``black-box``: a query-only random search over the ranges, keeping a change when the
-  victim's score for the phantom rises (Sun et al.'s setting: scores, no gradients);
-* ``white-box``: the ranges optimised with Adam through the victim (the points are
-  ``direction * range``, so every step stays on the victim's rays).
+* :class:`RandomSpoof` (``random``): ranges drawn uniformly through the phantom's box along
+  each ray (rays drawn at random among those that cross it) - the baseline the literature
+  compares against;
+* :class:`QuerySpoof` (``black-box``): a query-only random search over the ranges, keeping a
+  change when the victim's score for the phantom rises (Sun et al.'s setting: scores, no
+  gradients);
+* :class:`GradientSpoof` (``white-box``): the ranges optimised with Adam through the victim
+  (the points are ``direction * range``, so every step stays on the victim's rays).
 
 Created returns replace the genuine ones on their rays and stay inside the threat's range
 window; the attacked sweep is checked against the threat before it is returned.
@@ -17,7 +19,7 @@ window; the attacked sweep is checked against the threat before it is returned.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -108,6 +110,146 @@ def _prune(objective, sweep, rays, t_in, dirs, intensity, n, x, y, category) -> 
     return keep
 
 
+@dataclass
+class SpoofProblem:
+    """What a spoofing method works on: the victim's objective, the rays that cross the phantom
+    (with the ranges where each enters and leaves it), the budget ``n`` and the sweep a choice
+    of rays and ranges makes (``attacked``), scored by ``value``."""
+
+    objective: FrameObjective
+    sweep: LidarSweep
+    rays: torch.Tensor
+    t_in: torch.Tensor
+    t_out: torch.Tensor
+    n: int
+    range: tuple[float, float]
+    x: float
+    y: float
+    category: str
+    intensity: float
+    directions: torch.Tensor
+    generator: torch.Generator
+
+    def attacked(self, ranges: torch.Tensor, pick: torch.Tensor) -> LidarSweep:
+        pts = self.directions[self.rays[pick]] * ranges[:, None]
+        col = torch.full((len(pick), 1), self.intensity)
+        return self.sweep.replace(self.rays[pick], torch.cat([pts, col], 1))
+
+    def value(self, s: LidarSweep, grad: bool = False) -> torch.Tensor:
+        with torch.set_grad_enabled(grad):
+            return self.objective.score(s.points, self.x, self.y, self.category)
+
+
+#: A method's answer: the rays picked (indices into the problem's rays), their ranges, the best
+#: score reached and the score's trace.
+Spoofed = tuple[torch.Tensor, torch.Tensor, float, list[float]]
+
+
+@dataclass(frozen=True)
+class RandomSpoof:
+    """The baseline: rays drawn at random among those crossing the phantom, ranges drawn
+    uniformly through its box."""
+
+    name: ClassVar[str] = "random"
+
+    def __call__(self, p: SpoofProblem) -> Spoofed:
+        pick = torch.randperm(len(p.rays), generator=p.generator)[: p.n]
+        u = torch.rand(p.n, generator=p.generator)
+        ranges = (p.t_in[pick] + u * (p.t_out[pick] - p.t_in[pick])).clamp(*p.range)
+        return pick, ranges, float(p.value(p.attacked(ranges, pick))), []
+
+
+@dataclass(frozen=True)
+class QuerySpoof:
+    """Query-only random search (Sun et al.'s setting: scores, no gradients): rays spread
+    evenly over those crossing the phantom, ranges on its near surface; each of ``steps``
+    queries moves a ``share`` of the ranges by Gaussian noise of ``sigma`` metres and keeps the
+    change when the victim's score rises."""
+
+    steps: int = 60
+    share: float = 0.2
+    sigma: float = 0.5
+    name: ClassVar[str] = "black-box"
+
+    def __call__(self, p: SpoofProblem) -> Spoofed:
+        pick = _spread(len(p.rays), p.n)
+        ranges = p.t_in[pick].clone()  # start on the near surface, as a real car is hit
+        best = float(p.value(p.attacked(ranges, pick)))
+        history = [best]
+        for _ in range(self.steps):
+            trial = ranges.clone()
+            k = torch.rand(p.n, generator=p.generator) < self.share
+            trial[k] += torch.randn(int(k.sum()), generator=p.generator) * self.sigma
+            trial = trial.clamp(*p.range)
+            v = float(p.value(p.attacked(trial, pick)))
+            if v > best:
+                best, ranges = v, trial
+            history.append(best)
+        return pick, ranges, best, history
+
+
+@dataclass(frozen=True)
+class GradientSpoof:
+    """White-box: the rays the victim's score depends on most (pruned by gradient), then the
+    ranges optimised by Adam (step ``lr`` metres) on the score's log for ``steps`` steps,
+    keeping the best ranges seen."""
+
+    steps: int = 60
+    lr: float = 0.04
+    name: ClassVar[str] = "white-box"
+
+    def __call__(self, p: SpoofProblem) -> Spoofed:
+        pick = _prune(
+            p.objective,
+            p.sweep,
+            p.rays,
+            p.t_in,
+            p.directions,
+            p.intensity,
+            p.n,
+            p.x,
+            p.y,
+            p.category,
+        )
+        ranges = p.t_in[pick].clone()
+        best = float(p.value(p.attacked(ranges, pick)))
+        history = [best]
+        r = ranges.clone().requires_grad_(True)
+        opt = torch.optim.Adam([r], lr=self.lr)
+        for _ in range(self.steps):
+            s = p.value(p.attacked(r, pick), grad=True)
+            v = float(s.detach())
+            history.append(v)
+            if v > best:  # the ranges that scored v, before this step moves them
+                best, ranges = v, r.detach().clone()
+            opt.zero_grad(set_to_none=True)
+            (-torch.log(s.clamp(min=1e-6))).backward()
+            opt.step()
+            with torch.no_grad():
+                r.clamp_(*p.range)
+        return pick, ranges, float(p.value(p.attacked(ranges, pick))), history
+
+
+SpoofMethod = RandomSpoof | QuerySpoof | GradientSpoof
+SPOOF_METHODS = {m.name: m for m in (RandomSpoof, QuerySpoof, GradientSpoof)}
+
+
+def spoof_method(method: Method | SpoofMethod, steps: int = 60, lr: float = 0.04) -> SpoofMethod:
+    """The method object for a name (``steps`` and ``lr`` where it takes them), or ``method``
+    itself when it is one already."""
+    if not isinstance(method, str):
+        return method
+    if method == "random":
+        return RandomSpoof()
+    if method == "black-box":
+        return QuerySpoof(steps)
+    if method == "white-box":
+        return GradientSpoof(steps, lr)
+    raise ConfigError(
+        f"unknown method {method!r}", field="method", allowed=", ".join(SPOOF_METHODS)
+    )
+
+
 def spoof(
     objective: FrameObjective,
     sweep: LidarSweep,
@@ -116,78 +258,40 @@ def spoof(
     x: float,
     y: float = 0.0,
     category: str = "car",
-    method: Method = "white-box",
+    method: Method | SpoofMethod = "white-box",
     steps: int = 60,
     lr: float = 0.04,
     intensity: float = 0.4,
     seed: int = 0,
 ) -> SpoofResult:
-    """Spoof a ``category`` phantom centred at ``(x, y)`` (LiDAR frame) into ``sweep``."""
+    """Spoof a ``category`` phantom centred at ``(x, y)`` (LiDAR frame) into ``sweep`` with
+    ``method`` (an object, or its name with ``steps`` and ``lr``)."""
     if threat.mode != "replace":
         raise ConfigError("spoofing creates returns: the threat's mode must be replace")
+    run = spoof_method(method, steps, lr)
     gen = torch.Generator().manual_seed(seed)
     ground = ground_height(sweep.points, x, y, -spec.mount.z)
     box = phantom_box(category, x, y, ground)
     rays, t_in, t_out = crossing_rays(spec, threat, box)
     if len(rays) == 0:
         raise AttackError(f"no ray the attacker reaches crosses a phantom at ({x:g}, {y:g}) m")
-    n = min(threat.points, len(rays))
-    dirs_all = spec.ray_directions()
-    lo, hi = threat.range
-
-    def attacked(ranges: torch.Tensor, pick: torch.Tensor) -> LidarSweep:
-        pts = dirs_all[rays[pick]] * ranges[:, None]
-        col = torch.full((len(pick), 1), intensity)
-        return sweep.replace(rays[pick], torch.cat([pts, col], 1))
-
-    def value(s: LidarSweep, grad: bool = False) -> torch.Tensor:
-        with torch.set_grad_enabled(grad):
-            return objective.score(s.points, x, y, category)
-
-    history: list[float] = []
-    if method == "random":
-        pick = torch.randperm(len(rays), generator=gen)[:n]
-        u = torch.rand(n, generator=gen)
-        ranges = (t_in[pick] + u * (t_out[pick] - t_in[pick])).clamp(lo, hi)
-        best = float(value(attacked(ranges, pick)))
-    elif method in ("white-box", "black-box"):
-        if method == "white-box":
-            pick = _prune(objective, sweep, rays, t_in, dirs_all, intensity, n, x, y, category)
-        else:
-            pick = _spread(len(rays), n)
-        ranges = t_in[pick].clone()  # start on the phantom's near surface, as a real car is hit
-        best = float(value(attacked(ranges, pick)))
-        history.append(best)
-        if method == "white-box":
-            r = ranges.clone().requires_grad_(True)
-            opt = torch.optim.Adam([r], lr=lr)
-            for _ in range(steps):
-                s = value(attacked(r, pick), grad=True)
-                v = float(s.detach())
-                history.append(v)
-                if v > best:  # the ranges that scored v, before this step moves them
-                    best, ranges = v, r.detach().clone()
-                opt.zero_grad(set_to_none=True)
-                (-torch.log(s.clamp(min=1e-6))).backward()
-                opt.step()
-                with torch.no_grad():
-                    r.clamp_(lo, hi)
-            best = float(value(attacked(ranges, pick)))
-        else:
-            for _ in range(steps):
-                trial = ranges.clone()
-                k = torch.rand(n, generator=gen) < 0.2
-                trial[k] += torch.randn(int(k.sum()), generator=gen) * 0.5
-                trial = trial.clamp(lo, hi)
-                v = float(value(attacked(trial, pick)))
-                if v > best:
-                    best, ranges = v, trial
-                history.append(best)
-    else:
-        raise ConfigError(
-            f"unknown method {method!r}", field="method", allowed="random, black-box, white-box"
-        )
-    result = attacked(ranges.detach(), pick)
+    problem = SpoofProblem(
+        objective,
+        sweep,
+        rays,
+        t_in,
+        t_out,
+        min(threat.points, len(rays)),
+        threat.range,
+        x,
+        y,
+        category,
+        intensity,
+        spec.ray_directions(),
+        gen,
+    )
+    pick, ranges, best, history = run(problem)
+    result = problem.attacked(ranges.detach(), pick)
     threat.check(sweep, result, spec)
     return SpoofResult(result, rays[pick], ranges.detach(), box, best, history)
 
