@@ -145,6 +145,7 @@ def test_patch_adversarial_finetuning_makes_the_detector_more_robust_to_patches(
     assert adv < 0.85 * plain
 
 
+@pytest.mark.slow
 def test_adversarial_training_commands_fine_tune_and_check_their_settings(tmp_path, tiny):
     from typer.testing import CliRunner
 
@@ -171,6 +172,7 @@ def test_adversarial_training_commands_fine_tune_and_check_their_settings(tmp_pa
     assert metrics["history"][0]["attacked_sweeps"].get("spoof", 0) > 0
 
 
+@pytest.mark.slow
 def test_shipped_adversarially_trained_detectors_match_their_cards_and_resist_transfer():
     """The shipped trained detectors load, their cards name their bytes, and a phantom car made
     white-box against the clean LiDAR detector (which then reports it) is not reported by the

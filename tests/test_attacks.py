@@ -123,6 +123,7 @@ def test_palette_and_mask_errors(tmp_path):
     assert centre.mean() / (2 * (2**0.5 - 1)) <= 0.25 and centre[0, 128, 128] == 1
 
 
+@pytest.mark.slow
 def test_short_sign_attack_beats_the_clean_rate_after_re_rendering():
     from avrobust.attacks.sign_sticker import StickerAttack
     from avrobust.core.sensors import CameraSpec

@@ -175,6 +175,7 @@ def test_export_csv_and_parquet(tmp_path):
     assert pq.read_table(pq_files[1]).num_rows == 16
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
     path = _campaign(tmp_path, frames=4)
     out = tmp_path / "run"
@@ -208,6 +209,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
         assert len(per_job) == 8 and all(n == 4 for _, n in per_job)
 
 
+@pytest.mark.slow
 def test_process_pool_and_ray_give_identical_results(tmp_path):
     path = _campaign(tmp_path)
     results = {}
@@ -231,6 +233,7 @@ def test_process_pool_and_ray_give_identical_results(tmp_path):
     assert results["local"] == results["pool"] == results["ray"]
 
 
+@pytest.mark.slow
 def test_a_crashed_worker_fails_only_its_job(tmp_path, monkeypatch):
     from avrobust.campaign import executors
 

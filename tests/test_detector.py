@@ -115,6 +115,7 @@ def test_average_precision_ignores_dont_care_objects():
     assert average_precision([miss], [far], DETECTION_CLASSES)["ap50"]["car"] == 0.0
 
 
+@pytest.mark.slow
 def test_a_short_training_run_lowers_the_loss_and_resumes(tmp_path, tiny_kitti):
     data = load_detection_set(tiny_kitti)
     cfg = DetectorTrainConfig(

@@ -176,6 +176,7 @@ def tiny_fusion_set(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_short_painting_training_run_lowers_the_loss_and_its_weights_load(
     tmp_path, tiny_fusion_set
 ):

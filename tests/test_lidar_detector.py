@@ -155,6 +155,7 @@ def test_lidar_sets_hold_boxes_inside_the_camera_wedge(tiny_lidar):
             assert s.in_fov(s.boxes.center[:, :2], margin=-math.radians(10)).all()
 
 
+@pytest.mark.slow
 def test_a_short_lidar_training_run_lowers_the_loss_and_weights_load(tmp_path, tiny_lidar):
     from avrobust.core.errors import ConfigError
     from avrobust.models.lidar_adapter import load_lidar_detector

@@ -85,6 +85,7 @@ def _loss(model: nn.Module, crops) -> float:
     return float(nn.functional.cross_entropy(logits, crops.labels))
 
 
+@pytest.mark.slow
 def test_a_short_training_run_lowers_the_loss(tmp_path, tiny_dataset):
     cfg = ClassifierTrainConfig(
         str(tiny_dataset), str(tmp_path / "run"), epochs=30, batch=16, lr=3e-3, device="cpu"
@@ -101,6 +102,7 @@ def test_a_short_training_run_lowers_the_loss(tmp_path, tiny_dataset):
     assert len(again["history"]) == len(metrics["history"])
 
 
+@pytest.mark.slow
 def test_shipped_weights_load_and_read_a_fresh_validation_set(tmp_path):
     path = ASSETS / "sign_classifier.pt"
     assert path.is_file() and path.stat().st_size < 25e6
@@ -239,6 +241,7 @@ def test_dataset_from_user_scenarios_varies_them_reproducibly(tmp_path):
         build_dataset(DatasetConfig(frames=1, scenarios=("no_such_scenario",)), tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_adversarial_training_raises_robust_accuracy(tmp_path, tiny_dataset):
     """PGD fine-tuning of a tiny model on a tiny set: robust top-1 at L-inf 8/255 goes up."""
     from avrobust.training.classifier import robust_accuracy

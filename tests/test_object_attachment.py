@@ -130,6 +130,7 @@ def test_a_short_texture_optimisation_lowers_the_detectors_score(
     assert float(after[0]) < float(before[0])
 
 
+@pytest.mark.slow
 def test_the_object_attack_command_writes_mesh_texture_results_and_pictures(tmp_path):
     import json
 
