@@ -1,7 +1,8 @@
-"""Input-transformation baselines for camera models: JPEG re-compression (Dziugaite et al. 2016)
-and median smoothing (Xu et al. 2018, feature squeezing). Each wraps a model so that it sees
-the transformed image; the model's output format is unchanged. Both are known to fall to
-adaptive attacks that pass the transformation with BPDA (Athalye et al. 2018); they are here as
+"""Input-transformation baselines for camera models: JPEG re-compression (Dziugaite et al. 2016),
+median smoothing (Xu et al. 2018, feature squeezing) and Local Gradient Smoothing (Naseer et al.
+2019, against patches). Each wraps a model so that it sees the transformed image; the model's
+output format is unchanged. All are known to fall to adaptive attacks that pass the
+transformation exactly or with BPDA (Athalye et al. 2018); they are here as
 the baselines the literature compares against, measured by the campaigns against patches made
 without them and through them (``avrobust attack sign --through``).
 """
