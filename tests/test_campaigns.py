@@ -177,7 +177,9 @@ def test_export_csv_and_parquet(tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
-    path = _campaign(tmp_path, frames=4)
+    # Eight frames a job: after the second job is done, the six left take far longer than the
+    # 20 ms between looks, however fast the host, so the kill always lands mid-run.
+    path = _campaign(tmp_path, frames=8)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "avrobust.cli", "run", str(path), "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -194,7 +196,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
                 done = 0
             if done >= 2:
                 break
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
@@ -206,7 +208,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
     with ResultsStore(out, create=False) as store:
         assert store.counts()["done"] == 8
         per_job = store.query("SELECT job_id, COUNT(*) FROM frames GROUP BY job_id")
-        assert len(per_job) == 8 and all(n == 4 for _, n in per_job)
+        assert len(per_job) == 8 and all(n == 8 for _, n in per_job)
 
 
 @pytest.mark.slow
