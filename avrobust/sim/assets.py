@@ -11,7 +11,7 @@ import torch
 
 from avrobust.core.conventions import make_pose
 from avrobust.sim import textures as tx
-from avrobust.sim.meshes import Mesh, box, cylinder, frustum, polygon_plate, quad, sphere
+from avrobust.sim.meshes import box, cylinder, frustum, polygon_plate, quad, sphere
 from avrobust.sim.signs import SIGN_TYPES, draw_face
 from avrobust.sim.world import Material, Part, SurfaceDef, World
 
@@ -22,7 +22,6 @@ BODIES: dict[str, tuple] = {
     "suv": (4.8, 1.95, 0.36, 1.20, (3.0, 1.85), (2.55, 1.62), 0.60, -0.20, 0.38, 2.85),
     "van": (5.4, 2.02, 0.36, 1.40, (4.3, 2.00), (3.95, 1.90), 0.95, -0.45, 0.36, 3.30),
 }
-VEHICLE_BODIES: tuple[str, ...] = tuple(BODIES)
 
 
 def _m(pose_xyz=(0.0, 0.0, 0.0), roll=0.0, pitch=0.0, yaw=0.0) -> np.ndarray:
@@ -248,7 +247,3 @@ def prop_parts(world: World, kind: str) -> list[Part]:
         mat = _material(world, "barrier", tx.flat((0.7, 0.7, 0.72)), reflectivity=0.5)
         return [Part(box((0.3, 0.4, 0.8)), mat)]
     raise ValueError(f"unknown prop {kind!r}")
-
-
-def mesh_of(parts: list[Part]) -> Mesh:
-    return Mesh.merge([p.mesh for p in parts])

@@ -118,12 +118,6 @@ class RoadLayout:
         rot[:3, 3] = (self.intersection_s, -self.length / 2, 0)
         return cross, rot
 
-    def near_cross_road(self, s: float, margin: float = 0.0) -> bool:
-        """Whether ``s`` of the main road lies within the cross road and its sidewalks."""
-        if self.kind != "intersection":
-            return False
-        return abs(s - self.intersection_s) <= self.half_width + self.sidewalk_width + margin
-
 
 def _polyline(road: RoadLayout, s: np.ndarray, lateral: float, z: float) -> np.ndarray:
     x, y, h = road.centre(s)

@@ -181,9 +181,6 @@ class World:
     def material_names(self) -> list[str]:
         return list(self.materials)
 
-    def object_by_id(self, instance_id: int) -> SimObject:
-        return list(self.objects.values())[instance_id - 1]
-
     # --- geometry -----------------------------------------------------------------------
     def _soup(self, objects: list[SimObject], t: float) -> _Soup:
         mat_index = {n: i for i, n in enumerate(self.materials)}

@@ -35,7 +35,6 @@ class LidarThreat:
             x axis (forward), ``(low, high)``.
         elevation: vertical window, degrees (``None``: every laser).
         range: distances (m) at which created returns may lie.
-        frames: first and last frame index attacked (``None``: every frame).
         mode: ``replace`` (returns created or moved along their rays) or ``remove`` (genuine
             returns suppressed; nothing is created).
     """
@@ -44,13 +43,12 @@ class LidarThreat:
     azimuth: tuple[float, float] = (-10.0, 10.0)
     elevation: tuple[float, float] | None = None
     range: tuple[float, float] = (1.0, 40.0)
-    frames: tuple[int, int] | None = None
     mode: Mode = "replace"
 
     def __post_init__(self) -> None:
         if self.points < 0:
             raise ConfigError("the point budget cannot be negative", field="threat.points")
-        for name in ("azimuth", "elevation", "range", "frames"):
+        for name in ("azimuth", "elevation", "range"):
             v = getattr(self, name)
             if v is not None and not v[0] <= v[1]:
                 raise ConfigError(f"{name} must be (low, high), got {v}", field=f"threat.{name}")
@@ -58,9 +56,6 @@ class LidarThreat:
             raise ConfigError(
                 f"unknown mode {self.mode!r}", field="threat.mode", allowed="replace, remove"
             )
-
-    def attacks_frame(self, index: int) -> bool:
-        return self.frames is None or self.frames[0] <= index <= self.frames[1]
 
     def reachable(self, spec: LidarSpec) -> torch.Tensor:
         """``[rays]`` bool: the victim's rays (ring-major, as ``spec.ray_directions()``) that
@@ -106,11 +101,10 @@ class LidarThreat:
     def describe(self) -> str:
         """One line for reports."""
         el = "all lasers" if self.elevation is None else f"elevation {self.elevation} deg"
-        fr = "every frame" if self.frames is None else f"frames {self.frames[0]}-{self.frames[1]}"
         verb = "returns replaced along their rays" if self.mode == "replace" else "returns removed"
         return (
             f"at most {self.points} {verb} per sweep, azimuth {self.azimuth} deg, {el}, "
-            f"created returns within {self.range} m, {fr}"
+            f"created returns within {self.range} m"
         )
 
     def to_dict(self) -> dict:
