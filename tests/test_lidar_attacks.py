@@ -447,3 +447,21 @@ def test_methods_are_objects_and_their_names_build_them():
         spoof_method("gradient")
     with pytest.raises(ConfigError, match="random, white-box"):
         removal_method("black-box")
+
+
+def test_a_lidar_attack_gives_the_victim_back_as_it_was(lead_frames, shipped_lidar):
+    """An attack on a model being trained (adversarial training) leaves it in training mode
+    with trainable weights and no gradient in them."""
+    from avrobust.attacks.lidar.objective import FrameObjective
+    from avrobust.attacks.lidar.spoof import GradientSpoof, spoof
+
+    model = shipped_lidar.train()
+    try:
+        frame = lead_frames[0]
+        sweep = LidarSweep.from_frame(frame, SPEC)
+        threat = LidarThreat(points=20, azimuth=angle_window(10.0, 0.0, 2.0, 3.0))
+        spoof(FrameObjective(model, frame), sweep, SPEC, threat, 10.0, method=GradientSpoof(3))
+        assert all(m.training for m in model.modules())
+        assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    finally:
+        model.eval()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,20 +22,8 @@ from kornia.geometry.transform import warp_perspective
 from avrobust.attacks.compositor import texture_to_image
 from avrobust.attacks.eot import EOT
 from avrobust.attacks.frozen import frozen
+from avrobust.attacks.texture_optimiser import TextureAttack
 from avrobust.core.errors import ConfigError
-
-
-class Objective(Protocol):
-    """What the mask learner needs of an attack (StickerAttack, DetectorPatchAttack)."""
-
-    eot: str
-    batch: int
-
-    def victims(self) -> tuple[torch.nn.Module, ...]: ...
-
-    def objective(
-        self, views: list[Any], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, step: int
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass(frozen=True)
@@ -109,7 +97,7 @@ def top_blobs(saliency: torch.Tensor, region: torch.Tensor, coverage: float, blo
 
 
 def learn_mask(
-    attack: Objective,
+    attack: TextureAttack,
     views: list[Any],
     base_texture: torch.Tensor,
     spec: LearntMaskSpec,
@@ -157,7 +145,7 @@ def learn_mask(
 
 def resolve_mask(
     mask: torch.Tensor | LearntMaskSpec | None,
-    attack: Objective,
+    attack: TextureAttack,
     views: list[Any],
     base_texture: torch.Tensor,
     seed: int = 0,

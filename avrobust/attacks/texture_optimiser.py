@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import torch
 
@@ -28,6 +28,33 @@ Objective = Callable[[list[int], torch.Tensor, int], tuple[torch.Tensor, torch.T
 #: ``on_step(step, loss, success rate)`` after every step (progress bars).
 OnStep = Callable[[int, float, float], None]
 SMOOTHING = 5  # steps averaged when keeping the best texture
+
+
+class TextureAttack(Protocol):
+    """What a texture attack (the sign sticker, the detector patch) offers: the models it holds
+    still (``victims``), its adversarial loss and per-draw success on a batch of views
+    (``objective``, the L1 mask stage uses it too), its optimiser, and a call that returns the
+    :class:`~avrobust.core.patch.Patch`."""
+
+    eot: str
+    batch: int
+
+    def victims(self) -> tuple[torch.nn.Module, ...]: ...
+
+    def objective(
+        self, views: list[Any], texture: torch.Tensor, mask: torch.Tensor, eot: Any, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def optimiser(self) -> TextureOptimiser: ...
+
+    def __call__(
+        self,
+        views: list[Any],
+        base_texture: torch.Tensor,
+        mask: torch.Tensor,
+        size_m: tuple[float, float],
+        on_step: OnStep | None = None,
+    ) -> Any: ...
 
 
 @dataclass

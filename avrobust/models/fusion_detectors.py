@@ -155,7 +155,7 @@ def load_late_fusion(
         ) from None
     camera_model = cam.load_camera_detector(base_weights(meta, "camera", camera, path))
     lidar_model = lid.load_lidar_model(base_weights(meta, "lidar", lidar, path))
-    return LateFusionDetector(camera_model, lidar_model, head)
+    return LateFusionDetector(camera_model, lidar_model, head).eval()
 
 
 def load_painting(
@@ -166,4 +166,4 @@ def load_painting(
     _, meta = load_weights(path, "fusion-painting")
     lidar_model = lid.load_lidar_model(path, "fusion-painting")
     camera_model = cam.load_camera_detector(base_weights(meta, "camera", camera, path))
-    return PaintingDetector(camera_model, lidar_model, tuple(meta["paint_classes"]))
+    return PaintingDetector(camera_model, lidar_model, tuple(meta["paint_classes"])).eval()

@@ -113,8 +113,8 @@ def attack_sample(
     cfg: LidarAdvConfig,
     gen: torch.Generator,
 ) -> Attacked:
-    """``s`` under one attack drawn from ``cfg`` (or none). Leaves ``model`` in evaluation
-    mode when it attacked (the caller switches back to training)."""
+    """``s`` under one attack drawn from ``cfg`` (or none). The attack runs ``model`` in eval
+    mode and gives it back in the mode it had."""
     roll = float(torch.rand((), generator=gen))
     optimised = float(torch.rand((), generator=gen)) < cfg.optimised
     method = "white-box" if optimised else "random"

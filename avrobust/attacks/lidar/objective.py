@@ -20,6 +20,7 @@ import math
 
 import torch
 
+from avrobust.attacks.frozen import frozen
 from avrobust.core.boxes import Box3D
 from avrobust.core.frame import Frame
 from avrobust.core.thresholds import DETECTION_SCORE
@@ -33,12 +34,14 @@ CROP = 128  # pillars (25.6 m), a multiple of the backbone's stride 8
 
 
 class FrameObjective:
-    """``victim`` on ``frame``: :meth:`score` for the attack, :meth:`detect` to judge it."""
+    """``victim`` on ``frame``: :meth:`score` for the attack, :meth:`detect` to judge it. Each
+    call runs the victim in eval mode without parameter gradients and gives it back as the
+    caller had it (a model being trained stays in training mode between attacks)."""
 
     def __init__(
         self, victim: Victim, frame: Frame, score_threshold: float = DETECTION_SCORE
     ) -> None:
-        self.victim = victim.eval()
+        self.victim = victim
         self.frame = frame
         self.score_threshold = score_threshold
         self.lidar: LidarDetector = victim if isinstance(victim, LidarDetector) else victim.lidar
@@ -48,7 +51,7 @@ class FrameObjective:
         if isinstance(victim, PaintingDetector | LateFusionDetector):
             if frame.image is None:
                 raise ValueError("a fusion victim needs the frame's camera image")
-            with torch.no_grad():
+            with torch.no_grad(), frozen(victim):
                 dets = detect_2d(victim.camera, frame.image, victim.camera_threshold)
             if isinstance(victim, PaintingDetector):
                 self.paint_map = score_map(
@@ -85,9 +88,12 @@ class FrameObjective:
         radius: float = 1.5,
     ) -> torch.Tensor:
         """The victim's probability that an object of ``category`` (of any class: ``None``)
-        is centred within
-        ``radius`` metres of ``(x, y)`` (LiDAR frame), differentiable in ``points`` and in the
-        per-point ``weights``."""
+        is centred within ``radius`` metres of ``(x, y)`` (LiDAR frame), differentiable in
+        ``points`` and in the per-point ``weights``."""
+        with frozen(self.victim):
+            return self._score(points, x, y, category, weights, radius)
+
+    def _score(self, points, x, y, category, weights, radius) -> torch.Tensor:
         crop = self._crop(x, y)
         canvas = self.lidar.canvas(
             [self._inputs(points)], [crop], None if weights is None else [weights]
@@ -126,12 +132,13 @@ class FrameObjective:
     @torch.no_grad()
     def detect(self, points: torch.Tensor) -> tuple[Box3D, torch.Tensor, torch.Tensor]:
         """The whole victim's detections on ``points`` (score at least the threshold)."""
-        if isinstance(self.victim, LidarDetector):
-            ((boxes, scores, labels),) = self.victim.detect([points], self.score_threshold)
-        else:
-            boxes, scores, labels = self.victim.detect(
-                self.frame.image, points, self.frame.calibration
-            )
+        with frozen(self.victim):
+            if isinstance(self.victim, LidarDetector):
+                ((boxes, scores, labels),) = self.victim.detect([points], self.score_threshold)
+            else:
+                boxes, scores, labels = self.victim.detect(
+                    self.frame.image, points, self.frame.calibration
+                )
         keep = scores >= self.score_threshold
         return boxes[keep], scores[keep], labels[keep]
 
