@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from avrobust.attacks.frozen import frozen
 from avrobust.core.errors import ConfigError
 
 
@@ -56,9 +57,11 @@ class PGD:
     ) -> torch.Tensor:
         """Adversarial images within the budget around ``images``. ``labels`` are the true
         classes (untargeted) or the targets (targeted)."""
-        was_training = self.model.training
-        self.model.eval()
-        x0 = images.detach()
+        # Eval mode, no weight gradients, the model given back as it was; runs under no_grad too.
+        with frozen(self.model), torch.enable_grad():
+            return self._attack(images.detach(), labels, generator)
+
+    def _attack(self, x0: torch.Tensor, labels: torch.Tensor, generator) -> torch.Tensor:
         delta = torch.zeros_like(x0)
         if self.random_start:
             noise = torch.rand(x0.shape, generator=generator, device=x0.device) * 2 - 1
@@ -72,7 +75,6 @@ class PGD:
                 delta += direction * self.alpha * _step(grad, self.norm)
                 delta.copy_(_project(delta, self.eps, self.norm))
                 delta.copy_((x0 + delta).clamp(0, 1) - x0)
-        self.model.train(was_training)
         return (x0 + delta).detach()
 
 
