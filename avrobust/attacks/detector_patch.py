@@ -29,7 +29,7 @@ from avrobust.attacks.compositor import composite
 from avrobust.attacks.eot import EOT
 from avrobust.attacks.frozen import frozen
 from avrobust.attacks.printability import load_palette
-from avrobust.attacks.texture_optimiser import TextureOptimiser
+from avrobust.attacks.texture_optimiser import TextureSettings
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
 from avrobust.core.patch import Patch
@@ -138,7 +138,7 @@ def class_index(detector: CameraDetector, category: str) -> int:
 
 
 @dataclass
-class DetectorPatchAttack:
+class DetectorPatchAttack(TextureSettings):
     """A patch texture inside ``mask`` on a surface, optimised against ``detector``; calling
     it returns a :class:`Patch`.
 
@@ -161,19 +161,11 @@ class DetectorPatchAttack:
     goal: Goal
     category: str
     _: KW_ONLY
-    steps: int = 300
-    lr: float = 0.3
-    batch: int = 4
     eot: str = "standard"
     eot_draws: int = 1
-    nps_weight: float = 0.01
-    tv_weight: float = 2.5
-    palette: str = "printer30"
     printer: str | None = None
     score_threshold: float = DETECTION_SCORE
     init: Literal["surface", "grey"] = "grey"
-    texture_res: int | None = None
-    schedule: Literal["constant", "cosine"] = "constant"
     margin: float | None = None
     seed: int = 0
     provenance: dict = field(default_factory=dict)
@@ -217,18 +209,6 @@ class DetectorPatchAttack:
     def victims(self) -> tuple[torch.nn.Module, ...]:
         """The models the attack optimises against (held still while it runs)."""
         return (self.detector,)
-
-    def optimiser(self) -> TextureOptimiser:
-        return TextureOptimiser(
-            steps=self.steps,
-            lr=self.lr,
-            batch=self.batch,
-            nps_weight=self.nps_weight,
-            tv_weight=self.tv_weight,
-            palette=self.palette,
-            texture_res=self.texture_res,
-            schedule=self.schedule,
-        )
 
     def success(self, scores: torch.Tensor) -> torch.Tensor:
         """Per view: hidden (no peak of the category above the threshold over the object) or

@@ -15,7 +15,7 @@ from avrobust.attacks.compositor import composite_in_crop
 from avrobust.attacks.eot import EOT
 from avrobust.attacks.frozen import frozen
 from avrobust.attacks.printability import load_palette
-from avrobust.attacks.texture_optimiser import TextureOptimiser
+from avrobust.attacks.texture_optimiser import TextureSettings
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
 from avrobust.core.patch import Patch
@@ -49,7 +49,7 @@ def sign_views(frames: list[Frame], surface: str, min_pixels: int = 30) -> list[
 
 
 @dataclass
-class StickerAttack:
+class StickerAttack(TextureSettings):
     """Targeted (``target`` class) or untargeted (``target=None``: leave ``true_class``)
     sticker attack on a classifier of sign crops; calling it returns a :class:`Patch`.
 
@@ -66,14 +66,9 @@ class StickerAttack:
     true_class: str
     target: str | None = None
     _: KW_ONLY
-    steps: int = 300
-    lr: float = 0.3
     batch: int = 8
     eot: str = "standard"
     eot_draws: int = 2
-    nps_weight: float = 0.01
-    tv_weight: float = 2.5
-    palette: str = "printer30"
     printer: str | None = None  # a fitted printer model (JSON): optimise what will be printed
     through: Any = None  # an input-transformation defence to optimise through (adaptive)
     # Against the detector-plus-classifier pipeline: the sign must also stay detected (a misread
@@ -154,16 +149,6 @@ class StickerAttack:
         """The models the attack optimises against (held still while it runs)."""
         return tuple(m for m in (self.classifier, self.detector) if m is not None)
 
-    def optimiser(self) -> TextureOptimiser:
-        return TextureOptimiser(
-            steps=self.steps,
-            lr=self.lr,
-            batch=self.batch,
-            nps_weight=self.nps_weight,
-            tv_weight=self.tv_weight,
-            palette=self.palette,
-        )
-
     def success(self, logits: torch.Tensor) -> torch.Tensor:
         pred = logits.argmax(1)
         classes = self.classifier.classes
@@ -215,6 +200,8 @@ class StickerAttack:
                 "nps_weight": self.nps_weight,
                 "tv_weight": self.tv_weight,
                 "palette": self.palette,
+                **({"texture_res": self.texture_res} if self.texture_res else {}),
+                **({"schedule": self.schedule} if self.schedule != "constant" else {}),
                 "seed": self.seed,
                 "through": None
                 if self.through is None

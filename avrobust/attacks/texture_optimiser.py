@@ -14,7 +14,7 @@ the lowest adversarial loss (averaged over the last five steps) instead of the l
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol
 
 import torch
@@ -71,7 +71,12 @@ class Optimised:
 
 
 @dataclass(kw_only=True)
-class TextureOptimiser:
+class TextureSettings:
+    """The optimiser's settings, as every texture attack takes them (keyword-only, beside its
+    own): ``steps``, ``lr`` (Adam's step on the logits), ``batch`` views per step, the NPS and TV
+    weights, the printer ``palette``, ``texture_res`` (cells across; None: every texel) and the
+    ``schedule``. An attack inherits them and calls :meth:`optimiser`."""
+
     steps: int = 300
     lr: float = 0.3
     batch: int = 4
@@ -80,6 +85,15 @@ class TextureOptimiser:
     palette: str = "printer30"
     texture_res: int | None = None
     schedule: Literal["constant", "cosine"] = "constant"
+
+    def optimiser(self, keep: Literal["last", "best"] = "last") -> TextureOptimiser:
+        """The optimiser these settings describe (checked: a bad one raises ConfigError)."""
+        settings = {f.name: getattr(self, f.name) for f in fields(TextureSettings)}
+        return TextureOptimiser(**settings, keep=keep)
+
+
+@dataclass(kw_only=True)
+class TextureOptimiser(TextureSettings):
     keep: Literal["last", "best"] = "last"
 
     def __post_init__(self) -> None:

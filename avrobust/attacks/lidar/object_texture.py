@@ -23,7 +23,7 @@ import torch
 from avrobust.attacks.detector_patch import class_index, detector_window, region_cells
 from avrobust.attacks.eot import EOT
 from avrobust.attacks.frozen import frozen
-from avrobust.attacks.texture_optimiser import TextureOptimiser
+from avrobust.attacks.texture_optimiser import TextureSettings
 from avrobust.core.errors import ConfigError
 from avrobust.core.thresholds import DETECTION_SCORE
 from avrobust.models.camera_detector import CameraDetector
@@ -54,7 +54,7 @@ def render_with(view: ObjectView, surface: str, texture: torch.Tensor) -> torch.
 
 
 @dataclass
-class ObjectTextureAttack:
+class ObjectTextureAttack(TextureSettings):
     """Hyperparameters (keyword-only) as the detector patch's (NPS 0.01, TV 2.5; ``lr`` is
     Adam's step on the texture's logits, see :mod:`avrobust.attacks.texture_optimiser`);
     ``batch`` views per step; ``texture_res`` optimises a coarser grid of that many cells across
@@ -65,13 +65,8 @@ class ObjectTextureAttack:
     category: str = "car"
     _: KW_ONLY
     steps: int = 100
-    lr: float = 0.3
     batch: int = 3
     eot: str = "standard"
-    nps_weight: float = 0.01
-    tv_weight: float = 2.5
-    palette: str = "printer30"
-    texture_res: int | None = None
     score_threshold: float = DETECTION_SCORE
     seed: int = 0
 
@@ -80,18 +75,6 @@ class ObjectTextureAttack:
 
     def victims(self) -> tuple[torch.nn.Module, ...]:
         return (self.detector,)
-
-    def optimiser(self) -> TextureOptimiser:
-        return TextureOptimiser(
-            steps=self.steps,
-            lr=self.lr,
-            batch=self.batch,
-            nps_weight=self.nps_weight,
-            tv_weight=self.tv_weight,
-            palette=self.palette,
-            texture_res=self.texture_res,
-            keep="best",
-        )
 
     def scores(
         self, views: list[ObjectView], surface: str, texture: torch.Tensor, eot: EOT, seed: int
@@ -130,7 +113,9 @@ class ObjectTextureAttack:
 
         try:
             with frozen(*self.victims()):
-                result = self.optimiser()(init, len(views), objective, gen, None, on_step)
+                result = self.optimiser(keep="best")(
+                    init, len(views), objective, gen, None, on_step
+                )
         finally:
             for v in views:
                 v.backend.textures = {}
