@@ -27,7 +27,6 @@ import torch
 
 from avrobust.attacks.compositor import composite
 from avrobust.attacks.eot import EOT
-from avrobust.attacks.frozen import frozen
 from avrobust.attacks.printability import load_palette
 from avrobust.attacks.texture_optimiser import TextureSettings
 from avrobust.core.errors import ConfigError
@@ -230,17 +229,11 @@ class DetectorPatchAttack(TextureSettings):
             raise ConfigError("no training view shows the surface", field="views")
         gen = torch.Generator().manual_seed(self.seed)
         eot = EOT(self.eot)
-        optimiser = self.optimiser()
         if self.init == "surface":
             init = base_texture + 0.05 * torch.randn(base_texture.shape, generator=gen)
         else:
             init = 0.5 + 0.1 * torch.randn(base_texture.shape, generator=gen)
-
-        def objective(idx: list[int], texture: torch.Tensor, step: int):
-            return self.objective([views[i] for i in idx], texture, mask, eot, step)
-
-        with frozen(*self.victims()):
-            result = optimiser(init, len(views), objective, gen, mask, on_step)
+        result = self.optimise_views(views, init, mask, eot, gen, on_step)
         palette = load_palette(self.palette)
         texture = result.texture
         return Patch(

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from avrobust.attacks.compositor import composite_in_crop
 from avrobust.attacks.eot import EOT
-from avrobust.attacks.frozen import frozen
 from avrobust.attacks.printability import load_palette
 from avrobust.attacks.texture_optimiser import TextureSettings
 from avrobust.core.errors import ConfigError
@@ -169,17 +168,11 @@ class StickerAttack(TextureSettings):
             raise ConfigError("no training view shows the sign's surface", field="views")
         gen = torch.Generator().manual_seed(self.seed)
         eot = EOT(self.eot)
-        optimiser = self.optimiser()
         # Start from the sign itself with a little noise.
         init = (base_texture + 0.1 * torch.randn(base_texture.shape, generator=gen)).clamp(
             0.02, 0.98
         )
-
-        def objective(idx: list[int], texture: torch.Tensor, step: int):
-            return self.objective([views[i] for i in idx], texture, mask, eot, step)
-
-        with frozen(*self.victims()):
-            result = optimiser(init, len(views), objective, gen, mask, on_step)
+        result = self.optimise_views(views, init, mask, eot, gen, on_step)
         palette = load_palette(self.palette)
         texture = result.texture
         return Patch(

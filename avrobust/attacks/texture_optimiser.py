@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 import torch
 
+from avrobust.attacks.frozen import frozen
 from avrobust.attacks.grid import coarse_grid
 from avrobust.attacks.printability import load_palette, nps, total_variation
 from avrobust.core.errors import ConfigError
@@ -90,6 +91,25 @@ class TextureSettings:
         """The optimiser these settings describe (checked: a bad one raises ConfigError)."""
         settings = {f.name: getattr(self, f.name) for f in fields(TextureSettings)}
         return TextureOptimiser(**settings, keep=keep)
+
+    def optimise_views(
+        self: TextureAttack,
+        views: list[Any],
+        init: torch.Tensor,
+        mask: torch.Tensor,
+        eot: Any,
+        generator: torch.Generator,
+        on_step: OnStep | None = None,
+    ) -> Optimised:
+        """Optimise from ``init`` with the attack's own ``objective`` on batches of ``views``,
+        its ``victims`` held still (for an attack that is a :class:`TextureAttack`)."""
+
+        def objective(idx: list[int], texture: torch.Tensor, step: int):
+            return self.objective([views[i] for i in idx], texture, mask, eot, step)
+
+        optimise = self.optimiser()
+        with frozen(*self.victims()):
+            return optimise(init, len(views), objective, generator, mask, on_step)
 
 
 @dataclass(kw_only=True)
