@@ -188,3 +188,16 @@ def test_attack_patch_optimises_saves_and_evaluates(tmp_path):
 
     bad = runner.invoke(app, ["attack", "patch", "--out", str(out), "--surface", "nope"])
     assert isinstance(bad.exception, ConfigError) and "no surface 'nope'" in str(bad.exception)
+
+
+def test_campaign_components_lists_every_registered_name():
+    from typer.testing import CliRunner
+
+    from avrobust.campaign.registry import names
+    from avrobust.cli import app
+
+    result = CliRunner().invoke(app, ["campaign", "components"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for kind in ("model", "attack", "defence"):
+        for name in names(kind):
+            assert name in result.output

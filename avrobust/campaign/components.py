@@ -1,7 +1,9 @@
-"""The components every campaign can name without any trained model or attack code:
-``model: none`` measures what the sensors capture of each target; ``attack: none`` and
-``defence: none`` leave the scene and the model as they are. Models, attacks and defences of
-later packages register themselves in their own modules and are imported here."""
+"""Every name a campaign can use for a model, an attack or a defence, registered here in one
+place (``avrobust campaign components`` lists them): ``none`` for each kind (``model: none``
+measures what the sensors capture of each target), the shipped victims, the patch and LiDAR
+attacks, the consistency checks and input transformations. Each factory imports its class
+lazily, so listing the names loads no model; the classes follow the protocols of
+:mod:`avrobust.core.components`, which :func:`~avrobust.campaign.registry.create` checks."""
 
 from __future__ import annotations
 

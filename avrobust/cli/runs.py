@@ -10,10 +10,26 @@ from rich.table import Table
 
 from avrobust.cli.base import app, console
 
-campaign_app = typer.Typer(help="Campaigns: plan them before running.", no_args_is_help=True)
+campaign_app = typer.Typer(
+    help="Campaigns: the components they can name, and plans before running.", no_args_is_help=True
+)
 app.add_typer(campaign_app, name="campaign")
 runs_app = typer.Typer(help="Run directories: list, show, export.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+
+
+@campaign_app.command("components")
+def campaign_components() -> None:
+    """List the models, attacks and defences a campaign can name, with their parameters."""
+    from avrobust.campaign.registry import describe
+
+    table = Table(show_header=True)
+    for col in ("kind", "name", "what (params)"):
+        table.add_column(col, overflow="fold")
+    for kind in ("model", "attack", "defence"):
+        for c in describe(kind):
+            table.add_row(kind, c.name, c.description)
+    console.print(table)
 
 
 @campaign_app.command("plan")

@@ -30,7 +30,7 @@ TIME_OF_DAY = {"dawn": 8.0, "morning": 25.0, "noon": 60.0, "dusk": 2.0, "night":
 class ComponentRef(Strict):
     """A model, attack or defence by registry name, with its parameters."""
 
-    name: str = Field(description="registry name (avrobust components lists them)")
+    name: str = Field(description="registry name (avrobust campaign components lists them)")
     params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments")
 
 
