@@ -71,3 +71,34 @@ def test_unknown_names_are_one_line_config_errors_and_still_key_errors():
         assert isinstance(info.value, KeyError)
         text = str(info.value)
         assert "\n" not in text and not text.startswith("'") and "allowed:" in text
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
+    """A training checkpoint is read with weights_only: a pickle that calls a function when
+    loaded is refused with a DataError naming the file, and the function never runs."""
+    import pickle
+
+    import torch
+
+    from avrobust.core.errors import DataError
+    from avrobust.training.checkpoint import resume_checkpoint
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "checkpoint.pt"
+    with open(path, "wb") as fh:
+        pickle.dump({"model": Evil(), "optimizer": {}, "epoch": 1}, fh)
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+    with pytest.raises(DataError, match="checkpoint") as err:
+        resume_checkpoint(path, model, opt, sched, torch.Generator(), "cpu")
+    assert str(path) in str(err.value)
+    assert not marker.exists()
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(DataError, match="not a readable training checkpoint"):
+        resume_checkpoint(path, model, opt, sched, torch.Generator(), "cpu")

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from avrobust.core.errors import ConfigError
+from avrobust.core.errors import ConfigError, DataError
 from avrobust.core.files import atomic_write
 
 
@@ -37,7 +37,14 @@ def resume_checkpoint(
     is refused."""
     if not path.exists():
         return 0, []
-    state = torch.load(path, map_location=device, weights_only=False)
+    try:  # weights_only: a checkpoint someone hands over cannot run code when it is read
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises several types for a corrupt or foreign file
+        raise DataError(
+            f"not a readable training checkpoint ({type(exc).__name__})", file=path
+        ) from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "epoch"} <= set(state):
+        raise DataError("not an avrobust training checkpoint", file=path)
     if config is not None and state.get("config") != config:
         raise ConfigError(
             "the checkpoint was written with other settings; use another --out or the same "
