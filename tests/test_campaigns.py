@@ -111,6 +111,18 @@ def test_campaign_file_errors_name_the_field(tmp_path):
 
     outcome = run_job(jobs[0])
     assert "unknown model 'yolo'" in outcome.error
+    # Planning (and running) refuse it before any job, naming the file, field and names.
+    with pytest.raises(ConfigError, match=r"c\.yaml: models\[0\]\.name: unknown model 'yolo'"):
+        plan(p)
+    with pytest.raises(ConfigError, match="allowed: .*camera-detector"):
+        run_campaign(p, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing written
+    p.write_text(
+        "name: c\nscenarios: [urban_stop]\n"
+        "attacks: [{name: lidar-spoof, params: {distanc: 5}}]\n"
+    )
+    with pytest.raises(ConfigError, match=r"attacks\[0\]\.params: bad parameters.*distanc"):
+        plan(p)
 
 
 def test_run_stores_results_and_resume_skips_done_jobs(tmp_path):

@@ -46,6 +46,34 @@ def describe(kind: Kind) -> list[Component]:
     return [_REGISTRY[kind][n] for n in sorted(_REGISTRY[kind])]
 
 
+def check(kind: Kind, ref: dict[str, Any], file: Any = None, field: str | None = None) -> None:
+    """Refuse, before any job runs, a reference to an unknown name or with parameters its
+    factory does not take (a ConfigError naming ``file`` and ``field``); builds nothing."""
+    import inspect
+
+    load_builtin_components()
+    name = ref.get("name")
+    field = field or f"{kind}s"
+    if name not in _REGISTRY[kind]:
+        raise ConfigError(
+            f"unknown {kind} {name!r}",
+            file=file,
+            field=f"{field}.name",
+            allowed=", ".join(sorted(_REGISTRY[kind])),
+        )
+    factory = _REGISTRY[kind][name].factory
+    try:
+        inspect.signature(factory).bind(**(ref.get("params") or {}))
+    except TypeError as exc:
+        takes = ", ".join(inspect.signature(factory).parameters) or "none"
+        raise ConfigError(
+            f"bad parameters for {kind} {name!r}: {exc}",
+            file=file,
+            field=f"{field}.params",
+            allowed=takes,
+        ) from None
+
+
 def create(kind: Kind, ref: dict[str, Any]) -> Any:
     """Build the component a campaign reference ``{"name": ..., "params": {...}}`` names."""
     load_builtin_components()

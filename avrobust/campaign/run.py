@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from avrobust.backends.factory import make_backend
+from avrobust.campaign import registry
 from avrobust.campaign.executors import run_jobs
 from avrobust.campaign.records import JobOutcome
 from avrobust.campaign.store import ResultsStore
-from avrobust.scenario.campaign import ComponentRef, Job, expand, load_campaign
+from avrobust.scenario.campaign import Campaign, ComponentRef, Job, expand, load_campaign
 
 
 @dataclass
@@ -25,9 +26,23 @@ class RunSummary:
 
 
 def plan(campaign_path: str | Path) -> list[Job]:
-    """The jobs a campaign file expands to, without running anything."""
+    """The jobs a campaign file expands to, without running anything; an unknown model, attack
+    or defence name, or a parameter its factory does not take, is refused here."""
     path = Path(campaign_path)
-    return expand(load_campaign(path), path.parent)
+    campaign = load_campaign(path)
+    check_components(campaign, path)
+    return expand(campaign, path.parent)
+
+
+def check_components(campaign: Campaign, path: Path | None = None) -> None:
+    """Every component the campaign names exists and takes the parameters given."""
+    for kind, refs in (
+        ("model", campaign.models),
+        ("attack", campaign.attacks),
+        ("defence", campaign.defences),
+    ):
+        for i, ref in enumerate(refs):
+            registry.check(kind, ref.model_dump(), path, f"{kind}s[{i}]")
 
 
 def run_campaign(
@@ -70,6 +85,7 @@ def run_campaign(
         text = f"# {path}, its attacks replaced by avrobust attack evaluate\n" + yaml.safe_dump(
             campaign.model_dump(mode="json", exclude_defaults=True), sort_keys=False
         )
+    check_components(campaign, path)
     # An unavailable backend stops here, not in every job.
     if campaign.backend == "carla":
         from avrobust.backends.carla.backend import check_servers
