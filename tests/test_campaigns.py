@@ -114,12 +114,11 @@ def test_campaign_file_errors_name_the_field(tmp_path):
     # Planning (and running) refuse it before any job, naming the file, field and names.
     with pytest.raises(ConfigError, match=r"c\.yaml: models\[0\]\.name: unknown model 'yolo'"):
         plan(p)
-    with pytest.raises(ConfigError, match="allowed: .*camera-detector"):
+    with pytest.raises(ConfigError, match=r"allowed: .*camera-detector"):
         run_campaign(p, tmp_path / "run")
     assert not (tmp_path / "run").exists()  # nothing written
     p.write_text(
-        "name: c\nscenarios: [urban_stop]\n"
-        "attacks: [{name: lidar-spoof, params: {distanc: 5}}]\n"
+        "name: c\nscenarios: [urban_stop]\nattacks: [{name: lidar-spoof, params: {distanc: 5}}]\n"
     )
     with pytest.raises(ConfigError, match=r"attacks\[0\]\.params: bad parameters.*distanc"):
         plan(p)

@@ -73,6 +73,7 @@ def test_unknown_names_are_one_line_config_errors_and_still_key_errors():
         assert "\n" not in text and not text.startswith("'") and "allowed:" in text
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the planted file is raw pickle
 def test_a_checkpoint_that_would_run_code_is_refused_without_running_it(tmp_path):
     """A training checkpoint is read with weights_only: a pickle that calls a function when
     loaded is refused with a DataError naming the file, and the function never runs."""
