@@ -209,3 +209,17 @@ def test_the_pipeline_objective_keeps_the_sign_detected():
         from avrobust.models.camera_detector import CameraDetector
 
         StickerAttack(clf, "stop", detector=CameraDetector(classes=("car",)))
+
+
+def test_frozen_holds_once_when_nested_and_gives_the_model_back_at_the_outer_end():
+    from avrobust.attacks.frozen import frozen
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)).train()
+    model[0].weight.requires_grad_(False)  # the caller's own choice, kept
+    with frozen(model):
+        with frozen(model, model[1]):
+            assert not model.training and not any(p.requires_grad for p in model.parameters())
+        # The inner block (same model, one of its parts) leaves it held for the outer one.
+        assert not model.training and not any(p.requires_grad for p in model.parameters())
+    assert all(m.training for m in model.modules())
+    assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]

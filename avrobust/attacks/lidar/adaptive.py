@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+from avrobust.attacks.frozen import frozen
 from avrobust.attacks.lidar.objective import FrameObjective, ground_height
 from avrobust.attacks.lidar.spoof import SpoofResult, crossing_rays, phantom_box
 from avrobust.attacks.lidar.sweep import LidarSweep
@@ -58,22 +59,23 @@ def spoof_past_free_space(
         col = torch.full((len(pick), 1), intensity)
         return sweep.replace(rays[pick], torch.cat([pts, col], 1))
 
-    ranges = lo + (hi - lo) / 3
-    best = float(objective.score(attacked(ranges).points, x, y, category).detach())
-    history = [best]
-    r = ranges.clone().requires_grad_(True)
-    opt = torch.optim.Adam([r], lr=lr)
-    for _ in range(steps):
-        s = objective.score(attacked(r).points, x, y, category)
-        v = float(s.detach())
-        history.append(v)
-        if v > best:
-            best, ranges = v, r.detach().clone()
-        opt.zero_grad(set_to_none=True)
-        (-torch.log(s.clamp(min=1e-6))).backward()
-        opt.step()
-        with torch.no_grad():
-            r.copy_(torch.maximum(torch.minimum(r, hi), lo))
+    with frozen(objective.victim):  # once, not per score call
+        ranges = lo + (hi - lo) / 3
+        best = float(objective.score(attacked(ranges).points, x, y, category).detach())
+        history = [best]
+        r = ranges.clone().requires_grad_(True)
+        opt = torch.optim.Adam([r], lr=lr)
+        for _ in range(steps):
+            s = objective.score(attacked(r).points, x, y, category)
+            v = float(s.detach())
+            history.append(v)
+            if v > best:
+                best, ranges = v, r.detach().clone()
+            opt.zero_grad(set_to_none=True)
+            (-torch.log(s.clamp(min=1e-6))).backward()
+            opt.step()
+            with torch.no_grad():
+                r.copy_(torch.maximum(torch.minimum(r, hi), lo))
     result = attacked(ranges.detach())
     threat.check(sweep, result, spec)
     return SpoofResult(result, rays[pick], ranges.detach(), box, best, history)

@@ -21,6 +21,7 @@ import numpy as np
 import open3d as o3d
 import torch
 
+from avrobust.attacks.frozen import frozen
 from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.attacks.lidar.raycast import first_hit
 from avrobust.attacks.lidar.sweep import LidarSweep
@@ -249,26 +250,27 @@ def optimise_object(
     opt = torch.optim.Adam([offsets], lr=lr)
     history = []
     best, best_offsets = float("inf"), offsets.detach().clone()
-    for step in range(steps):
-        total = 0.0
-        opt.zero_grad(set_to_none=True)
-        for view in views:
-            pose = host_pose(view.box, obj.mount)
-            attacked = insert_object(
-                view.sweep, spec, obj.placed(pose, offsets), obj.faces, obj.reflectivity
-            )
-            x, y = float(view.box.center[0, 0]), float(view.box.center[0, 1])
-            reach = float(view.box.size[0, :2].norm()) / 2 + 0.5
-            score = view.objective.score(attacked.points, x, y, None, radius=reach)
-            (score / len(views)).backward()
-            total += float(score.detach()) / len(views)
-        if total < best:  # the offsets that scored it, before this step moves them
-            best, best_offsets = total, offsets.detach().clone()
-        opt.step()
-        with torch.no_grad():
-            offsets.clamp_(-obj.max_offset, obj.max_offset)
-        history.append(total)
-        if on_step:
-            on_step(step, total)
+    with frozen(*(v.objective.victim for v in views)):  # once, not per score call
+        for step in range(steps):
+            total = 0.0
+            opt.zero_grad(set_to_none=True)
+            for view in views:
+                pose = host_pose(view.box, obj.mount)
+                attacked = insert_object(
+                    view.sweep, spec, obj.placed(pose, offsets), obj.faces, obj.reflectivity
+                )
+                x, y = float(view.box.center[0, 0]), float(view.box.center[0, 1])
+                reach = float(view.box.size[0, :2].norm()) / 2 + 0.5
+                score = view.objective.score(attacked.points, x, y, None, radius=reach)
+                (score / len(views)).backward()
+                total += float(score.detach()) / len(views)
+            if total < best:  # the offsets that scored it, before this step moves them
+                best, best_offsets = total, offsets.detach().clone()
+            opt.step()
+            with torch.no_grad():
+                offsets.clamp_(-obj.max_offset, obj.max_offset)
+            history.append(total)
+            if on_step:
+                on_step(step, total)
     obj.offsets = best_offsets
     return history

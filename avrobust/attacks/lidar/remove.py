@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 
 import torch
 
+from avrobust.attacks.frozen import frozen
 from avrobust.attacks.lidar.objective import FrameObjective, overlaps
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat
@@ -121,7 +122,8 @@ def remove(
     # Any detection centred over the object's footprint overlaps it: watch them all.
     reach = float(box.size[0, :2].norm()) / 2 + 0.5
     cand = object_returns(sweep, box, spec, threat)
-    result, history = run(objective, sweep, threat, box, cand, reach, seed)
+    with frozen(objective.victim):  # once, not per score call
+        result, history = run(objective, sweep, threat, box, cand, reach, seed)
     threat.check(sweep, result, spec)
     with torch.no_grad():
         final = float(objective.score(result.points, x, y, None, radius=reach))

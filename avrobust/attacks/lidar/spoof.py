@@ -23,6 +23,7 @@ from typing import ClassVar, Literal
 
 import torch
 
+from avrobust.attacks.frozen import frozen
 from avrobust.attacks.lidar.objective import FrameObjective, ground_height
 from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat
@@ -290,7 +291,8 @@ def spoof(
         spec.ray_directions(),
         gen,
     )
-    pick, ranges, best, history = run(problem)
+    with frozen(objective.victim):  # once, not per score call
+        pick, ranges, best, history = run(problem)
     result = problem.attacked(ranges.detach(), pick)
     threat.check(sweep, result, spec)
     return SpoofResult(result, rays[pick], ranges.detach(), box, best, history)
