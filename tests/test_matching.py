@@ -101,3 +101,10 @@ def test_a_component_missing_a_protocol_method_is_refused_when_built():
     registry.register("defence", "test-half", "a defence without the protocol's other parts")(Half)
     with pytest.raises(ConfigError, match=r"lacks raises_alarms, provenance.*DefenceBase"):
         registry.create("defence", {"name": "test-half"})
+
+    class Mute(ModelBase):  # the base gives everything but the call itself
+        name = "mute"
+
+    registry.register("model", "test-mute", "a model that never perceives")(Mute)
+    with pytest.raises(ConfigError, match=r"lacks __call__.*ModelBase"):
+        registry.create("model", {"name": "test-mute"})

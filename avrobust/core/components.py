@@ -102,14 +102,12 @@ class CampaignDefence(Protocol):
 
 class ModelBase:
     """Defaults for a campaign model: perceives every category, names classes, raises no
-    alarms, describes nothing."""
+    alarms, describes nothing. A subclass writes ``__call__`` (the registry refuses one
+    without it)."""
 
     name: str = "model"
     categories: tuple[str, ...] | None = None
     label_level: Literal["class", "category"] = "class"
-
-    def __call__(self, frame: Frame) -> Detections | None:
-        raise NotImplementedError
 
     def take_alarms(self) -> list[Alarm]:
         return []
