@@ -76,12 +76,8 @@ def check(kind: Kind, ref: dict[str, Any], file: Any = None, field: str | None =
 
 def create(kind: Kind, ref: dict[str, Any]) -> Any:
     """Build the component a campaign reference ``{"name": ..., "params": {...}}`` names."""
-    load_builtin_components()
+    check(kind, ref)
     name = ref.get("name")
-    if name not in _REGISTRY[kind]:
-        raise ConfigError(
-            f"unknown {kind} {name!r}", field=f"{kind}s", allowed=", ".join(sorted(_REGISTRY[kind]))
-        )
     try:
         component = _REGISTRY[kind][name].factory(**ref.get("params", {}))
     except TypeError as exc:
