@@ -20,13 +20,19 @@ class _Row:
     def row(self) -> tuple:
         return tuple(asdict(self).values())
 
+    #: Fields the store keeps as JSON text.
+    _JSON: ClassVar[tuple[str, ...]] = ()
+
     @classmethod
     def from_row(cls, row: tuple):
-        """The record of a stored row; SQLite keeps booleans as 0/1, so they come back bool."""
+        """The record of a stored row: SQLite keeps booleans as 0/1 (they come back bool) and
+        dictionaries as JSON text (they come back decoded)."""
         values = dict(zip(cls.columns(), row, strict=True))
         for f in fields(cls):
             if str(f.type).startswith("bool") and values[f.name] is not None:
                 values[f.name] = bool(values[f.name])
+        for key in cls._JSON:
+            values[key] = json.loads(values[key])
         return cls(**values)
 
 
@@ -135,13 +141,6 @@ class JobRecord(_Row):
 
     _JSON: ClassVar[tuple[str, ...]] = ("conditions", "model", "attack", "defence", "spec")
 
-    @classmethod
-    def from_row(cls, row: tuple) -> JobRecord:
-        values = dict(zip(cls.columns(), row, strict=True))
-        for key in cls._JSON:
-            values[key] = json.loads(values[key])
-        return cls(**values)
-
 
 @dataclass
 class CampaignRecord(_Row):
@@ -153,10 +152,7 @@ class CampaignRecord(_Row):
     text: str
     versions: dict
 
-    @classmethod
-    def from_row(cls, row: tuple) -> CampaignRecord:
-        registered, name, text, versions = row
-        return cls(registered, name, text, json.loads(versions))
+    _JSON: ClassVar[tuple[str, ...]] = ("versions",)
 
 
 @dataclass

@@ -260,12 +260,8 @@ class ResultsStore:
 
     def jobs(self, status: str | None = None) -> list[JobRecord]:
         """The jobs in campaign order, all or those with ``status`` (pending, done, failed)."""
-        sql = f"SELECT {_cols(JobRecord)} FROM jobs"
-        rows = (
-            self.db.execute(sql + " WHERE status = ? ORDER BY idx", (status,))
-            if status
-            else (self.db.execute(sql + " ORDER BY idx"))
-        )
+        where, params = (" WHERE status = ?", (status,)) if status else ("", ())
+        rows = self.db.execute(f"SELECT {_cols(JobRecord)} FROM jobs{where} ORDER BY idx", params)
         return [JobRecord.from_row(r) for r in rows]
 
     def frames(self) -> list[FrameRecord]:

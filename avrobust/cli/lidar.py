@@ -102,7 +102,7 @@ def lidar_spoof(
     victims: Victims = ALL_VICTIMS,
     phantoms: Annotated[
         str, typer.Option(help="Distances of the phantom's rear face from the LiDAR, m.")
-    ] = ("5,7.5,10"),
+    ] = "5,7.5,10",
     points: Annotated[int, typer.Option(help="Spoofed returns per sweep (budget).")] = 60,
     methods: Annotated[
         str,
@@ -157,7 +157,7 @@ def lidar_frustum(
         "black-box,white-box"
     ),
     steps: Annotated[int, typer.Option(help="Optimisation steps or queries.")] = 60,
-    distances: Annotated[str, typer.Option(help="Distances of the target, metres.")] = ("15,20,25"),
+    distances: Annotated[str, typer.Option(help="Distances of the target, metres.")] = "15,20,25",
     weathers: Weathers = WEATHERS,
     laterals: Laterals = "-0.5,0.5",
 ) -> None:

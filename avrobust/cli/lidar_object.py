@@ -47,7 +47,7 @@ def lidar_object(
         "fusion-late"
     ),
     victims: Annotated[str, typer.Option(help="Comma-separated victims judged.")] = ALL_VICTIMS,
-    mount: Annotated[str, typer.Option(help="rear (tow-hitch carrier) or roof (box).")] = ("rear"),
+    mount: Annotated[str, typer.Option(help="rear (tow-hitch carrier) or roof (box).")] = "rear",
     size: Annotated[str, typer.Option(help="Base shape: depth, width, height, m.")] = (
         "0.3,1.8,1.4"
     ),
@@ -65,7 +65,7 @@ def lidar_object(
         "10,12.5,15,17.5,20"
     ),
     weathers: Annotated[str, typer.Option(help="Held-out weather presets.")] = WEATHERS,
-    laterals: Annotated[str, typer.Option(help="Held-out ego lateral offsets, m.")] = ("-0.5,0.5"),
+    laterals: Annotated[str, typer.Option(help="Held-out ego lateral offsets, m.")] = "-0.5,0.5",
     pictures: Annotated[bool, typer.Option(help="Write a picture per victim.")] = True,
 ) -> None:
     """Shape an object on the scenario's first target against a LiDAR-using victim, give

@@ -245,7 +245,7 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")])
                     f"{sum(failed)}/{len(failed)}" if failed else "-",
                 )
             console.print(table)
-        for job in store.jobs("failed"):
+        for job in (j for j in jobs.values() if j.status == "failed"):
             console.print(f"[red]failed[/] {job.id}: {job.error.splitlines()[-1]}", highlight=False)
 
 

@@ -30,7 +30,6 @@ from avrobust.core.sensors import LidarSpec
 from avrobust.core.thresholds import PHANTOM_RADIUS_M
 from avrobust.evaluation.viewpoints import SweepFrames
 
-SPOOF_RADIUS = PHANTOM_RADIUS_M  # a spoofed phantom is reported by a detection this near
 # Called for each spoofing case: the attack's result, the victim's detections on the attacked
 # sweep, the phantom's class index, its centre (x, y), and whether the attack succeeded.
 OnCase = Callable[..., None]
@@ -237,7 +236,7 @@ def _spoof_cases(
             sweep = LidarSweep.from_frame(frame, spec)
             clean = obj.detect(sweep.points)
             for place in phantoms(frame):
-                if place is None or found_near(clean, cls, place[0], place[1], SPOOF_RADIUS):
+                if place is None or found_near(clean, cls, place[0], place[1], PHANTOM_RADIUS_M):
                     run.skipped[name] = run.skipped.get(name, 0) + 1
                     continue
                 x, y, distance = place
@@ -259,7 +258,7 @@ def _spoof_cases(
                     else:
                         res = spoof(obj, sweep, spec, threat, x, y, category, m, steps)
                     dets = obj.detect(res.sweep.points)
-                    ok = found_near(dets, cls, x, y, SPOOF_RADIUS)
+                    ok = found_near(dets, cls, x, y, PHANTOM_RADIUS_M)
                     if on_case:
                         on_case(res, dets, cls, x, y, ok, frame)
                     run.rows.append(

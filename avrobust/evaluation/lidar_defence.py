@@ -24,9 +24,9 @@ import torch
 from avrobust.attacks.lidar.objective import FrameObjective
 from avrobust.core.detections import Detections
 from avrobust.core.sensors import LidarSpec
-from avrobust.core.thresholds import MATCH_IOU
+from avrobust.core.thresholds import MATCH_IOU, PHANTOM_RADIUS_M
 from avrobust.defences.free_space import DEFAULT_MIN_RAYS, free_space, rejects
-from avrobust.evaluation.lidar_attack import SPOOF_RADIUS, frustum_frames, spoof_frames
+from avrobust.evaluation.lidar_attack import frustum_frames, spoof_frames
 from avrobust.evaluation.viewpoints import SweepFrames
 from avrobust.models.box3d_metrics import bev_iou
 
@@ -108,7 +108,7 @@ def spoof_samples(
         if not ok:
             return
         dets = as_detections(found, victim.classes)
-        near = torch.hypot(dets.boxes[:, 0] - x, dets.boxes[:, 1] - y) <= SPOOF_RADIUS
+        near = torch.hypot(dets.boxes[:, 0] - x, dets.boxes[:, 1] - y) <= PHANTOM_RADIUS_M
         hit = (near & (dets.labels == cls)).nonzero().flatten()
         phantom = dets.filter(hit[:1])
         samples.spoofed.append(samples.judge.samples(frame, res.sweep.points, phantom)[0])
