@@ -27,7 +27,6 @@ import torch
 
 from avrobust.attacks.compositor import composite
 from avrobust.attacks.eot import EOT
-from avrobust.attacks.printability import load_palette
 from avrobust.attacks.texture_optimiser import TextureSettings
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
@@ -234,14 +233,12 @@ class DetectorPatchAttack(TextureSettings):
         else:
             init = 0.5 + 0.1 * torch.randn(base_texture.shape, generator=gen)
         result = self.optimise_views(views, init, mask, eot, gen, on_step)
-        palette = load_palette(self.palette)
-        texture = result.texture
         return Patch(
-            texture=texture,
+            texture=result.texture,
             mask=mask.clone(),
             size_m=size_m,
             name=f"{self.goal}_{self.category}",
-            palette=palette,
+            palette=result.palette,
             provenance={
                 "attack": f"detector-patch-{self.goal}",
                 "goal": self.goal,

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 
 from avrobust.attacks.compositor import composite_in_crop
 from avrobust.attacks.eot import EOT
-from avrobust.attacks.printability import load_palette
 from avrobust.attacks.texture_optimiser import TextureSettings
 from avrobust.core.errors import ConfigError
 from avrobust.core.frame import Frame
@@ -173,14 +172,12 @@ class StickerAttack(TextureSettings):
             0.02, 0.98
         )
         result = self.optimise_views(views, init, mask, eot, gen, on_step)
-        palette = load_palette(self.palette)
-        texture = result.texture
         return Patch(
-            texture=texture,
+            texture=result.texture,
             mask=mask.clone(),
             size_m=size_m,
             name=f"{self.true_class}_to_{self.target or 'any'}",
-            palette=palette,
+            palette=result.palette,
             provenance={
                 "attack": "sign-sticker",
                 "true_class": self.true_class,

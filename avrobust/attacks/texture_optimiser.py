@@ -60,10 +60,12 @@ class TextureAttack(Protocol):
 
 @dataclass
 class Optimised:
-    """The optimiser's result: the ``[3, h, w]`` texture and, per step, the total loss, the
-    adversarial part of it and the share of the batch's draws that met the goal."""
+    """The optimiser's result: the ``[3, h, w]`` texture, the ``[K, 3]`` palette it was held
+    to and, per step, the total loss, the adversarial part of it and the share of the batch's
+    draws that met the goal."""
 
     texture: torch.Tensor
+    palette: torch.Tensor
     history: list[dict] = field(default_factory=list)
 
     @property
@@ -185,4 +187,4 @@ class TextureOptimiser(TextureSettings):
             if on_step:
                 on_step(step, history[-1]["loss"], rate)
         last = grid.up(torch.sigmoid(param)).detach()
-        return Optimised(best if self.keep == "best" else last, history)
+        return Optimised(best if self.keep == "best" else last, palette, history)
