@@ -60,6 +60,31 @@ def test_evaluate_rerenders_a_saved_patch_and_reports_recall(tmp_path):
     assert ev["clean_correct"] == 1 and ev["attacked_recall"] == 1.0 - ev["rendered_success"]
     assert ev["victim"]["detector"]["file"] == "camera_detector.pt"
     assert "recall of the object" in result.output
+    # Beside it, its controls on the same view; a flat patch is its own mean-colour control.
+    assert set(ev["controls"]) == {"grey", "mean", "noise"}
+    assert ev["controls"]["mean"]["k"] == ev["rendered"]["k"]
+    assert ev["controls"]["mean"]["n"] == ev["rendered"]["n"] == 1
+    assert ev["effect"]["distinguishable"] is False
+    assert "not distinguishable from its control" in " ".join(result.output.split())
+
+
+def test_evaluate_takes_chosen_controls_and_refuses_a_control_of_another_mask(tmp_path):
+    _grey_hiding_patch(tmp_path / "grey.patch")
+    Patch(
+        torch.full((3, 64, 64), 0.2), torch.zeros(1, 64, 64), (0.9, 0.9), provenance={"goal": "x"}
+    ).save(tmp_path / "other.patch")
+    view = ["--distances", "9", "--angles", "0", "--weathers", "ClearNoon", "--laterals", "0"]
+    out = tmp_path / "ev.json"
+    args = ["attack", "evaluate", str(tmp_path / "grey.patch"), *view]
+    result = runner.invoke(app, [*args, "--controls", "grey", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(out.read_text())["controls"]) == ["grey"]
+    result = runner.invoke(app, [*args, "--controls", "none", "--json", str(out)])
+    assert result.exit_code == 0 and json.loads(out.read_text())["effect"] is None
+    result = runner.invoke(app, [*args, "--control-patch", str(tmp_path / "other.patch")])
+    assert result.exit_code != 0 and "other.patch: mask" in str(result.exception)
+    result = runner.invoke(app, [*args, "--controls", "grey,pink"])
+    assert result.exit_code != 0 and "pink" in str(result.exception)
 
 
 def test_evaluate_refuses_patches_it_cannot_place(tmp_path):

@@ -104,6 +104,7 @@ def attack_sign(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from avrobust.attacks.controls import STANDARD
     from avrobust.attacks.sign_sticker import StickerAttack
     from avrobust.core.errors import ConfigError
     from avrobust.core.sensors import CameraSpec
@@ -184,7 +185,7 @@ def attack_sign(
     )
     if evaluate:
         with Progress("[bold]re-render", BarColumn(), MofNCompleteColumn(), console=console) as pr:
-            task = pr.add_task("eval", total=2 * n_views)
+            task = pr.add_task("eval", total=(2 + len(STANDARD)) * n_views)
             ev = evaluate_sign_patch(
                 patch,
                 clf,
@@ -251,6 +252,7 @@ def attack_patch(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from avrobust.attacks.controls import STANDARD
     from avrobust.attacks.detector_patch import DetectorPatchAttack
     from avrobust.core.sensors import CameraSpec
     from avrobust.evaluation.detector_attack import evaluate_detector_patch, run_detector_attack
@@ -317,7 +319,7 @@ def attack_patch(
     console.print(f"patch: {out} (sha256 {patch.sha256()[:12]}, {patch.size_m} m)")
     if evaluate:
         with Progress("[bold]re-render", BarColumn(), MofNCompleteColumn(), console=console) as pr:
-            task = pr.add_task("eval", total=2 * n_views)
+            task = pr.add_task("eval", total=(2 + len(STANDARD)) * n_views)
             ev = evaluate_detector_patch(
                 patch,
                 det,

@@ -75,12 +75,27 @@ def attack_evaluate(
         Path | None, typer.Option("--out", "-o", help="Run directory for --campaign.")
     ] = None,
     workers: Annotated[int, typer.Option(help="Parallel jobs for --campaign.")] = 1,
+    controls: Annotated[
+        str,
+        typer.Option(
+            help="Matched controls rendered on the same views in the patch's mask: grey, mean "
+            "(the texture's mean colour), noise (random palette colours); 'none' for none."
+        ),
+    ] = "grey,mean,noise",
+    control_patch: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="A patch optimised for another goal in exactly this mask, as one more "
+            "control (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a saved patch: paint it on its surface and render again over a held-out
     sweep of viewpoints (success by distance, angle and weather; for a hiding patch the
     detector's recall clean and attacked), or run it through a campaign."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from avrobust.attacks.controls import OtherTexture, control
     from avrobust.core.patch import Patch
     from avrobust.evaluation.patch_file import HELD_OUT, evaluate_patch_file
     from avrobust.evaluation.viewpoints import Sweep
@@ -111,9 +126,14 @@ def attack_evaluate(
         tuple(w for w in weathers.split(",") if w) if weathers else HELD_OUT.weathers,
         floats(laterals, "--laterals") if laterals else HELD_OUT.laterals,
     )
+    chosen = [] if controls == "none" else [c for c in controls.split(",") if c]
+    fills = [control(c) for c in chosen] + [OtherTexture.load(p) for p in control_patch or ()]
     n = len(sweep.viewpoints())
-    with Progress("[bold]re-render", BarColumn(), MofNCompleteColumn(), console=console) as pr:
-        task = pr.add_task("eval", total=2 * n)
+    with Progress(
+        "[bold]re-render", BarColumn(), MofNCompleteColumn(), "ETA", TimeRemainingColumn(),
+        console=console,
+    ) as pr:  # fmt: skip
+        task = pr.add_task("eval", total=(2 + len(fills)) * n)
         result = evaluate_patch_file(
             patch,
             sweep,
@@ -121,6 +141,7 @@ def attack_evaluate(
             scenario=scenario,
             progress=lambda k: pr.advance(task, k),
             stack=stack,
+            controls=fills,
         )
     console.print(
         f"{result['kind']} patch {patch.name} on {result['surface']} in {result['scenario']}, "

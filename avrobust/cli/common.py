@@ -18,17 +18,47 @@ def floats(text: str, name: str) -> tuple[float, ...]:
         raise ConfigError(f"expected comma-separated numbers, got {text!r}", field=name) from None
 
 
+def _rate(r: dict) -> str:
+    return f"{r['k']}/{r['n']} {r['rate']:.0%} [{r['low']:.0%}, {r['high']:.0%}]"
+
+
 def success_table(ev, title: str, groups) -> None:
+    """Success through the compositor and re-rendered, overall (with its 95% interval) and by
+    condition; then the matched controls on the same views and the effect over the strongest."""
     table = Table(title=title)
     for col in ("condition", "views", "compositor", "re-rendered"):
         table.add_column(col)
+    rendered = getattr(ev, "rendered", None)
     table.add_row(
-        "all", str(ev.clean_correct), f"{ev.compositor_success:.0%}", f"{ev.rendered_success:.0%}"
+        "all",
+        str(ev.clean_correct),
+        f"{ev.compositor_success:.0%}",
+        _rate(rendered) if rendered else f"{ev.rendered_success:.0%}",
     )
     for group in groups:
         for k, v in group.items():
             table.add_row(k, str(v["views"]), f"{v['compositor']:.0%}", f"{v['rendered']:.0%}")
     console.print(table)
+    controls = getattr(ev, "controls", None)
+    if not controls:
+        return
+    table = Table(title="matched controls: the same mask on the same views, not optimised")
+    for col in ("fill", "re-rendered success (95% Wilson)"):
+        table.add_column(col)
+    table.add_row("the attack", _rate(rendered))
+    for name, r in controls.items():
+        table.add_row(name, _rate(r))
+    console.print(table)
+    effect = ev.effect
+    verdict = (
+        "distinguishable from it"
+        if effect["distinguishable"]
+        else "[bold red]not distinguishable from its control[/]"
+    )
+    console.print(
+        f"adversarial effect: {effect['difference']:+.0%} over the strongest control "
+        f"({effect['control']}), McNemar p = {effect['p']:.2g}; {verdict}"
+    )
 
 
 class _Cases:

@@ -34,6 +34,12 @@ ALL_VICTIMS = "lidar-detector,fusion-late,fusion-painting"
 WEATHERS = "ClearNoon,CloudyNoon,Dusk"
 
 
+def with_control(methods: tuple[str, ...]) -> tuple[str, ...]:
+    """``methods`` with the random control first when it is missing: every optimised number
+    is shown beside the same budget spent at random."""
+    return methods if "random" in methods else ("random", *methods)
+
+
 def split_names(text: str) -> tuple[str, ...]:
     """The non-empty, stripped items of a comma-separated option."""
     return tuple(v.strip() for v in text.split(",") if v.strip())
@@ -67,8 +73,14 @@ def _surrogate(name: str, methods: tuple[str, ...]):
 
 
 def _table(console: Console, run, title: str, budget_column: bool) -> None:
+    """Success per victim, method and budget with its 95% Wilson interval, and for each
+    optimised method its effect over the random control on the same cases."""
+    effects = run.effects()
     table = Table(title=title)
-    for col in ("victim", "method", *(["budget"] if budget_column else []), "success", "cases"):
+    for col in (
+        "victim", "method", *(["budget"] if budget_column else []), "success (95% Wilson)",
+        "over the random control",
+    ):  # fmt: skip
         table.add_column(col)
     seen = []
     for r in run.rows:
@@ -76,9 +88,15 @@ def _table(console: Console, run, title: str, budget_column: bool) -> None:
         if key in seen:
             continue
         seen.append(key)
-        rate, n = run.success_rate(victim=r.victim, method=r.method, budget=r.budget)
+        rate = run.rate(victim=r.victim, method=r.method, budget=r.budget)
+        eff = effects.get(f"{r.victim}/{r.method}/{r.budget}")
+        versus = "(the control)" if r.method == "random" else "-"
+        if eff is not None:
+            versus = f"{eff['difference']:+.0%}, McNemar p = {eff['p']:.2g}"
+            if not eff["distinguishable"]:
+                versus += " [bold red]not distinguishable[/]"
         cells = [r.victim, r.method, *([str(r.budget)] if budget_column else [])]
-        table.add_row(*cells, f"{100 * rate:.0f}%", str(n))
+        table.add_row(*cells, str(rate), versus)
     console.print(table)
     if run.skipped:
         console.print(f"skipped (precondition not met in the clean sweep): {run.skipped}")
@@ -128,7 +146,7 @@ def lidar_spoof(
     models, frames, lidar = _setup(
         victims, scenario, floats(distances, "distances"), weathers, laterals, floats, console
     )
-    ph, ms = floats(phantoms, "phantoms"), split_names(methods)
+    ph, ms = floats(phantoms, "phantoms"), with_control(split_names(methods))
     with progress("cases") as tick:
         tick.total(len(models) * len(frames.frames) * len(ph) * len(ms))
         run = spoof_frames(
@@ -169,7 +187,7 @@ def lidar_frustum(
     models, frames, lidar = _setup(
         victims, scenario, floats(distances, "distances"), weathers, laterals, floats, console
     )
-    sh, ms = floats(shifts, "shifts"), split_names(methods)
+    sh, ms = floats(shifts, "shifts"), with_control(split_names(methods))
     with progress("cases") as tick:
         tick.total(len(models) * len(frames.frames) * len(sh) * len(ms))
         run = frustum_frames(models, frames, lidar, sh, ms, points, steps, progress=tick)
@@ -206,7 +224,7 @@ def lidar_remove(
         victims, scenario, floats(distances, "distances"), weathers, laterals, floats, console
     )
     bs = tuple(int(b) for b in floats(budgets, "budgets"))
-    ms = split_names(methods)
+    ms = with_control(split_names(methods))
     with progress("cases") as tick:
         tick.total(len(models) * len(frames.frames) * len(bs) * len(ms))
         run = removal_frames(

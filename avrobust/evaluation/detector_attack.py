@@ -6,19 +6,21 @@ the clean detector reports no object of the category over the patch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
 from torchvision.ops import box_iou
 
 from avrobust.attacks.compositor import composite
+from avrobust.attacks.controls import STANDARD, Control
 from avrobust.attacks.detector_patch import DetectorPatchAttack, PatchView, patch_views
 from avrobust.attacks.learnt_mask import LearntMaskSpec, resolve_mask
 from avrobust.core.errors import ConfigError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
 from avrobust.core.thresholds import DETECTION_SCORE, MATCH_IOU
+from avrobust.evaluation.controls import control_patches, judged
 from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
 from avrobust.models.camera_detector import CameraDetector
 
@@ -58,6 +60,10 @@ class DetectorPatchEvaluation:
     seen: int = 0
     clean_recall: float = float("nan")
     attacked_recall: float = float("nan")
+    # rates with 95% Wilson intervals, as avrobust.evaluation.controls.judged gives them
+    rendered: dict = field(default_factory=dict)
+    controls: dict[str, dict] = field(default_factory=dict)
+    effect: dict | None = None
 
 
 def evaluate_detector_patch(
@@ -71,19 +77,30 @@ def evaluate_detector_patch(
     camera: CameraSpec,
     score_threshold: float = DETECTION_SCORE,
     progress: Callable[[int], None] | None = None,
+    controls: Sequence[Control] = STANDARD,
 ) -> DetectorPatchEvaluation:
-    """Render the sweep clean and with the patch painted, detect on both, and compare with the
+    """Render the sweep clean, with the patch painted and with each of ``controls`` painted in
+    its place (the same mask, not optimised), detect on them all, and compare with the
     compositor's prediction of the same views."""
     cls = detector.classes.index(category)
     clean = render_sweep(scenario, sweep, camera, progress=progress)
     attacked = render_sweep(
         scenario, sweep, camera, {surface: (patch.texture, patch.mask)}, progress=progress
     )
-    rows = []
+    fills = {
+        name: render_sweep(
+            scenario, sweep, camera, {surface: (p.texture, p.mask)}, progress=progress
+        )
+        for name, p in control_patches(patch, controls).items()
+    }
+    rows, control_hits = [], {name: [] for name in fills}
     seen = clean_found = attacked_found = 0
-    for vp, fc, fa in zip(clean.viewpoints, clean.frames, attacked.frames, strict=True):
+    for i, (vp, fc, fa) in enumerate(
+        zip(clean.viewpoints, clean.frames, attacked.frames, strict=True)
+    ):
         vc, va = patch_views([fc], surface, goal), patch_views([fa], surface, goal)
-        if not vc or not va:
+        vf = {name: patch_views([f.frames[i]], surface, goal) for name, f in fills.items()}
+        if not vc or not va or not all(vf.values()):
             continue
         v = vc[0]
         comp_img = composite(fc.image, patch.texture, patch.mask, fc.surfaces[surface])
@@ -97,6 +114,13 @@ def evaluate_detector_patch(
         attacked_found += not met[2]
         if met[0]:
             continue  # clean already hidden (or a phantom already there): not counted
+        if vf:
+            names = list(vf)
+            got = detector.detect(
+                torch.stack([fills[n].frames[i].image for n in names]), score_threshold
+            )
+            for n, p in zip(names, got, strict=True):
+                control_hits[n].append(goal_met(p, vf[n][0], goal, cls, score_threshold))
         rows.append((vp, met[1], met[2]))
     if not rows:
         raise ConfigError("the clean detector gets none of the sweep's views right", field="sweep")
@@ -114,6 +138,7 @@ def evaluate_detector_patch(
         seen=seen,
         clean_recall=clean_found / seen if goal == "hide" else float("nan"),
         attacked_recall=attacked_found / seen if goal == "hide" else float("nan"),
+        **judged([r[2] for r in rows], control_hits),
     )
 
 

@@ -27,6 +27,7 @@ from avrobust.attacks.lidar.sweep import LidarSweep
 from avrobust.attacks.lidar.threat import LidarThreat, angle_window
 from avrobust.core.boxes import Box3D
 from avrobust.core.sensors import LidarSpec
+from avrobust.core.stats import Rate, rate_of, strongest
 from avrobust.core.thresholds import PHANTOM_RADIUS_M
 from avrobust.evaluation.viewpoints import SweepFrames
 
@@ -65,12 +66,57 @@ class LidarAttackRun:
         rows = [r for r in self.rows if all(getattr(r, k) == v for k, v in match.items())]
         return (sum(r.success for r in rows) / len(rows) if rows else float("nan")), len(rows)
 
+    def rate(self, **match) -> Rate:
+        """:class:`Rate` (with its 95% Wilson interval) of the rows matching ``match``. Each
+        row is one frame and phantom (or target): the still frames are rendered independently,
+        so they are the trials."""
+        return rate_of([r.success for r in self.rows if _matches(r, match)])
+
+    def effects(self) -> dict[str, dict]:
+        """For each victim, budget and method other than the control (``random``: the same
+        budget in the same window, not optimised), the method's rate, the control's on the
+        same cases and McNemar's paired p-value; keyed ``victim/method/budget``."""
+        out = {}
+        keys = dict.fromkeys((r.victim, r.method, r.budget) for r in self.rows)
+        for victim, method, budget in keys:
+            if method == CONTROL:
+                continue
+            mine = _outcomes(self.rows, victim, method, budget)
+            ctrl = _outcomes(self.rows, victim, CONTROL, budget)
+            both = sorted(set(mine) & set(ctrl))
+            if not both:
+                continue
+            a, c = [mine[k] for k in both], [ctrl[k] for k in both]
+            eff = strongest(rate_of(a), {CONTROL: rate_of(c)}, {CONTROL: (a, c)})
+            out[f"{victim}/{method}/{budget}"] = eff.to_dict()
+        return out
+
     def to_dict(self) -> dict:
         return {
             "threat": self.threat,
             "skipped": self.skipped,
+            "effects": self.effects(),
             "rows": [asdict(r) for r in self.rows],
         }
+
+
+# The matched control of every LiDAR attack: the random method (spoofing: random rays through
+# the phantom, random ranges in its box; removal: the target's reachable returns at random),
+# with the same budget and window as the optimised methods.
+CONTROL = "random"
+
+
+def _matches(row: LidarAttackRow, match: dict) -> bool:
+    return all(getattr(row, k) == v for k, v in match.items())
+
+
+def _outcomes(rows, victim: str, method: str, budget: int) -> dict[tuple, bool]:
+    """Case -> success for one victim, method and budget; a case is a frame and a distance."""
+    return {
+        (r.frame, r.distance, r.attack): r.success
+        for r in rows
+        if (r.victim, r.method, r.budget) == (victim, method, budget)
+    }
 
 
 def spoof_frames(

@@ -6,11 +6,12 @@ sweep of ``avrobust attack sign|patch`` uses, so the number is not the training 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from avrobust.attacks.controls import STANDARD, Control
 from avrobust.core.errors import ConfigError, DataError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
@@ -56,10 +57,12 @@ def evaluate_patch_file(
     scenario: str | None = None,
     progress: Callable[[int], None] | None = None,
     stack: str | None = None,
+    controls: Sequence[Control] = STANDARD,
 ) -> dict[str, Any]:
-    """Re-render ``sweep`` with the patch painted on its surface and score it; returns plain
-    data (kind, victim, scenario, surface, the evaluation's fields). ``stack``: for a sign
-    patch, ``classifier`` or ``pipeline`` (default: the one it was made against)."""
+    """Re-render ``sweep`` with the patch painted on its surface and, on the same views, each
+    of ``controls`` in its mask, and score them; returns plain data (kind, victim, scenario,
+    surface, the evaluation's fields). ``stack``: for a sign patch, ``classifier`` or
+    ``pipeline`` (default: the one it was made against)."""
     import math
 
     from avrobust.models.victims import weights_provenance
@@ -99,6 +102,7 @@ def evaluate_patch_file(
             camera,
             progress=progress,
             pipeline=pipeline,
+            controls=controls,
         )
     else:
         from avrobust.evaluation.detector_attack import evaluate_detector_patch
@@ -116,6 +120,7 @@ def evaluate_patch_file(
             sweep,
             camera,
             progress=progress,
+            controls=controls,
         )
     # White-box when evaluated on the weights (and stack) it was optimised on, a transfer
     # otherwise.
