@@ -122,9 +122,16 @@ def test_evaluate_through_a_campaign_replaces_its_attacks(tmp_path):
     assert result.exit_code == 0, result.output
     assert "model verdicts by attack" in result.output
     with ResultsStore(tmp_path / "run", create=False) as store:
-        names = sorted(r[0] for r in store.query("SELECT json_extract(attack, '$.name') FROM jobs"))
+        names = sorted(
+            (r[0], r[1] or "")
+            for r in store.query(
+                "SELECT json_extract(attack, '$.name'), json_extract(attack, '$.control') FROM jobs"
+            )
+        )
         (text,) = store.query("SELECT text FROM campaigns ORDER BY registered DESC")[0]
-    assert names == ["none", "patch"]
+    # The patch, and beside it its standard controls on the same drive-bys.
+    assert names == [("none", ""), ("patch", ""), ("patch", "grey"), ("patch", "mean"),
+                     ("patch", "noise")]  # fmt: skip
     # The stored campaign is the one that ran, and loads as a campaign.
     assert "grey.patch" in text and "replaced by avrobust attack evaluate" in text
     Campaign.model_validate(yaml.safe_load(text))

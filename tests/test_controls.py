@@ -136,3 +136,64 @@ def test_lidar_effects_pair_each_method_with_the_random_control_on_the_same_case
     assert bb["p"] == pytest.approx(1.0) and not bb["distinguishable"]
     assert run.rate(method="white-box").n == 13
     assert "effects" in run.to_dict()
+
+
+def _control_campaign(tmp_path, controls, attacks=None):
+    import yaml
+
+    from avrobust.models.weights import ASSETS
+
+    sticker = {"file": str(ASSETS.parent / "patches/stop_to_80.patch"), "surface": "stop_sign"}
+    campaign = {
+        "name": "controls_test",
+        "scenarios": ["urban_stop"],
+        "sweep": {"weather": ["ClearNoon"], "distance": [14, 20]},
+        "models": [{"name": "sign-classifier"}],
+        "attacks": attacks or [{"name": "none"}, {"name": "patch", "params": sticker}],
+        "controls": controls,
+        "episode": {"frames": 3, "rate": 10},
+        "sensors": {"camera": {"width": 480, "height": 360, "fov": 90}, "lidar": None},
+        "target_width": 0.3,
+        "seed": 2,
+    }
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(campaign))
+    return path
+
+
+def test_a_campaign_plans_controls_beside_their_attack_and_refuses_unknown_ones(tmp_path):
+    from avrobust.campaign.run import plan, width_plan
+    from avrobust.core.errors import ConfigError
+
+    jobs = plan(_control_campaign(tmp_path, ["grey", "mean"]))
+    attacks = [j.attack for j in jobs if j.conditions["distance"] == 14]
+    assert [a.get("control") for a in attacks] == [None, None, "grey", "mean"]
+    assert attacks[2]["params"] == attacks[1]["params"]  # the same file and surface
+    # Plain attacks keep the ids they had before controls existed.
+    assert len({j.id for j in jobs}) == len(jobs) == 8
+    assert plan(_control_campaign(tmp_path, []))[1].id == jobs[1].id
+    w = width_plan(jobs, 0.3)
+    assert (w.per_cell, w.enough) == (2, False) and w.needed > 2
+    with pytest.raises(ConfigError, match=r"controls\[0\].*random"):
+        plan(_control_campaign(tmp_path, ["random"]))
+    bad = [{"name": "none"}, {"name": "lidar-spoof", "control": "grey"}]
+    with pytest.raises(ConfigError, match=r"attacks\[1\]\.control.*allowed: random"):
+        plan(_control_campaign(tmp_path, [], bad))
+
+
+def test_a_campaign_runs_and_reports_an_attack_beside_its_control(tmp_path):
+    from avrobust.campaign.run import run_campaign
+    from avrobust.report.build import write_report
+
+    path = _control_campaign(tmp_path, ["grey"])
+    summary = run_campaign(path, tmp_path / "run")
+    assert summary.done == 6 and summary.failed == 0
+    doc = write_report(tmp_path / "run", tmp_path / "out", pdf=False).document
+    tables = doc.tables()
+    matrix = tables["matrix"]
+    assert matrix.header[2:] == ["patch:stop_to_80", "patch:stop_to_80 [control: grey]"]
+    rows = tables["controls"].rows
+    assert len(rows) == 1 and rows[0][2] == "patch:stop_to_80" and rows[0][4] == "grey"
+    assert rows[0][3] == matrix.rows[0][2].split(";")[0] + ";" + matrix.rows[0][2].split(";")[1]
+    # The verdict judges the attack alone, not its control.
+    assert all("control" not in " ".join(map(str, r)) for r in tables["verdict"].rows)

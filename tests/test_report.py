@@ -109,7 +109,7 @@ def test_summary_numbers_equal_the_store(run, report):
     for model in ("sign-classifier", "camera-detector"):
         k, n = _paired_success_sql(db, model)
         assert n > 0
-        assert matrix[model].startswith(f"{k / n:.0%} ({k}/{n})")
+        assert matrix[model].startswith(f"{k / n:.0%} ({k}/{n}; ")
     # The verdict's first criterion (ClearNoon, within 30 m) against its own query.
     verdict = {(r[0], r[1]): r for r in report.document.tables()["verdict"].rows}
     row = verdict[("sign-classifier / none", "attack success at most 5% within 30 m in ClearNoon")]
@@ -129,7 +129,7 @@ def test_summary_numbers_equal_the_store(run, report):
             "WHERE json_extract(j.model, '$.name') = ? AND j.attack LIKE ?",
             (model, attack_json),
         ).fetchone()
-        assert r[3] == f"{k / n:.0%} ({k}/{n})"
+        assert r[3].startswith(f"{k / n:.0%} ({k}/{n}; ")
 
 
 def test_heatmap_data_match_the_store(run):
@@ -429,8 +429,8 @@ def test_check_alarms_are_counted_per_drive_by_and_frame(tmp_path):
     files = write_report(tmp_path / "run", tmp_path / "out", pdf=False)
     rows = files.document.tables()["alarms"].rows
     assert [r[1:6] for r in rows] == [
-        ["test-flag", "clean (false alarms)", "100% (1/1)", "33% (1/3)", "test 1"],
-        ["test-flag", "patch:stop_to_80", "100% (1/1)", "33% (1/3)", "test 1"],
+        ["test-flag", "clean (false alarms)", "100% (1/1; 21-100%)", "33% (1/3; 6-79%)", "test 1"],
+        ["test-flag", "patch:stop_to_80", "100% (1/1; 21-100%)", "33% (1/3; 6-79%)", "test 1"],
     ]
 
 

@@ -64,3 +64,22 @@ def test_trials_for_width_is_the_fewest_that_fit(target):
     # the textbook approximation 4 z^2 p(1-p) / w^2 at p = 0.5 is close
     assert abs(n - 1.96**2 / target**2) <= 0.1 * n + 3
     assert trials_for_width(target, p=0.05) < n
+
+
+def test_clustered_rate_counts_correlated_frames_as_fewer_trials():
+    from avrobust.core.stats import clustered_rate
+
+    # Independent trials (clusters of one) give the plain Wilson interval.
+    single = clustered_rate([(1, 1)] * 30 + [(0, 1)] * 70)
+    assert (single.low, single.high) == pytest.approx(interval(30, 100))
+    # The same 30 of 100 frames in five drive-bys that fail or pass whole: far wider, and
+    # close to what 1.5 of 5 trials would give.
+    whole = clustered_rate([(20, 20), (10, 20), (0, 20), (0, 20), (0, 20)])
+    assert whole.k == 30 and whole.n == 100
+    assert whole.high - whole.low > 2 * (single.high - single.low)
+    # Frames that vary as much within a drive-by as between them: no wider than binomial.
+    mixed = clustered_rate([(6, 20)] * 5)
+    assert mixed.high - mixed.low == pytest.approx(single.high - single.low, abs=1e-9)
+    # Every frame failed in every drive-by: the drive-bys are the trials.
+    allfail = clustered_rate([(20, 20)] * 4)
+    assert allfail.high == 1.0 and allfail.low == pytest.approx(interval(4, 4)[0], abs=1e-9)

@@ -135,14 +135,17 @@ class PatchAttack(AttackBase):
 
     name = "patch"
 
-    def __init__(self, file: str, surface: str) -> None:
-
+    def __init__(self, file: str, surface: str, control: str | None = None) -> None:
+        from avrobust.attacks.controls import control as make_control
         from avrobust.core.patch import Patch
         from avrobust.core.resources import resolve_user_path
 
         self.file = resolve_user_path(file)
         self.patch = Patch.load(self.file)
         self.surface = surface
+        self.control = control
+        if control is not None:  # the same mask and placement, not optimised
+            self.patch = make_control(control)(self.patch)
 
     def prepare(self, backend: Any, scenario: Any) -> None:
         backend.apply_texture(self.surface, self.patch.texture, self.patch.mask)
@@ -160,13 +163,21 @@ class PatchAttack(AttackBase):
             "size_m": list(self.patch.size_m),
             "coverage": self.patch.coverage,
             "surface": self.surface,
+            "control": self.control,
             "made_by": self.patch.provenance,
         }
 
 
-@register("attack", "patch", "apply a saved patch file to a surface (params: file, surface)")
-def _patch_attack(file: str, surface: str) -> PatchAttack:
-    return PatchAttack(file, surface)
+@register(
+    "attack",
+    "patch",
+    "apply a saved patch file to a surface (params: file, surface; control: grey, mean or "
+    "noise paints the same mask in mid-grey, the texture's mean colour or random palette "
+    "colours instead)",
+    controls={c: {"control": c} for c in ("grey", "mean", "noise")},
+)
+def _patch_attack(file: str, surface: str, control: str | None = None) -> PatchAttack:
+    return PatchAttack(file, surface, control)
 
 
 @register(
@@ -176,6 +187,7 @@ def _patch_attack(file: str, surface: str) -> PatchAttack:
     "campaign's LiDAR or fusion model (params: points (budget, default 250), method "
     "(white-box or random), margin_deg, start_frame: the first attacked frame, fill_road: "
     "also inject the road returns the removed rays would see, against the void check)",
+    controls={"random": {"method": "random"}},
 )
 def _lidar_remove(
     points: int = 250,
@@ -196,6 +208,7 @@ def _lidar_remove(
     "(embedded backend; params: mesh (a textured OBJ from `avrobust attack lidar-object`, or "
     "any mesh, drawn grey), mount (rear or roof), texture (false: draw it plain grey), host "
     "(default: the first target), reflectivity)",
+    controls={"grey": {"texture": False}},
 )
 def _adversarial_object(
     mesh: str,
@@ -217,6 +230,7 @@ def _adversarial_object(
     "(params: distance (its rear face, m, default 7.5), lateral (m), category (car or "
     "pedestrian), points (budget, default 60), method (white-box, black-box or random), "
     "steps, start_frame)",
+    controls={"random": {"method": "random"}},
 )
 def _lidar_spoof(
     distance: float = 7.5,

@@ -21,16 +21,22 @@ class Component:
     name: str
     factory: Callable[..., Any]
     description: str
+    # Matched controls this attack has: control name -> the parameters that turn the attack
+    # into its control (the same budget, mask or shape, not optimised).
+    controls: dict[str, dict[str, Any]] | None = None
 
 
 _REGISTRY: dict[Kind, dict[str, Component]] = {"model": {}, "attack": {}, "defence": {}}
 
 
-def register(kind: Kind, name: str, description: str):
-    """Decorator: register ``factory(**params)`` under ``name``."""
+def register(
+    kind: Kind, name: str, description: str, controls: dict[str, dict[str, Any]] | None = None
+):
+    """Decorator: register ``factory(**params)`` under ``name``; an attack's ``controls`` map
+    each matched control it has to the parameters that make it (see :func:`params_of`)."""
 
     def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
-        _REGISTRY[kind][name] = Component(kind, name, factory, description)
+        _REGISTRY[kind][name] = Component(kind, name, factory, description, controls)
         return factory
 
     return wrap
@@ -46,9 +52,27 @@ def describe(kind: Kind) -> list[Component]:
     return [_REGISTRY[kind][n] for n in sorted(_REGISTRY[kind])]
 
 
+def controls_of(name: str) -> list[str]:
+    """The matched controls the attack ``name`` has (none for an unknown name)."""
+    load_builtin_components()
+    entry = _REGISTRY["attack"].get(name)
+    return list(entry.controls or {}) if entry else []
+
+
+def params_of(kind: Kind, ref: dict[str, Any]) -> dict[str, Any]:
+    """The factory's parameters for ``ref``: its ``params``, and for an attack reference with
+    a ``control``, the parameters that turn it into that control."""
+    params = dict(ref.get("params") or {})
+    control = ref.get("control")
+    if control is not None:
+        params.update((_REGISTRY[kind][ref["name"]].controls or {})[control])
+    return params
+
+
 def check(kind: Kind, ref: dict[str, Any], file: Any = None, field: str | None = None) -> None:
-    """Refuse, before any job runs, a reference to an unknown name or with parameters its
-    factory does not take (a ConfigError naming ``file`` and ``field``); builds nothing."""
+    """Refuse, before any job runs, a reference to an unknown name, with parameters its
+    factory does not take or with a control it does not have (a ConfigError naming ``file``
+    and ``field``); builds nothing."""
     import inspect
 
     load_builtin_components()
@@ -61,9 +85,17 @@ def check(kind: Kind, ref: dict[str, Any], file: Any = None, field: str | None =
             field=f"{field}.name",
             allowed=", ".join(sorted(_REGISTRY[kind])),
         )
+    control = ref.get("control")
+    if control is not None and control not in (_REGISTRY[kind][name].controls or {}):
+        raise ConfigError(
+            f"{kind} {name!r} has no control {control!r}",
+            file=file,
+            field=f"{field}.control",
+            allowed=", ".join(_REGISTRY[kind][name].controls or {}) or "none",
+        )
     factory = _REGISTRY[kind][name].factory
     try:
-        inspect.signature(factory).bind(**(ref.get("params") or {}))
+        inspect.signature(factory).bind(**params_of(kind, ref))
     except TypeError as exc:
         takes = ", ".join(inspect.signature(factory).parameters) or "none"
         raise ConfigError(
@@ -79,7 +111,7 @@ def create(kind: Kind, ref: dict[str, Any]) -> Any:
     check(kind, ref)
     name = ref.get("name")
     try:
-        component = _REGISTRY[kind][name].factory(**ref.get("params", {}))
+        component = _REGISTRY[kind][name].factory(**params_of(kind, ref))
     except TypeError as exc:
         raise ConfigError(
             f"bad parameters for {kind} {name!r}: {exc}", field=f"{kind}s.params"

@@ -3,6 +3,7 @@ and show progress. Interrupting (Ctrl-C) keeps every finished job; rerunning res
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,8 @@ from avrobust.campaign import registry
 from avrobust.campaign.executors import run_jobs
 from avrobust.campaign.records import JobOutcome
 from avrobust.campaign.store import ResultsStore
-from avrobust.scenario.campaign import Campaign, ComponentRef, Job, expand, load_campaign
+from avrobust.core.errors import ConfigError
+from avrobust.scenario.campaign import AttackRef, Campaign, Job, expand, load_campaign
 
 
 @dataclass
@@ -29,9 +31,72 @@ def plan(campaign_path: str | Path) -> list[Job]:
     """The jobs a campaign file expands to, without running anything; an unknown model, attack
     or defence name, or a parameter its factory does not take, is refused here."""
     path = Path(campaign_path)
-    campaign = load_campaign(path)
+    campaign = with_controls(load_campaign(path), path)
     check_components(campaign, path)
     return expand(campaign, path.parent)
+
+
+@dataclass
+class WidthPlan:
+    """How many drive-bys a campaign's cells need for its ``target_width``: ``needed`` for a
+    95% Wilson interval at most ``target`` wide at the worst case (a 50% rate); ``per_cell``
+    the fewest the campaign gives one model x attack x defence cell; ``widest`` the interval
+    width those give at 50%."""
+
+    target: float
+    needed: int
+    per_cell: int
+    widest: float
+
+    @property
+    def enough(self) -> bool:
+        return self.per_cell >= self.needed
+
+
+def width_plan(jobs: list[Job], target: float) -> WidthPlan:
+    """:class:`WidthPlan` of ``jobs``; each job is one drive-by of its cell."""
+    from collections import Counter
+
+    from avrobust.core.stats import trials_for_width, width
+
+    cells = Counter(
+        (json.dumps(j.model, sort_keys=True), json.dumps(j.attack, sort_keys=True),
+         json.dumps(j.defence, sort_keys=True))
+        for j in jobs
+    )  # fmt: skip
+    per_cell = min(cells.values()) if cells else 0
+    widest = width(per_cell // 2, per_cell) if per_cell else 1.0
+    return WidthPlan(target, trials_for_width(target), per_cell, widest)
+
+
+def with_controls(campaign: Campaign, path: Path | None = None) -> Campaign:
+    """The campaign with its ``controls`` added as attacks: for every attack that has a listed
+    control, the same attack reference with ``control`` set, right after it. A listed control
+    that no attack of the campaign has is refused."""
+    if not campaign.controls:
+        return campaign
+    attacks: list[AttackRef] = []
+    used: set[str] = set()
+    for ref in campaign.attacks:
+        attacks.append(ref)
+        if ref.control is not None:
+            continue
+        for c in campaign.controls:
+            if c in registry.controls_of(ref.name):
+                used.add(c)
+                twin = ref.model_copy(update={"control": c})
+                if twin not in campaign.attacks:
+                    attacks.append(twin)
+    for i, c in enumerate(campaign.controls):
+        if c not in used:
+            known = sorted({k for r in campaign.attacks for k in registry.controls_of(r.name)})
+            raise ConfigError(
+                f"no attack of this campaign has the control {c!r}",
+                file=path,
+                field=f"controls[{i}]",
+                allowed=", ".join(known) or "none (no attack here has a control)",
+            )
+    return campaign.model_copy(update={"attacks": attacks})
 
 
 def check_components(campaign: Campaign, path: Path | None = None) -> None:
@@ -57,6 +122,7 @@ def run_campaign(
     on_outcome: Callable[[JobOutcome, Job], None] | None = None,
     on_start: Callable[[int, int], None] | None = None,
     attacks: list[dict] | None = None,
+    controls: list[str] | None = None,
 ) -> RunSummary:
     """Run a campaign into ``out`` (a run directory), resuming where it stopped.
 
@@ -65,26 +131,30 @@ def run_campaign(
         retries: how many more times a failing job is tried within this run.
         on_start: called with (jobs to run, jobs already done). on_outcome: after each job.
         attacks: replaces the campaign's attacks (``avrobust attack evaluate --campaign``);
-            the stored campaign text is then the campaign as run.
+            the stored campaign text is then the campaign as run. controls: replaces its
+            ``controls``.
     """
     path = Path(campaign_path)
     campaign = load_campaign(path)
     text = path.read_text(encoding="utf-8")
     updates: dict = {}
     if attacks is not None:
-        updates["attacks"] = [ComponentRef.model_validate(a) for a in attacks]
+        updates["attacks"] = [AttackRef.model_validate(a) for a in attacks]
+    if controls is not None:
+        updates["controls"] = controls
     if backend is not None:
         updates["backend"] = backend
     if timeout is not None:
         updates["timeout"] = timeout
     if updates:
         campaign = campaign.model_copy(update=updates)
-    if attacks is not None:
+    if attacks is not None or controls is not None:
         import yaml
 
         text = f"# {path}, its attacks replaced by avrobust attack evaluate\n" + yaml.safe_dump(
             campaign.model_dump(mode="json", exclude_defaults=True), sort_keys=False
         )
+    campaign = with_controls(campaign, path)
     check_components(campaign, path)
     # An unavailable backend stops here, not in every job.
     if campaign.backend == "carla":

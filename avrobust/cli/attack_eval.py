@@ -100,9 +100,15 @@ def attack_evaluate(
     from avrobust.evaluation.patch_file import HELD_OUT, evaluate_patch_file
     from avrobust.evaluation.viewpoints import Sweep
 
+    chosen = [] if controls == "none" else [c for c in controls.split(",") if c]
     if campaign is not None:
         if out is None:
             raise ConfigError("--campaign needs --out (the run directory)", field="out")
+        if control_patch:
+            raise ConfigError(
+                "--control-patch works on a sweep; a campaign takes --controls (grey, mean, noise)",
+                field="--control-patch",
+            )
         surface = Patch.load(patch).provenance.get("surface")
         if surface is None:
             raise ConfigError(
@@ -118,6 +124,7 @@ def attack_evaluate(
                 {"name": "none"},
                 {"name": "patch", "params": {"file": str(patch.resolve()), "surface": surface}},
             ],
+            controls=chosen,
         )
         return
     sweep = Sweep(
@@ -126,7 +133,6 @@ def attack_evaluate(
         tuple(w for w in weathers.split(",") if w) if weathers else HELD_OUT.weathers,
         floats(laterals, "--laterals") if laterals else HELD_OUT.laterals,
     )
-    chosen = [] if controls == "none" else [c for c in controls.split(",") if c]
     fills = [control(c) for c in chosen] + [OtherTexture.load(p) for p in control_patch or ()]
     n = len(sweep.viewpoints())
     with Progress(

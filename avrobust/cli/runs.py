@@ -40,7 +40,8 @@ def campaign_plan(
     """Expand a campaign into jobs and print the count and a sample; runs nothing."""
     from collections import Counter
 
-    from avrobust.campaign.run import plan
+    from avrobust.campaign.run import plan, width_plan
+    from avrobust.scenario.campaign import load_campaign
 
     jobs = plan(campaign)
     console.print(f"[bold]{len(jobs)}[/] jobs")
@@ -54,10 +55,20 @@ def campaign_plan(
     step = max(1, len(jobs) // max(sample, 1))
     for j in jobs[::step][:sample]:
         cond = ", ".join(f"{k}={v}" for k, v in j.conditions.items()) or "-"
-        table.add_row(
-            j.id, j.scenario_name, cond, j.model["name"], j.attack["name"], j.defence["name"]
+        attack = j.attack["name"] + (
+            f" [control: {j.attack['control']}]" if "control" in j.attack else ""
         )
+        table.add_row(j.id, j.scenario_name, cond, j.model["name"], attack, j.defence["name"])
     console.print(table)
+    target = load_campaign(campaign).target_width
+    if target is not None:
+        w = width_plan(jobs, target)
+        verdict = "enough" if w.enough else "[bold red]too few[/]"
+        console.print(
+            f"target interval width {w.target:g}: {w.needed} drive-bys per model x attack x "
+            f"defence cell needed (95% Wilson, at a 50% rate, the worst case); this campaign "
+            f"gives {w.per_cell} ({verdict}: an interval up to {w.widest:.2f} wide)"
+        )
 
 
 @app.command("run")
@@ -91,8 +102,10 @@ def _run_campaign_cli(
     retries: int = 0,
     timeout: float | None = None,
     attacks: list[dict] | None = None,
+    controls: list[str] | None = None,
 ) -> None:
-    """``avrobust run`` with a progress bar; ``attacks`` replaces the campaign's attacks."""
+    """``avrobust run`` with a progress bar; ``attacks`` and ``controls`` replace the
+    campaign's."""
     import time as _time
 
     from rich.progress import (
@@ -154,6 +167,7 @@ def _run_campaign_cli(
             on_outcome,
             on_start,
             attacks=attacks,
+            controls=controls,
         )
     console.print(
         f"{summary.done} jobs done, {summary.failed} failed, {summary.skipped} "

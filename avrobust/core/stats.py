@@ -8,6 +8,7 @@ names the choices: Wilson by default (close to nominal coverage at small n), Clo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -70,6 +71,43 @@ class Rate:
 def rate(k: int, n: int, method: str = "wilson", confidence: float = CONFIDENCE) -> Rate:
     """:class:`Rate` of ``k`` in ``n`` with its interval."""
     return Rate(int(k), int(n), *interval(int(k), int(n), method, confidence), confidence)
+
+
+def clustered_rate(clusters: Sequence[tuple[int, int]], confidence: float = CONFIDENCE) -> Rate:
+    """:class:`Rate` of trials that come in correlated clusters (the frames of one drive-by):
+    ``clusters`` holds ``(k_i, n_i)`` per cluster. The interval is Wilson's at the effective
+    sample size ``p(1-p) / var``, with the cluster-robust (ratio-estimator) variance of the
+    pooled rate, so a hundred frames of five drive-bys that each all fail or all pass count as
+    about five trials, not a hundred. Clusters of one trial each give the plain binomial
+    interval."""
+    k = sum(c[0] for c in clusters)
+    n = sum(c[1] for c in clusters)
+    m = len(clusters)
+    if n == 0:
+        return rate(0, 0)
+    if all(c[1] == 1 for c in clusters) or m < 2:
+        return rate(k, n, confidence=confidence) if m >= 2 else _wilson_eff(k, n, 1, confidence)
+    p = k / n
+    var = m / (m - 1) * sum((ki - p * ni) ** 2 for ki, ni in clusters) / n**2
+    if p in (0.0, 1.0):
+        n_eff = float(m)  # no spread to estimate from: count each drive-by once
+    elif var == 0:
+        n_eff = float(n)
+    else:
+        n_eff = min(float(n), p * (1 - p) / var)
+    return _wilson_eff(k, n, n_eff, confidence)
+
+
+def _wilson_eff(k: int, n: int, n_eff: float, confidence: float) -> Rate:
+    """Wilson's interval for the rate ``k / n`` as if it came from ``n_eff`` independent
+    trials (the closed form, as ``n_eff`` need not be whole)."""
+    from scipy.stats import norm
+
+    p, z = k / n, float(norm.ppf(0.5 + confidence / 2))
+    denom = 1 + z * z / n_eff
+    centre = (p + z * z / (2 * n_eff)) / denom
+    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / denom
+    return Rate(k, n, max(0.0, centre - half), min(1.0, centre + half), confidence)
 
 
 def rate_of(outcomes: Sequence[bool], method: str = "wilson") -> Rate:
@@ -173,6 +211,7 @@ __all__ = [
     "CONFIDENCE",
     "Effect",
     "Rate",
+    "clustered_rate",
     "interval",
     "mcnemar",
     "rate",

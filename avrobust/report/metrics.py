@@ -10,31 +10,53 @@ same way: an attacked drive-by counts when the clean one recognised the target.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from avrobust.report.run_data import EncounterRow, FrameRow, RunData, distance_bin
+from avrobust.core import stats
+from avrobust.report.run_data import (
+    EncounterRow,
+    FrameRow,
+    RunData,
+    component_label,
+    distance_bin,
+)
 
 CLEAN = "none"
 
 
 @dataclass(frozen=True)
 class Rate:
-    """``k`` of ``n``; ``value`` is None when ``n`` is 0."""
+    """``k`` of ``n``; ``value`` is None when ``n`` is 0. ``clusters``: ``(k_i, n_i)`` per
+    drive-by when the trials are frames (correlated within a drive-by); the 95% interval then
+    counts drive-bys, not frames, as far as the frames move together
+    (:func:`avrobust.core.stats.clustered_rate`). Without clusters the trials are independent
+    (drive-bys, or jobs) and the interval is Wilson's."""
 
     k: int
     n: int
+    clusters: tuple[tuple[int, int], ...] = field(default=(), compare=False)
 
     @property
     def value(self) -> float | None:
         return self.k / self.n if self.n else None
 
+    @property
+    def interval(self) -> stats.Rate:
+        if self.clusters:
+            return stats.clustered_rate(self.clusters)
+        return stats.rate(self.k, self.n)
+
     def text(self) -> str:
-        return "n/a (0)" if not self.n else f"{self.k / self.n:.0%} ({self.k}/{self.n})"
+        if not self.n:
+            return "n/a (0)"
+        ci = self.interval
+        return f"{self.k / self.n:.0%} ({self.k}/{self.n}; {100 * ci.low:.0f}-{100 * ci.high:.0f}%)"
 
     def __add__(self, other: Rate) -> Rate:
-        return Rate(self.k + other.k, self.n + other.n)
+        return Rate(self.k + other.k, self.n + other.n, self.clusters + other.clusters)
 
 
 @dataclass
@@ -71,20 +93,32 @@ def _paired(rows, key, wrong, clean_ok) -> list[Outcome]:
     return out
 
 
-def attack_outcomes(data: RunData) -> list[Outcome]:
-    """Every attacked frame that counts for attack success."""
+def is_control(job) -> bool:
+    """Whether a job ran an attack's matched control rather than an attack."""
+    return job.attack_ref.get("control") is not None
+
+
+def attack_outcomes(data: RunData, with_controls: bool = False) -> list[Outcome]:
+    """Every attacked frame that counts for attack success; matched controls only when
+    ``with_controls`` (the matrix shows them beside their attacks; the verdict, the
+    breakdowns and the examples judge attacks alone)."""
+    rows = data.frames if with_controls else [r for r in data.frames if not is_control(r.job)]
     return _paired(
-        data.frames,
+        rows,
         _frame_key,
         lambda r: None if r.correct is None else not r.correct,
         lambda r: r.correct,
     )
 
 
-def encounter_outcomes(data: RunData) -> list[Outcome]:
-    """Every attacked drive-by that counts: failed under attack, recognised when clean."""
+def encounter_outcomes(data: RunData, with_controls: bool = False) -> list[Outcome]:
+    """Every attacked drive-by that counts: failed under attack, recognised when clean
+    (matched controls only when ``with_controls``)."""
+    rows = data.encounters
+    if not with_controls:
+        rows = [r for r in rows if not is_control(r.job)]
     return _paired(
-        data.encounters,
+        rows,
         _encounter_key,
         lambda r: None if r.failed is None else bool(r.failed),
         lambda r: None if r.failed is None else not r.failed,
@@ -100,33 +134,34 @@ def clean_misses(data: RunData) -> list[Outcome]:
     ]
 
 
+def _clustered(pairs: Iterable[tuple[str, bool]]) -> Rate:
+    """A :class:`Rate` of ``(job id, success)`` trials, clustered by job (drive-by)."""
+    by_job: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for job, ok in pairs:
+        b = by_job[job]
+        b[0] += bool(ok)
+        b[1] += 1
+    k = sum(b[0] for b in by_job.values())
+    n = sum(b[1] for b in by_job.values())
+    return Rate(k, n, tuple((b[0], b[1]) for b in by_job.values()))
+
+
 def rate(outcomes: Iterable[Outcome]) -> Rate:
-    k = n = 0
-    for o in outcomes:
-        n += 1
-        k += o.success
-    return Rate(k, n)
+    """Success of outcomes; frames of one job are one cluster for the interval."""
+    return _clustered((o.row.job.id, o.success) for o in outcomes)
 
 
 def group(outcomes: Iterable[Outcome], key: Callable[[Outcome], object]) -> dict[object, Rate]:
     """Rates per value of ``key``, in first-seen order."""
-    buckets: dict[object, list[int]] = defaultdict(lambda: [0, 0])
+    buckets: dict[object, list[Outcome]] = defaultdict(list)
     for o in outcomes:
-        b = buckets[key(o)]
-        b[0] += o.success
-        b[1] += 1
-    return {k: Rate(k_, n) for k, (k_, n) in buckets.items()}
+        buckets[key(o)].append(o)
+    return {k: rate(os) for k, os in buckets.items()}
 
 
 def recall(rows: Iterable[FrameRow]) -> Rate:
     """Frames in which the stack got the target right, of those judged."""
-    k = n = 0
-    for r in rows:
-        if r.correct is None:
-            continue
-        n += 1
-        k += bool(r.correct)
-    return Rate(k, n)
+    return _clustered((r.job.id, r.correct) for r in rows if r.correct is not None)
 
 
 # Condition factors the report breaks results down by: name -> value of an outcome's row.
@@ -157,9 +192,50 @@ def stacks(data: RunData) -> list[tuple[str, str]]:
     return list(seen)
 
 
-def attacks(data: RunData) -> list[str]:
+def attacks(data: RunData, with_controls: bool = False) -> list[str]:
+    """Attack labels in campaign order (matched controls too when ``with_controls``)."""
     seen: dict[str, None] = {}
     for j in data.jobs:
-        if j.attack != CLEAN:
+        if j.attack != CLEAN and (with_controls or not is_control(j)):
             seen[j.attack] = None
     return list(seen)
+
+
+def controls(data: RunData) -> dict[str, dict[str, str]]:
+    """Attack label -> {control name: the control's label}, for the attacks of the run that
+    ran beside their matched controls."""
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for j in data.jobs:
+        c = j.attack_ref.get("control")
+        if c is not None:
+            plain = {k: v for k, v in j.attack_ref.items() if k != "control"}
+            out[component_label(plain)][c] = j.attack
+    return dict(out)
+
+
+def control_effect(
+    rates: dict[tuple, Rate], stack: tuple[str, str], attack: str, labels: dict[str, str]
+) -> stats.Effect | None:
+    """The attack's success on ``stack`` beside its strongest control's (None when either is
+    missing); ``rates`` keyed ``(model, defence, attack label)``."""
+    mine = rates.get((*stack, attack))
+    theirs = {c: rates[(*stack, lab)] for c, lab in labels.items() if (*stack, lab) in rates}
+    theirs = {c: r for c, r in theirs.items() if r.n}
+    if mine is None or not mine.n or not theirs:
+        return None
+    return stats.strongest(mine.interval, {c: r.interval for c, r in theirs.items()})
+
+
+def paired_drive_bys(
+    data: RunData, model: str, attack: str, defences: tuple[str, str]
+) -> tuple[list[bool], list[bool]]:
+    """Failed-or-not of the same attacked drive-bys (scenario, conditions, target) under two
+    defences, for McNemar's paired test; only drive-bys that count under both."""
+    by: dict[str, dict[tuple, bool]] = {d: {} for d in defences}
+    for o in encounter_outcomes(data):
+        j = o.row.job
+        if j.model == model and j.attack == attack and j.defence in by:
+            key = (j.scenario, json.dumps(j.conditions, sort_keys=True), o.row.target)
+            by[j.defence][key] = o.success
+    both = [k for k in by[defences[0]] if k in by[defences[1]]]
+    return [by[defences[0]][k] for k in both], [by[defences[1]][k] for k in both]

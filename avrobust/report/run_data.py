@@ -21,6 +21,9 @@ def component_label(ref: dict) -> str:
     """A short, unique-enough name for a model, attack or defence: the registry name, with the
     stem of its file (a patch, or a model's weights) or its parameters (two patch attacks, or a
     clean and an adversarially trained classifier, in one campaign differ by their files)."""
+    if ref.get("control") is not None:  # the attack's matched control: its label, marked
+        plain = {k: v for k, v in ref.items() if k != "control"}
+        return control_label(component_label(plain), ref["control"])
     params = ref.get("params") or {}
     if not params:
         return ref["name"]
@@ -28,6 +31,11 @@ def component_label(ref: dict) -> str:
         if key in params and len(params) == 1 + ("surface" in params):
             return f"{ref['name']}:{Path(params[key]).stem}"
     return f"{ref['name']}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"
+
+
+def control_label(attack: str, control: str) -> str:
+    """How the report names ``attack``'s matched ``control``."""
+    return f"{attack} [control: {control}]"
 
 
 def light_of(sun_altitude: float) -> str:

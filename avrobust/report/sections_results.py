@@ -9,6 +9,7 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
+from avrobust.core import stats
 from avrobust.report import figures
 from avrobust.report import metrics as m
 from avrobust.report.detection_quality import MAX_RANGE, map_by_job_group
@@ -43,7 +44,7 @@ def results_section(data: RunData) -> Section:
                 "note",
             )
         )
-    s.blocks += _matrix(data, outcomes)
+    s.blocks += _matrix(data, m.attack_outcomes(data, with_controls=True))
     s.blocks += _quality(data)
     s.blocks += _defences(data, outcomes)
     s.blocks += _alarms(data)
@@ -57,30 +58,82 @@ def results_section(data: RunData) -> Section:
 
 
 def _matrix(data: RunData, outcomes: list[m.Outcome]) -> list:
-    attacks = m.attacks(data)
+    attacks = m.attacks(data, with_controls=True)
     stacks = m.stacks(data)
     if not attacks or not stacks:
         return [Paragraph("No attacked job with a model in this run: no attack matrix.")]
     frame = m.group(outcomes, lambda o: (o.row.job.model, o.row.job.defence, o.row.job.attack))
     enc = m.group(
-        m.encounter_outcomes(data), lambda o: (o.row.job.model, o.row.job.defence, o.row.job.attack)
+        m.encounter_outcomes(data, with_controls=True),
+        lambda o: (o.row.job.model, o.row.job.defence, o.row.job.attack),
     )
+    ctrl = m.controls(data)
     rows = []
     for model, defence in stacks:
         row = [model, defence]
         for a in attacks:
             f = frame.get((model, defence, a), m.Rate(0, 0))
             e = enc.get((model, defence, a))
-            row.append(f.text() + (f"; drive-bys failed {e.k}/{e.n}" if e and e.n else ""))
+            cell = f.text() + (f"; drive-bys failed {e.text()}" if e and e.n else "")
+            eff = m.control_effect(frame, (model, defence), a, ctrl.get(a, {}))
+            if eff is not None and not eff.distinguishable:
+                cell += f"; not distinguishable from its control ({eff.control})"
+            row.append(cell)
         rows.append(row)
     return [
         Table(
             ["model", "defence", *attacks],
             rows,
-            "Attack success by attack (columns), model and defence (rows): frames, then drive-bys.",
+            "Attack success by attack (columns), model and defence (rows): frames, then "
+            "drive-bys, each with its 95% interval (for frames, the frames of one drive-by "
+            "count as one cluster: a drive-by, not a frame, is the independent trial). A "
+            "column marked [control: ...] is an attack's matched control: the same mask, "
+            "budget or shape, not optimised.",
             key="matrix",
-        )
+        ),
+        *_controls(data, frame, enc, ctrl),
     ]
+
+
+def _controls(data: RunData, frame: dict, enc: dict, ctrl: dict[str, dict[str, str]]) -> list:
+    """Each attack beside its strongest matched control on the same stack: the adversarial
+    effect, and whether the two can be told apart."""
+    rows = []
+    for model, defence in m.stacks(data):
+        for a, labels in ctrl.items():
+            eff = m.control_effect(frame, (model, defence), a, labels)
+            if eff is None:
+                continue
+            e_a = enc.get((model, defence, a))
+            e_c = enc.get((model, defence, labels[eff.control]))
+            drives = f"{e_a.text()} vs {e_c.text()}" if e_a and e_c and e_a.n and e_c.n else "-"
+            rows.append([
+                model, defence, a, frame[(model, defence, a)].text(), eff.control,
+                frame[(model, defence, labels[eff.control])].text(),
+                f"{eff.difference * 100:+.0f} points", drives,
+                "yes" if eff.distinguishable else "not distinguishable from its control",
+            ])  # fmt: skip
+    if not rows:
+        return [
+            Paragraph(
+                "No attack in this run ran beside a matched control (`controls:` in the "
+                "campaign file adds them): part of any success may be plain occlusion or "
+                "noise rather than the attack's optimisation.",
+                "note",
+            )
+        ] if m.attacks(data) else []  # fmt: skip
+    return [
+        Table(
+            ["model", "defence", "attack", "attack success (frames)", "strongest control",
+             "control success (frames)", "adversarial effect", "drive-bys failed: attack vs "
+             "control", "distinguishable (intervals apart)"],
+            rows,
+            "Attacks beside their strongest matched control on the same drive-bys: the "
+            "adversarial effect is the attack's success minus the control's; where the two "
+            "95% intervals overlap, the attack is not distinguishable from its control.",
+            key="controls",
+        )
+    ]  # fmt: skip
 
 
 def _quality(data: RunData) -> list:
@@ -140,8 +193,15 @@ def _defences(data: RunData, outcomes: list[m.Outcome]) -> list:
             for a in m.attacks(data):
                 before = success.get((model, "none", a), m.Rate(0, 0))
                 after = success.get((model, d, a), m.Rate(0, 0))
+                undefended, defended = m.paired_drive_bys(data, model, a, ("none", d))
+                paired = "-"
+                if undefended:
+                    paired = (
+                        f"{sum(undefended)} -> {sum(defended)} of {len(defended)}, "
+                        f"p = {stats.mcnemar(undefended, defended):.2g}"
+                    )
                 rows.append([model, d, base.text(), mine.text(), cost, a, before.text(),
-                             after.text()])  # fmt: skip
+                             after.text(), paired])  # fmt: skip
     return [
         Table(
             [
@@ -153,13 +213,16 @@ def _defences(data: RunData, outcomes: list[m.Outcome]) -> list:
                 "attack",
                 "attack success, undefended",
                 "attack success, defended",
+                "failed drive-bys, paired (McNemar)",
             ],
             rows,
             "Defences on the same frames: the cost on clean frames (target recall, and time per "
             "frame: the mean job time per frame with the defence minus without, rendering being "
             "the same; a rough figure, tens of ms of noise between jobs on a busy machine) and "
             "the attack success they leave. Attacks here did not know the defence "
-            "(non-adaptive) unless the attack's name says otherwise.",
+            "(non-adaptive) unless the attack's name says otherwise. The paired column counts "
+            "the same attacked drive-bys failed without and with the defence, with McNemar's "
+            "exact p-value (drive-bys, not frames, are the trials).",
             key="defences",
         )
     ]

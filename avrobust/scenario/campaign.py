@@ -34,6 +34,16 @@ class ComponentRef(Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="constructor arguments")
 
 
+class AttackRef(ComponentRef):
+    """An attack by registry name, or its matched control."""
+
+    control: str | None = Field(
+        None,
+        description="run the attack's matched control instead: grey, mean or noise for a "
+        "patch; random for LiDAR spoofing and removal; grey for the adversarial object",
+    )
+
+
 class Sweep(Strict):
     """Conditions crossed with every scenario; an empty list leaves the scenario's own value.
 
@@ -153,7 +163,19 @@ class Campaign(Strict):
     )
     sweep: Sweep = Sweep()
     models: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
-    attacks: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
+    attacks: list[AttackRef] = Field(default_factory=lambda: [AttackRef(name="none")])
+    controls: list[str] = Field(
+        default_factory=list,
+        description="matched controls to run beside every attack that has them (grey, mean, "
+        "noise, random): the same mask, budget or shape, not optimised",
+    )
+    target_width: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="the widest 95% interval wanted on a drive-by rate; campaign plan says how "
+        "many drive-bys per cell that needs",
+    )
     defences: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
     episode: EpisodeFields | None = Field(None, description="replaces every scenario's episode")
     sensors: SensorsSpec | None = Field(None, description="replaces every scenario's sensors")
@@ -268,6 +290,13 @@ def _canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
+def _attack_body(attack: ComponentRef) -> dict[str, Any]:
+    body = attack.model_dump(mode="json")
+    if body.get("control") is None:  # named only when set: plain attacks keep their job ids
+        body.pop("control", None)
+    return body
+
+
 def expand(campaign: Campaign, base_dir: Path | None = None) -> list[Job]:
     """Every Job of a campaign, in a stable order, with ids and seeds derived from content."""
     scenarios = []
@@ -306,7 +335,7 @@ def expand(campaign: Campaign, base_dir: Path | None = None) -> list[Job]:
                     "scenario": scenario_data,
                     "conditions": conditions,
                     "model": model.model_dump(mode="json"),
-                    "attack": attack.model_dump(mode="json"),
+                    "attack": _attack_body(attack),
                     "defence": defence.model_dump(mode="json"),
                     "backend": campaign.backend,
                     "campaign_seed": campaign.seed,
