@@ -223,3 +223,29 @@ def test_frozen_holds_once_when_nested_and_gives_the_model_back_at_the_outer_end
         assert not model.training and not any(p.requires_grad for p in model.parameters())
     assert all(m.training for m in model.modules())
     assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]
+
+
+def test_autoattack_stays_in_budget_and_breaks_at_least_what_pgd_breaks():
+    """RobustBench's robust accuracy through torchattacks' standard AutoAttack: within the
+    budget, in [0, 1], and no higher than PGD's on the same inputs (it runs APGD-CE first,
+    then three more attacks on what is left)."""
+    from avrobust.attacks.digital import PGD, AutoAttack
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)
+    )
+    x = torch.rand(24, 3, 8, 8)
+    y = model(x).argmax(1)
+    eps = 2 / 255
+    aa = AutoAttack(model, eps=eps, n_classes=4, seed=0)(x, y)
+    assert (aa - x).abs().max() <= eps + 1e-5 and aa.min() >= 0 and aa.max() <= 1
+    pgd = PGD(model, eps=eps, alpha=eps / 4, steps=20)(x, y, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        robust_aa = (model(aa).argmax(1) == y).float().mean()
+        robust_pgd = (model(pgd).argmax(1) == y).float().mean()
+    assert robust_aa <= robust_pgd
+    assert robust_aa < 1.0
+    assert model.training  # the model is given back in the mode it came in
+    with pytest.raises(ConfigError, match="eps"):
+        AutoAttack(model, eps=0.0)

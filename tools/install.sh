@@ -64,6 +64,12 @@ log "installing ${TORCH[*]}"
 log "installing avrobust and its dependencies (editable, with the dev extras)"
 "${PIP[@]}" install -q -e '.[dev]'
 
+# torchattacks (AutoAttack for the digital robust-accuracy numbers) pins requests 2.25, which
+# Ray's dependencies refuse; it never imports requests, so it goes in without its dependencies
+# (torch, torchvision, scipy and tqdm are already here).
+log "installing torchattacks 3.5.1 (without its requests pin)"
+"${PIP[@]}" install -q --no-deps "torchattacks==3.5.1"
+
 "$VENV/bin/python" -c "import avrobust, torch, open3d, kornia, cv2" \
     || { echo "error: the environment in $VENV does not import; see the messages above" >&2; exit 1; }
 

@@ -81,3 +81,53 @@ class PGD:
 def fgsm(model: nn.Module, eps: float = 8 / 255, norm: str = "linf", targeted: bool = False) -> PGD:
     """The fast gradient sign method as a one-step PGD."""
     return PGD(model, eps, eps, 1, norm, random_start=False, targeted=targeted)
+
+
+@dataclass
+class AutoAttack:
+    """AutoAttack (Croce and Hein 2020) as RobustBench reports robust accuracy: the
+    ``standard`` ensemble of APGD-CE, APGD-T, FAB-T and Square, each run on the inputs the
+    previous ones left correct; through torchattacks (installed by ``make install``). Untargeted
+    only: a sample counts as broken when any of the four flips it.
+
+    Attributes: eps (budget in [0, 1] pixel units), norm (``linf`` or ``l2``), n_classes,
+    version (``standard``, or ``rand`` for randomised defences), seed.
+    """
+
+    model: nn.Module
+    eps: float = 8 / 255
+    norm: str = "linf"
+    n_classes: int = 10
+    version: str = "standard"
+    seed: int = 0
+    targeted: bool = False  # for run_digital_attack's check; AutoAttack here is untargeted
+
+    def __post_init__(self) -> None:
+        if self.norm not in ("linf", "l2"):
+            raise ConfigError(f"norm must be linf or l2, got {self.norm!r}", field="norm")
+        if self.eps <= 0:
+            raise ConfigError("AutoAttack needs eps > 0", field="eps")
+
+    def __call__(
+        self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Adversarial images within the budget around ``images`` (``generator`` is unused:
+        AutoAttack seeds itself from ``seed``)."""
+        try:
+            import torchattacks
+        except ImportError:
+            raise ConfigError(
+                "AutoAttack needs torchattacks: pip install --no-deps torchattacks==3.5.1 "
+                "(make install does it)",
+                field="method",
+            ) from None
+        with frozen(self.model), torch.enable_grad():
+            attack = torchattacks.AutoAttack(
+                self.model,
+                norm="Linf" if self.norm == "linf" else "L2",
+                eps=self.eps,
+                version=self.version,
+                n_classes=self.n_classes,
+                seed=self.seed,
+            )
+            return attack(images.detach(), labels).detach()

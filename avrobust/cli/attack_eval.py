@@ -195,20 +195,29 @@ def attack_pgd(
         int | None, typer.Option(help="At most this many crops (evenly strided).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random starts.")] = 0,
+    method: Annotated[
+        str,
+        typer.Option(
+            help="pgd, or autoattack: the standard AutoAttack ensemble (APGD-CE, APGD-T, FAB-T, "
+            "Square) as RobustBench reports robust accuracy; untargeted, --steps and --alpha "
+            "unused."
+        ),
+    ] = "pgd",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
     examples: Annotated[
         Path | None,
         typer.Option(help="PNG sheet of successful examples, clean beside adversarial."),
     ] = None,
 ) -> None:
-    """Digital baselines: PGD (or FGSM) on every sign crop of a dataset against the sign
-    classifier; clean and adversarial top-1 and the attack's success, by distance band."""
+    """Digital baselines: PGD (or FGSM, or AutoAttack) on every sign crop of a dataset against
+    the sign classifier; clean and adversarial top-1 with 95% intervals and the attack's
+    success, by distance band."""
     from dataclasses import asdict
 
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from avrobust.attacks.digital import PGD
+    from avrobust.attacks.digital import PGD, AutoAttack
     from avrobust.evaluation.digital_attack import run_digital_attack, sign_crops
     from avrobust.models.adapters import load_classifier
     from avrobust.models.crops import load_crops
@@ -225,7 +234,16 @@ def attack_pgd(
         crops = crops.subset(keep)
     e = parse_budget(eps, "eps")
     a = parse_budget(alpha, "alpha") if alpha else max(e / 4, 1e-6)
-    attack = PGD(clf, e, a, steps, norm, random_start, targeted=target is not None)
+    if method == "autoattack":
+        if target is not None:
+            raise ConfigError("AutoAttack here is untargeted", field="--target")
+        attack = AutoAttack(clf, e, norm, n_classes=len(clf.classes), seed=seed)
+        name = "AutoAttack (standard)"
+    elif method == "pgd":
+        attack = PGD(clf, e, a, steps, norm, random_start, targeted=target is not None)
+        name = "FGSM" if steps == 1 and not random_start else f"PGD-{steps}"
+    else:
+        raise ConfigError(f"unknown method {method!r}", field="--method", allowed="pgd, autoattack")
     with Progress(
         "[bold]pgd",
         BarColumn(),
@@ -244,11 +262,16 @@ def attack_pgd(
             progress=lambda k: pr.advance(task, k),
             keep_examples=8 if examples else 0,
         )
-    name = "FGSM" if steps == 1 and not random_start else f"PGD-{steps}"
+    from avrobust.core.stats import rate
+
+    n = result.crops
+    clean_r = rate(round(result.clean_accuracy * n), n)
+    adv_r = rate(round(result.adversarial_accuracy * n), n)
+    hit_r = rate(round(result.success * result.clean_correct), result.clean_correct)
     console.print(
-        f"{name} {norm} eps {e:.4g} on {result.crops} sign crops of {data}: clean top-1 "
-        f"{result.clean_accuracy:.1%}, adversarial top-1 {result.adversarial_accuracy:.1%}, "
-        f"success {result.success:.1%} of {result.clean_correct} read right when clean"
+        f"{name} {norm} eps {e:.4g} on {n} sign crops of {data}: clean top-1 {clean_r}, "
+        f"adversarial (robust) top-1 {adv_r}, success {hit_r} of those read right when clean "
+        "(95% Wilson intervals)"
     )
     table = Table(title="by distance band")
     for col in ("band", "crops", "clean top-1", "adversarial top-1"):
@@ -262,6 +285,7 @@ def attack_pgd(
         payload = {
             "attack": {
                 "name": name,
+                "method": method,
                 "norm": norm,
                 "eps": e,
                 "alpha": a,
@@ -273,6 +297,11 @@ def attack_pgd(
             "data": str(data),
             "victim": {"model": "sign-classifier", **weights_provenance(classifier=w)},
             **asdict(result),
+            "intervals": {
+                "clean": clean_r.to_dict(),
+                "adversarial": adv_r.to_dict(),
+                "success": hit_r.to_dict(),
+            },
         }
         with atomic_write(json_out, "w") as fh:
             fh.write(json.dumps(payload, indent=2))
