@@ -166,6 +166,8 @@ def campaign_text(cfg: DemoConfig, sticker: Path, hiding: Path) -> str:
             {"name": "patch", "params": {"file": str(sticker.resolve()), "surface": SURFACE}},
             {"name": "patch", "params": {"file": str(hiding.resolve()), "surface": SURFACE}},
         ],
+        # Each patch beside the same mask in plain grey: what occlusion alone does.
+        "controls": ["grey"],
         "episode": {"frames": cfg.frames, "rate": 10},
         "sensors": {
             "camera": {"width": cfg.camera[0], "height": cfg.camera[1], "fov": 90},

@@ -188,8 +188,9 @@ def test_a_campaign_runs_and_reports_an_attack_beside_its_control(tmp_path):
     path = _control_campaign(tmp_path, ["grey"])
     summary = run_campaign(path, tmp_path / "run")
     assert summary.done == 6 and summary.failed == 0
-    doc = write_report(tmp_path / "run", tmp_path / "out", pdf=False).document
-    tables = doc.tables()
+    files = write_report(tmp_path / "run", tmp_path / "out", pdf=False)
+    tables = files.document.tables()
+    assert "over its strongest control (grey" in files.html.read_text()  # the summary says it
     matrix = tables["matrix"]
     assert matrix.header[2:] == ["patch:stop_to_80", "patch:stop_to_80 [control: grey]"]
     rows = tables["controls"].rows

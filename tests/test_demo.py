@@ -65,6 +65,7 @@ def test_demo_end_to_end_and_resume(tmp_path):
     assert {row[0] for row in res.verdict} == {"sign-classifier / none"}
     html = res.report_html.read_text()
     assert "patch:stop_to_80_sticker" in html and "patch:hide_stop_poster" in html
+    assert "patch:stop_to_80_sticker [control: grey]" in html  # beside its matched control
 
     # A rerun reuses the patches and skips the finished jobs.
     before = {k: p.stat().st_mtime_ns for k, p in res.patches.items()}

@@ -56,7 +56,7 @@ def campaign_plan(
     for j in jobs[::step][:sample]:
         cond = ", ".join(f"{k}={v}" for k, v in j.conditions.items()) or "-"
         attack = j.attack["name"] + (
-            f" [control: {j.attack['control']}]" if "control" in j.attack else ""
+            f" \\[control: {j.attack['control']}]" if "control" in j.attack else ""
         )
         table.add_row(j.id, j.scenario_name, cond, j.model["name"], attack, j.defence["name"])
     console.print(table)
@@ -204,6 +204,7 @@ def runs_list(
 def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Summarise a run: jobs by status, frames, failures, and coverage by target."""
     from avrobust.campaign.store import ResultsStore, outcome_summary
+    from avrobust.core.stats import clustered_rate, rate_of
 
     with ResultsStore(run_dir, create=False) as store:
         s = outcome_summary(store)
@@ -241,22 +242,33 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")])
 
         def model_attack(r) -> tuple[str, str]:
             job = jobs[r.job_id]
-            return job.model["name"], job.attack["name"]
+            control = job.attack.get("control")
+            # escaped: rich would read "[control: grey]" as markup and drop it
+            return job.model["name"], job.attack["name"] + (
+                f" \\[control: {control}]" if control else ""
+            )
 
         by_attack = _group([f for f in frames if f.correct is not None], model_attack)
         if by_attack:
             enc = _group([e for e in store.encounters() if e.failed is not None], model_attack)
-            table = Table(show_header=True, title="model verdicts by attack")
+            table = Table(
+                show_header=True,
+                title="model verdicts by attack (95% intervals; frames clustered by drive-by)",
+            )
             for col in ("model", "attack", "frames judged", "correct", "encounters failed"):
                 table.add_column(col)
             for (m, a), rows in sorted(by_attack.items()):
                 failed = [e.failed for e in enc.get((m, a), [])]
+                per_job = _group(rows, lambda f: f.job_id)
+                correct = clustered_rate(
+                    [(sum(bool(f.correct) for f in fs), len(fs)) for fs in per_job.values()]
+                )
                 table.add_row(
                     m,
                     a,
                     str(len(rows)),
-                    f"{_mean([f.correct for f in rows]):.0%}",
-                    f"{sum(failed)}/{len(failed)}" if failed else "-",
+                    f"{correct.value:.0%} [{correct.low:.0%}, {correct.high:.0%}]",
+                    str(rate_of(failed)) if failed else "-",
                 )
             console.print(table)
         for job in (j for j in jobs.values() if j.status == "failed"):

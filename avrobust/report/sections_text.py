@@ -84,7 +84,40 @@ def summary_section(data: RunData) -> Section:
                 + "."
             )
         )
+        s.blocks += _beside_controls(data)
     return s
+
+
+def _beside_controls(data: RunData) -> list:
+    """One sentence per attack that ran beside matched controls: its effect over the strongest,
+    on the undefended stacks (the results section has every stack)."""
+    labels = m.controls(data)
+    if not labels:
+        return []
+    rates = m.group(
+        m.attack_outcomes(data, with_controls=True),
+        lambda o: (o.row.job.model, o.row.job.defence, o.row.job.attack),
+    )
+    said = []
+    for model, defence in m.stacks(data):
+        if defence != "none":
+            continue
+        for a, ctrl in labels.items():
+            eff = m.control_effect(rates, (model, defence), a, ctrl)
+            if eff is not None:
+                said.append(
+                    f"{a} against {model}: {eff.difference * 100:+.0f} points over its strongest "
+                    f"control ({eff.control}, {rates[(model, defence, ctrl[eff.control])].text()})"
+                    + ("" if eff.distinguishable else ", not distinguishable from it")
+                )
+    if not said:
+        return []
+    return [
+        Paragraph(
+            "Beside matched controls (the same mask, budget or shape, not optimised), the "
+            "adversarial effect on frames: " + "; ".join(said) + "."
+        )
+    ]
 
 
 def scope_section(data: RunData) -> Section:
