@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from avrobust.cli.base import attack_app, console
-from avrobust.cli.common import floats, success_table
+from avrobust.cli.common import floats, share_text, success_table
 from avrobust.cli.runs import run_then_show
 from avrobust.core.errors import ConfigError
 
@@ -277,7 +277,12 @@ def attack_pgd(
     for col in ("band", "crops", "clean top-1", "adversarial top-1"):
         table.add_column(col)
     for band, v in result.by_band.items():
-        table.add_row(band, str(v["crops"]), f"{v['clean']:.1%}", f"{v['adversarial']:.1%}")
+        table.add_row(
+            band,
+            str(v["crops"]),
+            share_text(v["clean"], v["crops"]),
+            share_text(v["adversarial"], v["crops"]),
+        )
     console.print(table)
     if json_out is not None:
         from avrobust.core.files import atomic_write

@@ -22,6 +22,15 @@ def _rate(r: dict) -> str:
     return f"{r['k']}/{r['n']} {r['rate']:.0%} [{r['low']:.0%}, {r['high']:.0%}]"
 
 
+def share_text(share: float, n: int) -> str:
+    """A share of ``n`` independent trials as ``k/n p% [low, high]`` (95% Wilson)."""
+    from avrobust.core.stats import rate
+
+    if not n:
+        return "-"
+    return _rate(rate(round(share * n), n).to_dict())
+
+
 def success_table(ev, title: str, groups) -> None:
     """Success through the compositor and re-rendered, overall (with its 95% interval) and by
     condition; then the matched controls on the same views and the effect over the strongest."""
@@ -37,7 +46,9 @@ def success_table(ev, title: str, groups) -> None:
     )
     for group in groups:
         for k, v in group.items():
-            table.add_row(k, str(v["views"]), f"{v['compositor']:.0%}", f"{v['rendered']:.0%}")
+            table.add_row(
+                k, str(v["views"]), f"{v['compositor']:.0%}", share_text(v["rendered"], v["views"])
+            )
     console.print(table)
     controls = getattr(ev, "controls", None)
     if not controls:

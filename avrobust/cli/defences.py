@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from avrobust.cli.base import app, console
-from avrobust.cli.common import count_bar, floats
+from avrobust.cli.common import count_bar, floats, share_text
 
 CLEAN_SCENARIOS = "lead_vehicle,parked_vehicle,pedestrian_crossing,highway,urban_stop"
 
@@ -156,7 +156,9 @@ def measure(out: Path, judge, victim: str, attack: str, method: str, distances: 
             )
             genuine_samples(model, fr, samples, progress=lambda n: bar.advance(task, n))
     points = [samples.point(t) for t in thresholds]
-    table = Table(title=f"{judge.name} against {method} {attack} attack on {victim}")
+    table = Table(
+        title=f"{judge.name} against {method} {attack} attack on {victim} (95% Wilson intervals)"
+    )
     for h in (
         "threshold",
         "attack success",
@@ -168,10 +170,10 @@ def measure(out: Path, judge, victim: str, attack: str, method: str, distances: 
     for p in points:
         table.add_row(
             f"{p['threshold']:.2f}",
-            f"{p['success_undefended']:.0%} of {p['cases']}",
-            f"{p['success_defended']:.0%}",
+            share_text(p["success_undefended"], p["cases"]),
+            share_text(p["success_defended"], p["cases"]),
             f"{p['detection_rate']:.0%}",
-            f"{p['false_positive_rate']:.1%} of {p['genuine']}",
+            share_text(p["false_positive_rate"], p["genuine"]),
         )
     console.print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
