@@ -164,9 +164,10 @@ def _read(store: ResultsStore, run_dir: Path) -> RunData:
         )
     campaign = None
     try:
-        import yaml
+        from avrobust.scenario.loader import parse_yaml
 
-        campaign = Campaign.model_validate(yaml.safe_load(registered.text))
+        # The same limits as a campaign file: a store may come from someone else.
+        campaign = Campaign.model_validate(parse_yaml(registered.text, store.path)[0])
     except Exception:  # an old or hand-edited campaign: the report still shows its text
         campaign = None
     created = store.meta("created")

@@ -37,36 +37,125 @@ def library_dir() -> Path:
     return Path(env) if env else data_path("scenarios")
 
 
+# Limits checked before a scenario or campaign file is turned into data: library files are a
+# few kilobytes and a few levels deep, so these leave room and stop hostile files early.
+MAX_BYTES = 1 << 20  # 1 MiB
+MAX_DEPTH = 64
+MAX_NODES = 200_000  # after aliases are expanded (a 500-byte alias bomb expands to billions)
+
+
 def read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
-    """The YAML document and the line of every mapping key and sequence item, by field path."""
+    """The YAML document and the line of every mapping key and sequence item, by field path.
+
+    Refused with one line naming the file: more than :data:`MAX_BYTES`, text that is not UTF-8,
+    nesting deeper than :data:`MAX_DEPTH`, more than :data:`MAX_NODES` values once aliases are
+    expanded, and a key given twice in one mapping (YAML keeps the last one silently)."""
     if not path.is_file():
         raise ConfigError("no such file", file=path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        what = getattr(exc, "problem", None) or str(exc)
+    if path.stat().st_size > MAX_BYTES:
         raise ConfigError(
-            f"not valid YAML: {what}", file=path, line=None if mark is None else mark.line + 1
+            f"the file is {path.stat().st_size} bytes; scenario and campaign files may hold at "
+            f"most {MAX_BYTES}",
+            file=path,
+        )
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})", file=path
         ) from None
-    lines: dict[tuple, int] = {}
+    return parse_yaml(text, path)
 
-    def walk(n, loc: tuple) -> None:
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key = k.value
-                lines[(*loc, key)] = k.start_mark.line + 1
-                walk(v, (*loc, key))
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                lines[(*loc, i)] = item.start_mark.line + 1
-                walk(item, (*loc, i))
 
-    if node is not None:
-        walk(node, ())
+def parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[tuple, int]]:
+    """:func:`read_yaml` for text already read (``path`` names it in errors): the same depth,
+    size and duplicate-key checks."""
+    path = Path(path)
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path) from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            what = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(
+                f"not valid YAML: {what}", file=path, line=None if mark is None else mark.line + 1
+            ) from None
+        lines: dict[tuple, int] = {}
+        if node is not None:
+            _check_tree(path, node)
+            _walk(node, (), lines, set())
+        try:
+            data = loader.construct_document(node) if node is not None else None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            what = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(
+                f"not valid YAML: {what}", file=path, line=None if mark is None else mark.line + 1
+            ) from None
+    finally:
+        loader.dispose()
     return data, lines
+
+
+def _check_tree(path: Path, root: yaml.Node) -> None:
+    """Depth, expanded size and duplicate keys, on the composed node graph. An alias is the same
+    node object in several places, so sizes are counted once per node and multiplied, never
+    walked out."""
+    sizes: dict[int, int] = {}
+
+    def size(n: yaml.Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise ConfigError(
+                f"nested deeper than {MAX_DEPTH} levels", file=path, line=n.start_mark.line + 1
+            )
+        if id(n) in sizes:
+            return sizes[id(n)]
+        total = 1
+        if isinstance(n, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode) and k.value != "<<":
+                    if k.value in first:
+                        raise ConfigError(
+                            f"key {k.value!r} given twice in one mapping (first on line "
+                            f"{first[k.value]})",
+                            file=path,
+                            line=k.start_mark.line + 1,
+                        )
+                    first[k.value] = k.start_mark.line + 1
+                total += size(k, depth + 1) + size(v, depth + 1)
+        elif isinstance(n, yaml.SequenceNode):
+            total += sum(size(v, depth + 1) for v in n.value)
+        if total > MAX_NODES:
+            raise ConfigError(
+                f"the document expands to more than {MAX_NODES} values (through aliases?)",
+                file=path,
+                line=n.start_mark.line + 1,
+            )
+        sizes[id(n)] = total
+        return total
+
+    size(root, 0)
+
+
+def _walk(n: yaml.Node, loc: tuple, lines: dict[tuple, int], seen: set[int]) -> None:
+    """Record the line of every key and item; an aliased node is walked where it first
+    stands only (its other places take the alias's line from the parent)."""
+    if id(n) in seen:
+        return
+    seen.add(id(n))
+    if isinstance(n, yaml.MappingNode):
+        for k, v in n.value:
+            lines[(*loc, k.value)] = k.start_mark.line + 1
+            _walk(v, (*loc, k.value), lines, seen)
+    elif isinstance(n, yaml.SequenceNode):
+        for i, item in enumerate(n.value):
+            lines[(*loc, i)] = item.start_mark.line + 1
+            _walk(item, (*loc, i), lines, seen)
 
 
 def _line_of(lines: dict[tuple, int], loc: tuple) -> int | None:

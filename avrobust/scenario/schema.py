@@ -22,7 +22,8 @@ BODIES = ("sedan", "suv", "van")
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity are never a position, speed or weather value: refused at validation.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class PoseSpec(Strict):
