@@ -105,3 +105,15 @@ def test_campaign_files_get_the_same_checks(tmp_path):
     path.write_text("name: c\nscenarios: [urban_stop]\ntimeout: .inf\n")
     with pytest.raises(ConfigError, match="timeout"):
         load_campaign(path)
+
+
+@pytest.mark.parametrize("field", ["models", "attacks", "defences", "scenarios"])
+def test_an_empty_component_list_is_refused_not_a_zero_job_run(tmp_path, field):
+    from avrobust.scenario.campaign import load_campaign
+
+    path = tmp_path / "c.yaml"
+    text = "name: c\nscenarios: [urban_stop]\n"
+    path.write_text(text.replace("scenarios: [urban_stop]\n", "") + f"{field}: []\n"
+                    + ("scenarios: [urban_stop]\n" if field != "scenarios" else ""))  # fmt: skip
+    with pytest.raises(ConfigError, match=rf"c\.yaml:\d+: {field}: List should have at least 1"):
+        load_campaign(path)

@@ -162,8 +162,11 @@ class Campaign(Strict):
         min_length=1, description="library names, or paths relative to the campaign file"
     )
     sweep: Sweep = Sweep()
-    models: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
-    attacks: list[AttackRef] = Field(default_factory=lambda: [AttackRef(name="none")])
+    # An empty list would make a campaign of no jobs that "succeeds": at least one each.
+    models: list[ComponentRef] = Field(
+        default_factory=lambda: [ComponentRef(name="none")], min_length=1
+    )
+    attacks: list[AttackRef] = Field(default_factory=lambda: [AttackRef(name="none")], min_length=1)
     controls: list[str] = Field(
         default_factory=list,
         description="matched controls to run beside every attack that has them (grey, mean, "
@@ -176,7 +179,9 @@ class Campaign(Strict):
         description="the widest 95% interval wanted on a drive-by rate; campaign plan says how "
         "many drive-bys per cell that needs",
     )
-    defences: list[ComponentRef] = Field(default_factory=lambda: [ComponentRef(name="none")])
+    defences: list[ComponentRef] = Field(
+        default_factory=lambda: [ComponentRef(name="none")], min_length=1
+    )
     episode: EpisodeFields | None = Field(None, description="replaces every scenario's episode")
     sensors: SensorsSpec | None = Field(None, description="replaces every scenario's sensors")
     backend: Literal["embedded", "carla"] = Field("embedded", description="where jobs run")
