@@ -365,3 +365,23 @@ def test_every_shipped_campaign_expands_and_names_known_components(path):
         f = job.attack.get("params", {}).get("file")
         if f:
             assert (Path(__file__).resolve().parents[1] / f).is_file(), f
+
+
+def test_a_second_run_on_the_same_directory_is_refused_while_the_first_holds_it(tmp_path):
+    """Two runs on one run directory would both run every job; the second stops, naming the
+    first. The lock goes with its holder, so a later run goes ahead."""
+    import os
+
+    from avrobust.campaign.lock import run_lock
+    from avrobust.campaign.run import run_campaign
+    from avrobust.core.errors import ConfigError
+
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text(
+        "name: lock\nscenarios: [urban_stop]\nepisode: {frames: 1, rate: 10}\n"
+        "sensors: {camera: {width: 64, height: 48, fov: 90}, lidar: null}\n"
+    )
+    with run_lock(tmp_path / "run"):
+        with pytest.raises(ConfigError, match=rf"another avrobust run .*pid {os.getpid()}"):
+            run_campaign(campaign, tmp_path / "run")
+    assert run_campaign(campaign, tmp_path / "run").done == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from avrobust.backends.factory import make_backend
 from avrobust.campaign import registry
 from avrobust.campaign.executors import run_jobs
+from avrobust.campaign.lock import run_lock
 from avrobust.campaign.records import JobOutcome
 from avrobust.campaign.store import ResultsStore
 from avrobust.core.errors import ConfigError
@@ -164,7 +165,7 @@ def run_campaign(
     else:
         make_backend(campaign.backend).close()
     jobs = expand(campaign, path.parent)
-    with ResultsStore(out) as store:
+    with run_lock(out), ResultsStore(out) as store:
         store.register(campaign.name, text, jobs)
         # Run this expansion's jobs (its timeout and backend), skipping the finished ones.
         unfinished = {j.id for j in store.pending([j.id for j in jobs])}
