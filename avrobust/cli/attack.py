@@ -63,7 +63,7 @@ def attack_sign(
     ] = "speed_limit_80",
     mask: MaskOpt = "rp2_bars",
     mask_steps: MaskSteps = 150,
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 400,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.", min=1)] = 400,
     eot: Annotated[str, typer.Option(help="EOT preset: none, light, standard, harsh.")] = (
         "standard"
     ),
@@ -217,8 +217,8 @@ def attack_patch(
     detector: Annotated[
         Path | None, typer.Option(help="Detector weights (default: the shipped one).")
     ] = None,
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 300,
-    batch: Annotated[int, typer.Option(help="Views per step.")] = 4,
+    steps: Annotated[int, typer.Option(help="Optimisation steps.", min=1)] = 300,
+    batch: Annotated[int, typer.Option(help="Views per step.", min=1)] = 4,
     eot: Annotated[str, typer.Option(help="EOT preset: none, light, standard, harsh.")] = (
         "standard"
     ),

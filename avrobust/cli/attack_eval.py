@@ -74,7 +74,7 @@ def attack_evaluate(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run directory for --campaign.")
     ] = None,
-    workers: Annotated[int, typer.Option(help="Parallel jobs for --campaign.")] = 1,
+    workers: Annotated[int, typer.Option(help="Parallel jobs for --campaign.", min=1)] = 1,
     controls: Annotated[
         str,
         typer.Option(
@@ -185,7 +185,7 @@ def attack_pgd(
     alpha: Annotated[
         str | None, typer.Option(help="Step size (default: eps/4; FGSM: eps).")
     ] = None,
-    steps: Annotated[int, typer.Option(help="Steps (1 with --no-random-start: FGSM).")] = 20,
+    steps: Annotated[int, typer.Option(help="Steps (1 with --no-random-start: FGSM).", min=1)] = 20,
     norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
     random_start: Annotated[bool, typer.Option(help="Start at a random point.")] = True,
     target: Annotated[

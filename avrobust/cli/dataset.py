@@ -17,13 +17,13 @@ app.add_typer(dataset_app, name="dataset")
 @dataset_app.command("build")
 def dataset_build(
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder (resumed if present).")],
-    frames: Annotated[int, typer.Option(help="Samples (one randomised scene each).")] = 1000,
+    frames: Annotated[int, typer.Option(help="Samples (one randomised scene each).", min=1)] = 1000,
     seed: Annotated[int, typer.Option(help="Dataset seed; use another for validation.")] = 0,
-    width: Annotated[int, typer.Option(help="Image width.")] = 640,
-    height: Annotated[int, typer.Option(help="Image height.")] = 480,
+    width: Annotated[int, typer.Option(help="Image width.", min=1)] = 640,
+    height: Annotated[int, typer.Option(help="Image height.", min=1)] = 480,
     fov: Annotated[float, typer.Option(help="Horizontal field of view, degrees.")] = 90.0,
     lidar: Annotated[bool, typer.Option("--lidar", help="Also write LiDAR sweeps.")] = False,
-    workers: Annotated[int, typer.Option(help="Parallel processes.")] = 1,
+    workers: Annotated[int, typer.Option(help="Parallel processes.", min=1)] = 1,
     scenarios: Annotated[
         list[str] | None,
         typer.Option(

@@ -20,7 +20,7 @@ def export_patch_cmd(
     width_cm: Annotated[
         float | None, typer.Option(help="Printed width (default: the patch's own).")
     ] = None,
-    dpi: Annotated[int, typer.Option(help="Resolution of the printed image.")] = 300,
+    dpi: Annotated[int, typer.Option(help="Resolution of the printed image.", min=1)] = 300,
     fmt: Annotated[
         str | None, typer.Option("--format", help="pdf, png or tiff (default: from --out).")
     ] = None,

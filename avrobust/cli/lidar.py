@@ -121,7 +121,7 @@ def lidar_spoof(
     phantoms: Annotated[
         str, typer.Option(help="Distances of the phantom's rear face from the LiDAR, m.")
     ] = "5,7.5,10",
-    points: Annotated[int, typer.Option(help="Spoofed returns per sweep (budget).")] = 60,
+    points: Annotated[int, typer.Option(help="Spoofed returns per sweep (budget).", min=1)] = 60,
     methods: Annotated[
         str,
         typer.Option(
@@ -129,7 +129,7 @@ def lidar_spoof(
             "transfer (white-box against --surrogate)."
         ),
     ] = "random,black-box,white-box",
-    steps: Annotated[int, typer.Option(help="Optimisation steps or queries.")] = 60,
+    steps: Annotated[int, typer.Option(help="Optimisation steps or queries.", min=1)] = 60,
     distances: Annotated[
         str, typer.Option(help="Distances of the scenario's target (frames).")
     ] = "30,40",
@@ -170,11 +170,11 @@ def lidar_frustum(
     ),
     victims: Victims = ALL_VICTIMS,
     shifts: Annotated[str, typer.Option(help="Phantom's range minus the target's, metres.")] = "-5",
-    points: Annotated[int, typer.Option(help="Spoofed returns per sweep (budget).")] = 60,
+    points: Annotated[int, typer.Option(help="Spoofed returns per sweep (budget).", min=1)] = 60,
     methods: Annotated[str, typer.Option(help="random, black-box, white-box.")] = (
         "black-box,white-box"
     ),
-    steps: Annotated[int, typer.Option(help="Optimisation steps or queries.")] = 60,
+    steps: Annotated[int, typer.Option(help="Optimisation steps or queries.", min=1)] = 60,
     distances: Annotated[str, typer.Option(help="Distances of the target, metres.")] = "15,20,25",
     weathers: Weathers = WEATHERS,
     laterals: Laterals = "-0.5,0.5",

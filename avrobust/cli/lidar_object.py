@@ -56,11 +56,13 @@ def lidar_object(
         str | None,
         typer.Option(help="Box the vertices stay in: x0:x1,y0:y1,z0:z1 (mount frame, m)."),
     ] = None,
-    steps: Annotated[int, typer.Option(help="Shape steps (0: keep --offsets).")] = 150,
+    steps: Annotated[int, typer.Option(help="Shape steps (0: keep --offsets).", min=0)] = 150,
     offsets: Annotated[
         Path | None, typer.Option(help="Start from these vertex offsets (.offsets.pt).")
     ] = None,
-    texture_steps: Annotated[int, typer.Option(help="Camera texture steps (0: grey).")] = 120,
+    texture_steps: Annotated[
+        int, typer.Option(help="Camera texture steps (0: grey).", min=0)
+    ] = 120,
     distances: Annotated[str, typer.Option(help="Held-out distances of the host, m.")] = (
         "10,12.5,15,17.5,20"
     ),

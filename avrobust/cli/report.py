@@ -35,7 +35,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything.")] = Path(
         "out/demo"
     ),
-    workers: Annotated[int, typer.Option(help="Parallel campaign jobs.")] = 2,
+    workers: Annotated[int, typer.Option(help="Parallel campaign jobs.", min=1)] = 2,
 ) -> None:
     """The whole tool end to end in under 10 minutes on two CPU cores: optimise a sticker
     attack and a hiding patch on the urban stop sign, run clean and attacked drive-bys

@@ -35,7 +35,7 @@ def campaign_components() -> None:
 @campaign_app.command("plan")
 def campaign_plan(
     campaign: Annotated[Path, typer.Argument(help="Campaign file (YAML).")],
-    sample: Annotated[int, typer.Option(help="How many jobs to show.")] = 8,
+    sample: Annotated[int, typer.Option(help="How many jobs to show.", min=0)] = 8,
 ) -> None:
     """Expand a campaign into jobs and print the count and a sample; runs nothing."""
     from collections import Counter
@@ -79,11 +79,11 @@ def run(
         str | None, typer.Option(help="embedded or carla (default: the campaign's).")
     ] = None,
     executor: Annotated[str, typer.Option(help="local or ray.")] = "local",
-    workers: Annotated[int, typer.Option(help="Parallel jobs (processes or Ray CPUs).")] = 1,
+    workers: Annotated[int, typer.Option(help="Parallel jobs (processes or Ray CPUs).", min=1)] = 1,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster address (default: start a local Ray).")
     ] = None,
-    retries: Annotated[int, typer.Option(help="Extra tries for a failing job.")] = 0,
+    retries: Annotated[int, typer.Option(help="Extra tries for a failing job.", min=0)] = 0,
     timeout: Annotated[
         float | None, typer.Option(help="Seconds per job (default: the campaign's).")
     ] = None,

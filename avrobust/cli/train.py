@@ -66,8 +66,8 @@ def train_sign_classifier_cmd(
     val: Annotated[
         Path | None, typer.Option(help="Held-out dataset (built with another seed).")
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Passes over the training crops.")] = 14,
-    batch: Annotated[int, typer.Option(help="Crops per step.")] = 128,
+    epochs: Annotated[int, typer.Option(help="Passes over the training crops.", min=1)] = 14,
+    batch: Annotated[int, typer.Option(help="Crops per step.", min=1)] = 128,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 3e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -75,7 +75,7 @@ def train_sign_classifier_cmd(
         bool, typer.Option(help="PGD adversarial training (L-inf, --eps, --pgd-steps).")
     ] = False,
     eps: Annotated[float, typer.Option(help="PGD budget in [0, 1] pixel units.")] = 8 / 255,
-    pgd_steps: Annotated[int, typer.Option(help="PGD steps per example (step eps/4).")] = 7,
+    pgd_steps: Annotated[int, typer.Option(help="PGD steps per example (step eps/4).", min=1)] = 7,
     adv_fraction: Annotated[
         float, typer.Option(help="Share of each batch made adversarial.")
     ] = 0.5,
@@ -120,8 +120,8 @@ def train_camera_detector_cmd(
     val: Annotated[
         Path | None, typer.Option(help="Held-out dataset (built with another seed).")
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Passes (one random crop per image).")] = 20,
-    batch: Annotated[int, typer.Option(help="Crops per step.")] = 16,
+    epochs: Annotated[int, typer.Option(help="Passes (one random crop per image).", min=1)] = 20,
+    batch: Annotated[int, typer.Option(help="Crops per step.", min=1)] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -133,7 +133,9 @@ def train_camera_detector_cmd(
     patch_optimised: Annotated[
         float, typer.Option(help="Share of the patches optimised against the model.")
     ] = 0.5,
-    patch_steps: Annotated[int, typer.Option(help="Ascent steps of an optimised patch.")] = 4,
+    patch_steps: Annotated[
+        int, typer.Option(help="Ascent steps of an optimised patch.", min=1)
+    ] = 4,
     patch_area: Annotated[
         str, typer.Option(help="Range of a patch's share of its object's box, LOW,HIGH.")
     ] = "0.1,0.3",
@@ -186,8 +188,8 @@ def train_lidar_detector_cmd(
     val: Annotated[
         Path | None, typer.Option(help="Held-out dataset (built with another seed).")
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Passes (one random crop per sweep).")] = 10,
-    batch: Annotated[int, typer.Option(help="Crops per step.")] = 8,
+    epochs: Annotated[int, typer.Option(help="Passes (one random crop per sweep).", min=1)] = 10,
+    batch: Annotated[int, typer.Option(help="Crops per step.", min=1)] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -202,8 +204,8 @@ def train_lidar_detector_cmd(
     adv_optimised: Annotated[
         float, typer.Option(help="Share of those attacks optimised (white-box); rest random.")
     ] = 0.5,
-    spoof_points: Annotated[int, typer.Option(help="Spoofed returns per phantom.")] = 60,
-    remove_points: Annotated[int, typer.Option(help="Removed returns per object.")] = 250,
+    spoof_points: Annotated[int, typer.Option(help="Spoofed returns per phantom.", min=1)] = 60,
+    remove_points: Annotated[int, typer.Option(help="Removed returns per object.", min=1)] = 250,
 ) -> None:
     """Train the LiDAR 3D detector (cars, pedestrians); rerun the same command to resume.
     With --adversarial, LiDAR adversarial training (optionally fine-tuning --init weights)."""
@@ -251,8 +253,8 @@ def train_fusion_painting_cmd(
         Path | None,
         typer.Option(help="LiDAR detector weights to start from (painted inputs start at 0)."),
     ] = None,
-    epochs: Annotated[int, typer.Option(help="Passes (one random crop per sweep).")] = 10,
-    batch: Annotated[int, typer.Option(help="Crops per step.")] = 8,
+    epochs: Annotated[int, typer.Option(help="Passes (one random crop per sweep).", min=1)] = 10,
+    batch: Annotated[int, typer.Option(help="Crops per step.", min=1)] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate (one-cycle schedule).")] = 2e-3,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, order and augmentation.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
@@ -294,7 +296,7 @@ def train_fusion_late_cmd(
     / "camera_detector.pt",
     lidar: Annotated[Path, typer.Option(help="LiDAR detector weights.")] = ASSETS
     / "lidar_detector.pt",
-    steps: Annotated[int, typer.Option(help="Full-batch optimisation steps.")] = 600,
+    steps: Annotated[int, typer.Option(help="Full-batch optimisation steps.", min=1)] = 600,
     seed: Annotated[int, typer.Option(help="Seed of the head's initialisation.")] = 0,
 ) -> None:
     """Fit the late-fusion head (CLOCs-style) that re-scores the LiDAR detector's boxes with
