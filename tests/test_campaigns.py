@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -385,3 +386,75 @@ def test_a_second_run_on_the_same_directory_is_refused_while_the_first_holds_it(
         with pytest.raises(ConfigError, match=rf"another avrobust run .*pid {os.getpid()}"):
             run_campaign(campaign, tmp_path / "run")
     assert run_campaign(campaign, tmp_path / "run").done == 1
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_parallel_run_leaves_no_worker_and_resumes_to_the_same_results(tmp_path, sig):
+    """SIGTERM stops like Ctrl-C (exit 130, says how to resume); after either signal no worker
+    is alive 5 s later, and the resumed run stores what an uninterrupted one stores."""
+    path = _campaign(tmp_path, frames=8)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "avrobust.cli", "run", str(path), "--out", str(out)]
+    proc = subprocess.Popen(
+        [*cmd, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    db = out / "results.sqlite"
+    deadline = time.monotonic() + 180
+    workers: list[int] = []
+    while time.monotonic() < deadline and proc.poll() is None:
+        workers = sorted(set(workers) | set(_children(proc.pid)))
+        done = 0
+        if db.exists():
+            try:
+                con = sqlite3.connect(db, timeout=1)
+                done = con.execute("SELECT COUNT(*) FROM jobs WHERE status='done'").fetchone()[0]
+                con.close()
+            except sqlite3.Error:
+                pass
+        if done >= 1 and len(workers) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(sig)
+    text, _ = proc.communicate(timeout=60)
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 130, text
+        assert "run the same command again to resume" in " ".join(text.split())
+    gone = time.monotonic() + 5
+    while time.monotonic() < gone and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "a worker outlived its run"
+
+    run_campaign(path, out)  # resume
+    straight = tmp_path / "straight"
+    run_campaign(path, straight)
+    query = (
+        "SELECT job_id, frame, target, time, distance, bearing, visible, visible_fraction, "
+        "box_height, surface_pixels, lidar_points FROM frames ORDER BY job_id, frame, target"
+    )
+    with ResultsStore(out, create=False) as a, ResultsStore(straight, create=False) as b:
+        assert a.counts()["done"] == 8
+        assert a.query(query) == b.query(query)

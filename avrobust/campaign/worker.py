@@ -28,6 +28,7 @@ def init_worker(threads: int, slot=None, workers: int = 1) -> None:
     """Set a worker process up: the process settings first (before torch loads), then its
     share of the threads and cores."""
     runtime.apply()
+    _die_with_parent()
     import torch
 
     from avrobust.backends.embedded import set_threads
@@ -45,6 +46,25 @@ def init_worker(threads: int, slot=None, workers: int = 1) -> None:
             per = len(cores) // workers
             start = (k % workers) * per
             os.sched_setaffinity(0, cores[start : start + per])
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this worker when the process that started it dies (Linux), so a
+    run killed with ``kill -9`` leaves no worker behind holding a gigabyte."""
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took: go now
+        os._exit(1)
 
 
 def ray_task(spec: str, threads: int) -> JobOutcome:

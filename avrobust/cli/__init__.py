@@ -13,9 +13,14 @@ import sys
 def main() -> None:
     """Console-script entry: applies the process settings (:func:`avrobust.runtime.apply`),
     runs the command; user errors print one line and exit 2, without a traceback."""
+    import signal
+
     from avrobust import runtime
 
     runtime.apply()
+    # SIGTERM (a scheduler, `kill`) stops like Ctrl-C: the finished jobs are kept and the run
+    # says how to resume.
+    signal.signal(signal.SIGTERM, _interrupt)
     from avrobust.cli.commands import app, err_console
     from avrobust.core.errors import AvrobustError
 
@@ -27,6 +32,10 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def __getattr__(name: str):

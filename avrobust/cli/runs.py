@@ -154,21 +154,28 @@ def _run_campaign_cli(
             failures=f"{state['failed']} failed" if state["failed"] else "",
         )
 
-    with progress:
-        summary = run_campaign(
-            campaign,
-            out,
-            executor,
-            workers,
-            address,
-            retries,
-            backend,
-            timeout,
-            on_outcome,
-            on_start,
-            attacks=attacks,
-            controls=controls,
+    try:
+        with progress:
+            summary = run_campaign(
+                campaign,
+                out,
+                executor,
+                workers,
+                address,
+                retries,
+                backend,
+                timeout,
+                on_outcome,
+                on_start,
+                attacks=attacks,
+                controls=controls,
+            )
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (avrobust.cli.main turns it into this)
+        console.print(
+            f"interrupted: every finished job is kept in {out}; run the same command again to "
+            "resume"
         )
+        raise typer.Exit(130) from None
     console.print(
         f"{summary.done} jobs done, {summary.failed} failed, {summary.skipped} "
         f"skipped (already done); results in {summary.run_dir}"
