@@ -458,3 +458,20 @@ def test_a_killed_parallel_run_leaves_no_worker_and_resumes_to_the_same_results(
     with ResultsStore(out, create=False) as a, ResultsStore(straight, create=False) as b:
         assert a.counts()["done"] == 8
         assert a.query(query) == b.query(query)
+
+
+def test_runs_list_names_a_damaged_store_and_lists_the_rest(tmp_path):
+    from typer.testing import CliRunner
+
+    from avrobust.cli import app
+
+    run_campaign(_campaign(tmp_path), tmp_path / "runs" / "good")
+    bad = tmp_path / "runs" / "bad"
+    bad.mkdir()
+    (bad / "results.sqlite").write_bytes(b"not sqlite at all" * 64)
+    result = CliRunner().invoke(app, ["runs", "list", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "good" in text and "unreadable:" in text and "bad" in text
+    result = CliRunner().invoke(app, ["runs", "list", str(tmp_path / "nowhere")])
+    assert result.exit_code != 0 and "no such folder" in str(result.exception)

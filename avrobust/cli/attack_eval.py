@@ -200,7 +200,8 @@ def attack_pgd(
         typer.Option(
             help="pgd, or autoattack: the standard AutoAttack ensemble (APGD-CE, APGD-T, FAB-T, "
             "Square) as RobustBench reports robust accuracy; untargeted, --steps and --alpha "
-            "unused."
+            "unused; slow on a robust model (about 10 minutes per 128 crops on one core): "
+            "try --limit first."
         ),
     ] = "pgd",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,

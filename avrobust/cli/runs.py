@@ -194,17 +194,23 @@ def runs_list(
     table = Table(show_header=True)
     for col in ("run", "campaign", "done", "failed", "pending"):
         table.add_column(col)
+    from avrobust.core.errors import AvrobustError, ConfigError
+
+    if not root.is_dir():
+        raise ConfigError("no such folder", file=root)
+    unreadable = []
     for db in sorted(root.glob(f"*/{DB_NAME}")):
-        with ResultsStore(db.parent, create=False) as store:
-            c = store.counts()
-            table.add_row(
-                db.parent.name,
-                store.meta("campaign") or "?",
-                str(c["done"]),
-                str(c["failed"]),
-                str(c["pending"]),
-            )
+        try:  # one damaged store is named below, not the end of the list
+            with ResultsStore(db.parent, create=False) as store:
+                c = store.counts()
+                name = store.meta("campaign") or "?"
+        except AvrobustError as exc:
+            unreadable.append(str(exc))
+            continue
+        table.add_row(db.parent.name, name, str(c["done"]), str(c["failed"]), str(c["pending"]))
     console.print(table)
+    for line in unreadable:
+        console.print(f"[red]unreadable:[/] {line}", highlight=False)
 
 
 @runs_app.command("show")
