@@ -46,7 +46,32 @@ def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], 
         raise ModelError(
             f"holds a {payload.get('kind')!r} model, not {kind!r}", file=path, field="kind"
         )
-    return payload["state_dict"], json.loads(payload["meta"])
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ModelError(
+            "the state dict is not a mapping of names to tensors", file=path, field="state_dict"
+        )
+    try:
+        meta = json.loads(payload.get("meta"))
+    except (TypeError, ValueError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise ModelError("the metadata is not a JSON object", file=path, field="meta")
+    return state, _Meta(meta, path=path)
+
+
+class _Meta(dict):
+    """A weights file's metadata: a key the loader needs and the file lacks is a ModelError
+    naming the file and the field, not a KeyError."""
+
+    def __init__(self, data: dict, path: Path) -> None:
+        super().__init__(data)
+        self.path = path
+
+    def __missing__(self, key: str):
+        raise ModelError("the metadata lacks a field", file=self.path, field=f"meta.{key}")
 
 
 def file_sha256(path: str | Path) -> str:
