@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -73,3 +74,45 @@ def test_point_cloud_files_round_trip(tmp_path, frame, suffix):
 def test_point_cloud_format_error(tmp_path, frame):
     with pytest.raises(DataError, match="unsupported point-cloud format"):
         write_points(tmp_path / "cloud.xyz", frame.points)
+
+
+# KITTI object training sample 000000's calibration (the devkit's layout and values): P2 has a
+# fourth column (camera 2 is 6 cm from the reference camera) and R0_rect is not the identity.
+KITTI_CALIB = """P0: 7.070493e+02 0.000000e+00 6.040814e+02 0.000000e+00 0.000000e+00 7.070493e+02 1.805066e+02 0.000000e+00 0.000000e+00 0.000000e+00 1.000000e+00 0.000000e+00
+P1: 7.070493e+02 0.000000e+00 6.040814e+02 -3.797842e+02 0.000000e+00 7.070493e+02 1.805066e+02 0.000000e+00 0.000000e+00 0.000000e+00 1.000000e+00 0.000000e+00
+P2: 7.070493e+02 0.000000e+00 6.040814e+02 4.575831e+01 0.000000e+00 7.070493e+02 1.805066e+02 -3.454157e-01 0.000000e+00 0.000000e+00 1.000000e+00 4.981016e-03
+P3: 7.070493e+02 0.000000e+00 6.040814e+02 -3.341081e+02 0.000000e+00 7.070493e+02 1.805066e+02 2.330660e+00 0.000000e+00 0.000000e+00 1.000000e+00 3.201153e-03
+R0_rect: 9.999128e-01 1.009263e-02 -8.511932e-03 -1.012729e-02 9.999406e-01 -4.037671e-03 8.470675e-03 4.123522e-03 9.999556e-01
+Tr_velo_to_cam: 6.927964e-03 -9.999722e-01 -2.757829e-03 -2.457729e-02 -1.162982e-03 2.749836e-03 -9.999955e-01 -6.127237e-02 9.999753e-01 6.931141e-03 -1.143899e-03 -3.321029e-01
+Tr_imu_to_velo: 9.999976e-01 7.553071e-04 -2.035826e-03 -8.086759e-01 -7.854027e-04 9.998898e-01 -1.482298e-02 3.195559e-01 2.024406e-03 1.482454e-02 9.998881e-01 -7.997231e-01
+"""  # noqa: E501
+
+
+def test_kitti_projection_equals_the_devkit_one(tmp_path):
+    """x = P2 @ R0_rect @ Tr_velo_to_cam @ X, to 0.01 px, for points 5-70 m ahead."""
+    path = tmp_path / "000000.txt"
+    path.write_text(KITTI_CALIB)
+    calib = kitti.read_calib(path, 1242, 375)
+    rows = {
+        k: np.array([float(v) for v in line.split()])
+        for k, _, line in (ln.partition(":") for ln in KITTI_CALIB.splitlines())
+    }
+    p2 = rows["P2"].reshape(3, 4)
+    r0 = np.eye(4)
+    r0[:3, :3] = rows["R0_rect"].reshape(3, 3)
+    tr = np.vstack([rows["Tr_velo_to_cam"].reshape(3, 4), [0, 0, 0, 1]])
+    g = torch.Generator().manual_seed(0)
+    pts = torch.stack(
+        [
+            torch.rand(200, generator=g, dtype=torch.float64) * 65 + 5,
+            (torch.rand(200, generator=g, dtype=torch.float64) - 0.5) * 20,
+            (torch.rand(200, generator=g, dtype=torch.float64) - 0.5) * 4,
+        ],
+        1,
+    )
+    homo = np.hstack([pts.numpy(), np.ones((len(pts), 1))])
+    x = (p2 @ r0 @ tr @ homo.T).T
+    want = x[:, :2] / x[:, 2:3]
+    uv, depth = calib.project(calib.lidar_points_to_camera(pts))
+    assert np.abs(uv.numpy() - want).max() < 0.01
+    assert np.allclose(depth.numpy(), x[:, 2], atol=1e-6)

@@ -174,8 +174,14 @@ def read_calib(path: str | Path, width: int, height: int) -> Calibration:
     tr[:3] = rows["Tr_velo_to_cam"].reshape(3, 4)
     rect = np.eye(4)
     rect[:3, :3] = r0
-    velo_to_cam = rect @ tr  # LiDAR to the rectified optical frame
-    intr = CameraIntrinsics.from_matrix(torch.tensor(p2[:, :3]), width, height)
+    # P2 = K [I | t]: camera 2 sits at -t from the rectified reference camera (KITTI's cameras
+    # share one rectified frame; P2's fourth column is K t, about 6 cm along x). Keeping t
+    # makes our projection equal P2 @ R0_rect @ Tr_velo_to_cam exactly, not 3-5 px off.
+    k = p2[:, :3]
+    shift = np.eye(4)
+    shift[:3, 3] = np.linalg.solve(k, p2[:, 3])
+    velo_to_cam = shift @ rect @ tr  # LiDAR to camera 2's optical frame
+    intr = CameraIntrinsics.from_matrix(torch.tensor(k), width, height)
     # Our Calibration is ego-referenced; put the ego at the LiDAR and the camera where
     # velo_to_cam says, converting its optical axes back to the body convention.
     from avrobust.core.conventions import BODY_TO_OPTICAL, invert_pose
