@@ -116,3 +116,17 @@ def test_kitti_projection_equals_the_devkit_one(tmp_path):
     uv, depth = calib.project(calib.lidar_points_to_camera(pts))
     assert np.abs(uv.numpy() - want).max() < 0.01
     assert np.allclose(depth.numpy(), x[:, 2], atol=1e-6)
+
+
+def test_a_kitti_tree_without_avrobust_metadata_takes_the_camera_size_from_its_images(
+    tmp_path, frame
+):
+    from avrobust.models.lidar_data import load_lidar_set
+
+    kitti.write_frame(tmp_path, frame)  # no dataset.json: a tree as KITTI ships it
+    (sample,) = load_lidar_set(tmp_path)
+    k = sample.calibration.intrinsics
+    assert (k.width, k.height) == (frame.image.shape[2], frame.image.shape[1])
+    (tmp_path / "dataset.json").write_text('{"width": "wide"}')
+    with pytest.raises(DataError, match=r"dataset\.json: width"):
+        load_lidar_set(tmp_path)

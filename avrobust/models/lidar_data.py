@@ -47,6 +47,28 @@ class LidarSample:
         return ang.abs() <= self.fov_half - margin
 
 
+def _camera_size(folder: Path, first: str) -> tuple[int, int]:
+    """The camera's image size: from ``dataset.json`` (avrobust's own trees), else from the
+    first image's PNG header (a KITTI tree: 1242 x 375, not a guess)."""
+    meta = folder / "dataset.json"
+    if meta.exists():
+        try:
+            size = json.loads(meta.read_text())
+            return int(size["width"]), int(size["height"])
+        except (ValueError, KeyError, TypeError):
+            raise DataError(
+                "dataset.json lacks a numeric width and height", file=meta, field="width"
+            ) from None
+    image = folder / "image_2" / f"{first}.png"
+    if not image.exists():
+        raise DataError("no dataset.json and no image to read the camera's size from", file=folder)
+    with image.open("rb") as fh:
+        head = fh.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise DataError("not a PNG image", file=image)
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
 def load_lidar_set(
     folder: str | Path,
     classes: tuple[str, ...] = LIDAR_CLASSES,
@@ -65,12 +87,7 @@ def load_lidar_set(
     names = sorted(p.stem for p in velo.glob("*.bin"))[:limit]
     if not names:
         raise DataError("no sweeps in velodyne", file=velo)
-    size = (
-        json.loads((folder / "dataset.json").read_text())
-        if (folder / "dataset.json").exists()
-        else {}
-    )
-    width, height = int(size.get("width", 640)), int(size.get("height", 480))
+    width, height = _camera_size(folder, names[0])
     out = []
     for n in names:
         pts = kitti.read_points(velo / f"{n}.bin")
