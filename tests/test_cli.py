@@ -199,3 +199,19 @@ def test_campaign_components_lists_every_registered_name():
     for kind in ("model", "attack", "defence"):
         for name in names(kind):
             assert name in result.output
+
+
+def test_an_output_path_that_is_a_file_is_one_line_not_a_traceback(tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a folder")
+    proc = subprocess.run(
+        [*AVROBUST, "run", "scenarios/campaigns/smoke.yaml", "--out", str(taken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"error: {taken}: File exists" in " ".join(proc.stderr.split())
+    assert taken.read_text() == "a file, not a folder"  # nothing overwritten

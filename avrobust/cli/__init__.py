@@ -14,6 +14,7 @@ def main() -> None:
     """Console-script entry: applies the process settings (:func:`avrobust.runtime.apply`),
     runs the command; user errors print one line and exit 2, without a traceback."""
     import signal
+    import sqlite3
 
     from avrobust import runtime
 
@@ -28,6 +29,16 @@ def main() -> None:
         app()
     except AvrobustError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except OSError as exc:  # a path that is a file, read-only, full disk: say which, no traceback
+        where = exc.filename if exc.filename is not None else "output"
+        what = exc.strerror or str(exc)
+        err_console.print(f"[bold red]error:[/] {where}: {what}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except sqlite3.OperationalError as exc:  # "database or disk is full", "readonly database"
+        err_console.print(
+            f"[bold red]error:[/] results store: {exc}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted")
