@@ -62,6 +62,12 @@ def test_kitti_reader_errors(tmp_path):
     calib.write_text("P2: 1 2 3\n")
     with pytest.raises(DataError, match="P2"):
         kitti.read_calib(calib, 10, 10)
+    label.write_text("Car 0 0 0 1 2 3 4 1.5 1.6 nan 1 2 10 0\n")
+    with pytest.raises(DataError, match=r"l\.txt:1: dimensions\.length: not a finite number"):
+        kitti.read_labels(label)
+    calib.write_text(KITTI_CALIB.replace("4.575831e+01", "inf"))
+    with pytest.raises(DataError, match=r"c\.txt:3: P2: not a finite number"):
+        kitti.read_calib(calib, 10, 10)
 
 
 @pytest.mark.parametrize("suffix", [".ply", ".pcd"])

@@ -163,6 +163,8 @@ def read_calib(path: str | Path, width: int, height: int) -> Calibration:
             rows[key.strip()] = np.array([float(v) for v in vals.split()])
         except ValueError:
             raise DataError("not a number", file=path, line=n, field=key.strip()) from None
+        if not np.isfinite(rows[key.strip()]).all():
+            raise DataError("not a finite number", file=path, line=n, field=key.strip())
     for key, size in (("P2", 12), ("Tr_velo_to_cam", 12)):
         if key not in rows or rows[key].size != size:
             raise DataError(
@@ -193,6 +195,14 @@ def read_calib(path: str | Path, width: int, height: int) -> Calibration:
     return Calibration(intr, camera_pose=camera_pose, lidar_pose=torch.eye(4, dtype=torch.float64))
 
 
+# The numeric fields of a KITTI label line, after the type (the devkit's names).
+LABEL_FIELDS = (
+    "truncated", "occluded", "alpha", "bbox.left", "bbox.top", "bbox.right", "bbox.bottom",
+    "dimensions.height", "dimensions.width", "dimensions.length", "location.x", "location.y",
+    "location.z", "rotation_y", "score",
+)  # fmt: skip
+
+
 def read_labels(path: str | Path) -> list[KittiLabel]:
     path = Path(path)
     if not path.is_file():
@@ -208,6 +218,9 @@ def read_labels(path: str | Path) -> list[KittiLabel]:
             v = [float(x) for x in parts[1:]]
         except ValueError:
             raise DataError("a field is not a number", file=path, line=n) from None
+        bad = [LABEL_FIELDS[i] for i, x in enumerate(v) if not math.isfinite(x)]
+        if bad:
+            raise DataError("not a finite number", file=path, line=n, field=bad[0])
         out.append(
             KittiLabel(
                 parts[0],
