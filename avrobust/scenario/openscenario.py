@@ -35,6 +35,11 @@ from avrobust.scenario.schema import (
     WeatherSpec,
 )
 
+# Scenario_runner's files are kilobytes and CARLA's town maps a few megabytes; far larger
+# files are refused before they are parsed.
+MAX_XOSC_BYTES = 8 << 20
+MAX_XODR_BYTES = 64 << 20
+
 EGO_NAMES = {"hero", "ego", "ego_vehicle", "egovehicle"}
 VAN_CATEGORIES = {"van", "truck", "bus", "trailer", "semitrailer", "tram", "train"}
 
@@ -190,6 +195,12 @@ class _Positions:
                 raise DependencyError(
                     "lane and road positions need the carla client: pip install 'avrobust[carla]'"
                 ) from None
+            if self.opendrive.stat().st_size > MAX_XODR_BYTES:
+                raise ConfigError(
+                    f"the road network is {self.opendrive.stat().st_size} bytes; at most "
+                    f"{MAX_XODR_BYTES}",
+                    file=self.opendrive,
+                )
             self._map = carla.Map(self.opendrive.stem, self.opendrive.read_text())
         return self._map
 
@@ -273,6 +284,12 @@ def import_openscenario(path: str | Path, opendrive: str | Path | None = None) -
     path = Path(path)
     if not path.is_file():
         raise ConfigError("no such file", file=path)
+    if path.stat().st_size > MAX_XOSC_BYTES:  # before the parser holds it all in memory
+        raise ConfigError(
+            f"the file is {path.stat().st_size} bytes; an OpenSCENARIO file may hold at most "
+            f"{MAX_XOSC_BYTES}",
+            file=path,
+        )
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as exc:
