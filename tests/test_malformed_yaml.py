@@ -45,6 +45,11 @@ CASES = [
      "not valid YAML"),
     ("python tag", SCENARIO + "x: !!python/object/apply:os.system ['true']\n", "not valid YAML"),
     ("not a mapping", "- a\n- b\n", "must hold a mapping"),
+    ("absurd image size", SCENARIO.replace("seed: 11", "sensors: {camera: {width: 100000}}"),
+     "sensors.camera.width"),
+    ("absurd LiDAR sweep",
+     SCENARIO.replace("seed: 11", "sensors: {lidar: {channels: 1, rotation_frequency: 0.001}}"),
+     "columns per sweep"),
 ]  # fmt: skip
 
 

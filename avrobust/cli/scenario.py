@@ -77,8 +77,8 @@ def scenario_render(
     weather: Annotated[
         str | None, typer.Option(help="Weather preset instead of the scenario's (CARLA names).")
     ] = None,
-    width: Annotated[int, typer.Option(help="Image width in pixels.", min=1)] = 1280,
-    height: Annotated[int, typer.Option(help="Image height in pixels.", min=1)] = 720,
+    width: Annotated[int, typer.Option(help="Image width in pixels.", min=1, max=8192)] = 1280,
+    height: Annotated[int, typer.Option(help="Image height in pixels.", min=1, max=8192)] = 720,
     seed: Annotated[int, typer.Option(help="Seed of sensor noise and weather effects.")] = 0,
     kitti: Annotated[bool, typer.Option("--kitti", help="Also write a KITTI tree.")] = False,
 ) -> None:

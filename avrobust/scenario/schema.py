@@ -108,13 +108,20 @@ class CameraFields(Strict):
         )
 
 
+# Real spinning LiDARs have 512-4096 columns a sweep; far more would only exhaust memory.
+MAX_LIDAR_COLUMNS = 16_384
+
+
 class LidarFields(Strict):
     """CARLA ``sensor.lidar.ray_cast`` names; angles in degrees."""
 
     channels: int = Field(32, ge=1, le=256, description="lasers")
     range: float = Field(100.0, gt=1, le=500, description="metres")
     points_per_second: int = Field(
-        327_680, ge=100, description="columns = points_per_second / channels / frequency"
+        327_680,
+        ge=100,
+        le=20_000_000,
+        description="columns = points_per_second / channels / frequency",
     )
     rotation_frequency: float = Field(10.0, gt=0, le=100, description="Hz")
     upper_fov: float = Field(10.0, ge=-90, le=90, description="degrees, top laser")
@@ -137,6 +144,12 @@ class LidarFields(Strict):
     def _fov_order(self) -> LidarFields:
         if self.upper_fov < self.lower_fov:
             raise ValueError("upper_fov must be >= lower_fov")
+        columns = self.points_per_second / self.channels / self.rotation_frequency
+        if columns > MAX_LIDAR_COLUMNS:  # a sweep is channels x columns rays, cast every frame
+            raise ValueError(
+                f"points_per_second / channels / rotation_frequency is {columns:.0f} columns "
+                f"per sweep; at most {MAX_LIDAR_COLUMNS}"
+            )
         return self
 
     def to_spec(self) -> LidarSpec:
