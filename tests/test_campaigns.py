@@ -197,17 +197,7 @@ def test_killed_run_resumes_without_duplicates_or_gaps(tmp_path):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = out / "results.sqlite"
     deadline = time.monotonic() + 120
-    done = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if db.exists():
-            try:
-                con = sqlite3.connect(db, timeout=1)
-                done = con.execute("SELECT COUNT(*) FROM jobs WHERE status='done'").fetchone()[0]
-                con.close()
-            except sqlite3.Error:
-                done = 0
-            if done >= 2:
-                break
+    while time.monotonic() < deadline and proc.poll() is None and _done_jobs(db) < 2:
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be interrupted"
     proc.send_signal(signal.SIGKILL)
@@ -388,6 +378,20 @@ def test_a_second_run_on_the_same_directory_is_refused_while_the_first_holds_it(
     assert run_campaign(campaign, tmp_path / "run").done == 1
 
 
+def _done_jobs(db: Path) -> int:
+    """Finished jobs in a store another process is writing (0 while it cannot be read)."""
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(db, timeout=1)
+        try:
+            return con.execute("SELECT COUNT(*) FROM jobs WHERE status='done'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
 def _children(pid: int) -> list[int]:
     """Processes whose parent is ``pid`` (Linux /proc)."""
     out = []
@@ -426,15 +430,7 @@ def test_a_killed_parallel_run_leaves_no_worker_and_resumes_to_the_same_results(
     workers: list[int] = []
     while time.monotonic() < deadline and proc.poll() is None:
         workers = sorted(set(workers) | set(_children(proc.pid)))
-        done = 0
-        if db.exists():
-            try:
-                con = sqlite3.connect(db, timeout=1)
-                done = con.execute("SELECT COUNT(*) FROM jobs WHERE status='done'").fetchone()[0]
-                con.close()
-            except sqlite3.Error:
-                pass
-        if done >= 1 and len(workers) >= 2:
+        if _done_jobs(db) >= 1 and len(workers) >= 2:
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be interrupted"

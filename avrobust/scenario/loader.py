@@ -74,28 +74,20 @@ def parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[tuple, int]]:
     path = Path(path)
     loader = yaml.SafeLoader(text)
     try:
-        try:
-            node = loader.get_single_node()
-        except RecursionError:
-            raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path) from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            what = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(
-                f"not valid YAML: {what}", file=path, line=None if mark is None else mark.line + 1
-            ) from None
+        node = loader.get_single_node()
         lines: dict[tuple, int] = {}
         if node is not None:
             _check_tree(path, node)
             _walk(node, (), lines, set())
-        try:
-            data = loader.construct_document(node) if node is not None else None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            what = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(
-                f"not valid YAML: {what}", file=path, line=None if mark is None else mark.line + 1
-            ) from None
+        data = loader.construct_document(node) if node is not None else None
+    except RecursionError:
+        raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", file=path) from None
+    except yaml.YAMLError as exc:  # from composing (syntax) or constructing (tags)
+        mark = getattr(exc, "problem_mark", None)
+        what = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            f"not valid YAML: {what}", file=path, line=None if mark is None else mark.line + 1
+        ) from None
     finally:
         loader.dispose()
     return data, lines
