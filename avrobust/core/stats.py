@@ -85,8 +85,10 @@ def clustered_rate(clusters: Sequence[tuple[int, int]], confidence: float = CONF
     m = len(clusters)
     if n == 0:
         return rate(0, 0)
-    if all(c[1] == 1 for c in clusters) or m < 2:
-        return rate(k, n, confidence=confidence) if m >= 2 else _wilson_eff(k, n, 1, confidence)
+    if m < 2:  # one drive-by is one trial, however many frames it has
+        return _wilson_eff(k, n, 1, confidence)
+    if all(c[1] == 1 for c in clusters):
+        return rate(k, n, confidence=confidence)
     p = k / n
     var = m / (m - 1) * sum((ki - p * ni) ** 2 for ki, ni in clusters) / n**2
     if p in (0.0, 1.0):

@@ -5,16 +5,36 @@ paired p-value, since every control ran on exactly the attack's views)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from avrobust.attacks.controls import Control
 from avrobust.core.patch import Patch
+from avrobust.core.sensors import CameraSpec
 from avrobust.core.stats import rate_of, strongest
+from avrobust.evaluation.viewpoints import Sweep, SweepFrames, render_sweep
 
 
 def control_patches(patch: Patch, controls: Sequence[Control]) -> dict[str, Patch]:
     """Name -> the control's patch (same mask, size and placement as ``patch``)."""
     return {c.name: c(patch) for c in controls}
+
+
+def render_controls(
+    patch: Patch,
+    controls: Sequence[Control],
+    scenario: str,
+    surface: str,
+    sweep: Sweep,
+    camera: CameraSpec,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, SweepFrames]:
+    """Name -> ``sweep`` rendered with that control painted on ``surface``."""
+    return {
+        name: render_sweep(
+            scenario, sweep, camera, {surface: (p.texture, p.mask)}, progress=progress
+        )
+        for name, p in control_patches(patch, controls).items()
+    }
 
 
 def judged(hits: Sequence[bool], control_hits: dict[str, Sequence[bool]]) -> dict:

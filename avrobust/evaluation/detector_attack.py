@@ -20,7 +20,7 @@ from avrobust.core.errors import ConfigError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
 from avrobust.core.thresholds import DETECTION_SCORE, MATCH_IOU
-from avrobust.evaluation.controls import control_patches, judged
+from avrobust.evaluation.controls import judged, render_controls
 from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
 from avrobust.models.camera_detector import CameraDetector
 
@@ -87,12 +87,7 @@ def evaluate_detector_patch(
     attacked = render_sweep(
         scenario, sweep, camera, {surface: (patch.texture, patch.mask)}, progress=progress
     )
-    fills = {
-        name: render_sweep(
-            scenario, sweep, camera, {surface: (p.texture, p.mask)}, progress=progress
-        )
-        for name, p in control_patches(patch, controls).items()
-    }
+    fills = render_controls(patch, controls, scenario, surface, sweep, camera, progress)
     rows, control_hits = [], {name: [] for name in fills}
     seen = clean_found = attacked_found = 0
     for i, (vp, fc, fa) in enumerate(

@@ -63,7 +63,7 @@ class LidarAttackRun:
     def success_rate(self, **match) -> tuple[float, int]:
         """Share of successful rows among those matching ``match`` (field=value), and their
         number."""
-        rows = [r for r in self.rows if all(getattr(r, k) == v for k, v in match.items())]
+        rows = [r for r in self.rows if _matches(r, match)]
         return (sum(r.success for r in rows) / len(rows) if rows else float("nan")), len(rows)
 
     def rate(self, **match) -> Rate:

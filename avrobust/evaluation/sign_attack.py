@@ -19,7 +19,7 @@ from avrobust.core.errors import ConfigError
 from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
 from avrobust.data.crops import square_crop
-from avrobust.evaluation.controls import control_patches, judged
+from avrobust.evaluation.controls import judged, render_controls
 from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
 from avrobust.models.adapters import ClassifierAdapter
 from avrobust.models.matching import best_match
@@ -105,12 +105,7 @@ def evaluate_sign_patch(
     attacked = render_sweep(
         scenario, sweep, camera, {surface: (patch.texture, patch.mask)}, progress=progress
     )
-    fills = {
-        name: render_sweep(
-            scenario, sweep, camera, {surface: (p.texture, p.mask)}, progress=progress
-        )
-        for name, p in control_patches(patch, controls).items()
-    }
+    fills = render_controls(patch, controls, scenario, surface, sweep, camera, progress)
     rows, control_hits = [], {name: [] for name in fills}
     for i, (vp, fc, fa) in enumerate(
         zip(clean.viewpoints, clean.frames, attacked.frames, strict=True)

@@ -227,12 +227,13 @@ def control_effect(
 
 
 def paired_drive_bys(
-    data: RunData, model: str, attack: str, defences: tuple[str, str]
+    outcomes: list[Outcome], model: str, attack: str, defences: tuple[str, str]
 ) -> tuple[list[bool], list[bool]]:
     """Failed-or-not of the same attacked drive-bys (scenario, conditions, target) under two
-    defences, for McNemar's paired test; only drive-bys that count under both."""
+    defences, for McNemar's paired test; only drive-bys that count under both.
+    ``outcomes``: :func:`encounter_outcomes` of the run."""
     by: dict[str, dict[tuple, bool]] = {d: {} for d in defences}
-    for o in encounter_outcomes(data):
+    for o in outcomes:
         j = o.row.job
         if j.model == model and j.attack == attack and j.defence in by:
             key = (j.scenario, json.dumps(j.conditions, sort_keys=True), o.row.target)

@@ -181,6 +181,7 @@ def _defences(data: RunData, outcomes: list[m.Outcome]) -> list:
         if r.job.attack == "none" and r.job.model != "none":
             clean[(r.job.model, r.job.defence)].append(r)
     success = m.group(outcomes, lambda o: (o.row.job.model, o.row.job.defence, o.row.job.attack))
+    drive_bys = m.encounter_outcomes(data)  # once: each pairing below filters it
     rows = []
     for model in dict.fromkeys(j.model for j in data.done if j.model != "none"):
         base = m.recall(clean.get((model, "none"), []))
@@ -193,7 +194,7 @@ def _defences(data: RunData, outcomes: list[m.Outcome]) -> list:
             for a in m.attacks(data):
                 before = success.get((model, "none", a), m.Rate(0, 0))
                 after = success.get((model, d, a), m.Rate(0, 0))
-                undefended, defended = m.paired_drive_bys(data, model, a, ("none", d))
+                undefended, defended = m.paired_drive_bys(drive_bys, model, a, ("none", d))
                 paired = "-"
                 if undefended:
                     paired = (
