@@ -55,10 +55,9 @@ def campaign_plan(
     step = max(1, len(jobs) // max(sample, 1))
     for j in jobs[::step][:sample]:
         cond = ", ".join(f"{k}={v}" for k, v in j.conditions.items()) or "-"
-        attack = j.attack["name"] + (
-            f" \\[control: {j.attack['control']}]" if "control" in j.attack else ""
+        table.add_row(
+            j.id, j.scenario_name, cond, j.model["name"], _attack_name(j.attack), j.defence["name"]
         )
-        table.add_row(j.id, j.scenario_name, cond, j.model["name"], attack, j.defence["name"])
     console.print(table)
     target = load_campaign(campaign).target_width
     if target is not None:
@@ -255,11 +254,7 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")])
 
         def model_attack(r) -> tuple[str, str]:
             job = jobs[r.job_id]
-            control = job.attack.get("control")
-            # escaped: rich would read "[control: grey]" as markup and drop it
-            return job.model["name"], job.attack["name"] + (
-                f" \\[control: {control}]" if control else ""
-            )
+            return job.model["name"], _attack_name(job.attack)
 
         by_attack = _group([f for f in frames if f.correct is not None], model_attack)
         if by_attack:
@@ -286,6 +281,17 @@ def runs_show(run_dir: Annotated[Path, typer.Argument(help="A run directory.")])
             console.print(table)
         for job in (j for j in jobs.values() if j.status == "failed"):
             console.print(f"[red]failed[/] {job.id}: {job.error.splitlines()[-1]}", highlight=False)
+
+
+def _attack_name(ref: dict) -> str:
+    """An attack's registry name, marked as the report marks a matched control; escaped, as
+    rich would read "[control: grey]" as markup and drop it."""
+    from rich.markup import escape
+
+    from avrobust.report.run_data import control_label
+
+    control = ref.get("control")
+    return escape(ref["name"] if control is None else control_label(ref["name"], control))
 
 
 def _group(rows: list, key) -> dict:
