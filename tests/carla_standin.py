@@ -72,6 +72,7 @@ class Actor:
         pass
 
     def set_transform(self, t) -> None:
+        self.world.rec("set_transform", self.id, t.location.x, t.location.y)
         self.transform = t
 
     def get_transform(self):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from avrobust.core.frame import Frame
@@ -71,7 +72,21 @@ class Backend(Protocol):
         """Prepare the episode (build or load the world, spawn sensors)."""
 
     def frames(self) -> Iterator[Frame]:
-        """The episode's frames, in order."""
+        """The episode's frames, in order, the ego on its scripted route."""
+
+    def frame_at(self, index: int, ego_pose: torch.Tensor) -> Frame:
+        """Frame ``index`` (time ``start_time + index / rate``) with the ego at ``ego_pose``
+        (``[4, 4]`` world from ego): the closed loop's step, where the driving model says."""
+
+    def ego_lane(self) -> np.ndarray:
+        """``[N, 2]`` world ``(x, y)`` along the ego's lane from its start, about a metre
+        apart: the route a closed-loop drive follows."""
+
+    def object_names(self) -> dict[int, str]:
+        """The scenario's name of each ground-truth instance id."""
+
+    def object_id(self, name: str) -> int:
+        """The ground-truth instance id of a named object of the scenario."""
 
     def apply_texture(
         self, surface: str, texture: torch.Tensor, mask: torch.Tensor | None = None

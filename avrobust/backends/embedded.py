@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -176,12 +177,15 @@ class EmbeddedBackend:
             raise RuntimeError("start() the backend before asking for frames")
         return self.episode, self.simulator
 
-    def render(self, index: int, truth: bool = True) -> RawFrame:
-        """Frame ``index`` of the episode with the renderers' own outputs."""
+    def render(
+        self, index: int, truth: bool = True, ego_pose: torch.Tensor | None = None
+    ) -> RawFrame:
+        """Frame ``index`` of the episode with the renderers' own outputs; ``ego_pose``
+        (``[4, 4]`` world from ego) places the ego instead of its route."""
         ep, sim = self._require()
         t = ep.start_time + index / ep.rate
-        pose = None
-        if ep.ego_poses is not None:
+        pose = ego_pose
+        if pose is None and ep.ego_poses is not None:
             pose = torch.tensor(ep.ego_poses[index], dtype=torch.float64)
         raw = sim.render(t, index, self.textures or None, truth=truth, ego_pose=pose)
         raw.frame.metadata["episode_seed"] = ep.seed
@@ -191,6 +195,17 @@ class EmbeddedBackend:
         ep, _ = self._require()
         for i in range(ep.frames):
             yield self.render(i).frame
+
+    def frame_at(self, index: int, ego_pose: torch.Tensor) -> Frame:
+        return self.render(index, ego_pose=ego_pose).frame
+
+    def ego_lane(self, step: float = 1.0) -> np.ndarray:
+        _, sim = self._require()
+        return sim.ego_lane(step)
+
+    def object_names(self) -> dict[int, str]:
+        _, sim = self._require()
+        return {o.instance_id: n for n, o in sim.world.objects.items() if o.labelled}
 
     def object_id(self, name: str) -> int:
         """Instance id of a named object (ids in frames' ground truth)."""

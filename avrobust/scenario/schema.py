@@ -316,6 +316,27 @@ class EpisodeFields(Strict):
     start_time: float = Field(0.0, ge=0)
 
 
+class DrivingFields(Strict):
+    """The closed-loop drive (campaigns with ``closed_loop: true``, ``avrobust drive``): how far
+    the ego must get, how long it may take, and the speed it cruises at."""
+
+    goal: float | None = Field(
+        None,
+        gt=0,
+        le=5000,
+        description="metres along the route (default: what the scripted ego covers in the episode)",
+    )
+    time_limit: float | None = Field(
+        None, gt=0, le=3600, description="seconds (default: twice the episode plus 10 s)"
+    )
+    cruise_speed: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        description="m/s the policy drives at on a free road (default: ego.speed)",
+    )
+
+
 class Scenario(Strict):
     """One scenario file."""
 
@@ -330,6 +351,7 @@ class Scenario(Strict):
     surfaces: list[SurfaceSpec] = Field(default_factory=list)
     weather: WeatherSpec = WeatherSpec()
     episode: EpisodeFields = EpisodeFields()
+    driving: DrivingFields = DrivingFields()
     targets: list[TargetSpec] = Field(default_factory=list)
     seed: int = Field(0, description="seed of the procedural world (layout, textures)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from avrobust.core.attachment import Attachment
@@ -87,6 +88,22 @@ class Simulator:
         return torch.from_numpy(
             self.scene.road.pose(e.s0 + direction * e.speed * t, lateral, 0.0, yaw)
         )
+
+    def ego_lane(self, step: float = 1.0) -> np.ndarray:
+        """``[N, 2]`` world points ``step`` metres apart along the ego's lane centre (plus its
+        lateral offset), from its start to the end of the road (or 500 m straight ahead for a
+        world pose)."""
+        e = self.scene.ego
+        if e.world_pose is not None:
+            x, y, yaw = e.world_pose
+            d = np.arange(0.0, 500.0 + step, step)
+            return np.stack([x + d * np.cos(yaw), y + d * np.sin(yaw)], axis=1)
+        road = self.scene.road
+        lateral = road.lane_lateral(e.lane) + e.lateral_offset
+        end = road.length if e.lane < 0 else 0.0
+        s = np.arange(e.s0, end, step if e.lane < 0 else -step)
+        s = np.append(s, end)
+        return np.array([road.to_world(float(q), lateral)[:2] for q in s])
 
     def ego_velocity(self, t: float, dt: float = 0.01) -> torch.Tensor:
         return (self.ego_pose(t + dt)[:3, 3] - self.ego_pose(t)[:3, 3]) / dt

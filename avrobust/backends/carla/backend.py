@@ -307,18 +307,53 @@ class CarlaBackend:
         return out
 
     def frames(self) -> Iterator[Frame]:
-        ep = self._episode
-        if ep is None or self.world is None:
-            raise BackendError("start() an episode before asking for frames")
-        cal = self.calibration()
+        ep = self._require()
         for i in range(ep.frames):
             t = ep.start_time + i / ep.rate
-            self._ego.set_transform(convert.pose_to_transform(self._pose_of("ego", t)))
-            for tr, actor in self._tracked:
-                if tr.carla_id is not None:
-                    actor.set_transform(convert.pose_to_transform(self._pose_of(tr.name, t)))
-            data = self._collect(self._tick())
-            yield self._frame(i, t, data, cal)
+            yield self.frame_at(i, torch.from_numpy(self._pose_of("ego", t)))
+
+    def frame_at(self, index: int, ego_pose: torch.Tensor) -> Frame:
+        """Frame ``index`` with the ego at ``ego_pose`` (closed loop: the driving model's pose,
+        set as a transform like every other actor's, physics off): move everything, tick,
+        collect."""
+        ep = self._require()
+        t = ep.start_time + index / ep.rate
+        pose = ego_pose.to(torch.float64)
+        self._ego.set_transform(convert.pose_to_transform(pose.numpy()))
+        for tr, actor in self._tracked:
+            if tr.carla_id is not None:
+                actor.set_transform(convert.pose_to_transform(self._pose_of(tr.name, t)))
+        data = self._collect(self._tick())
+        return self._frame(index, t, data, self.calibration(), pose)
+
+    def ego_lane(self, step: float = 1.0, max_length: float = 500.0) -> np.ndarray:
+        """``[N, 2]`` our-frame world points along the ego's lane from its start, up to where
+        the map's road ends (or ``max_length`` metres)."""
+        self._require()
+        p = self._placed["ego"]
+        if p.pose is not None:
+            yaw = math.radians(p.pose.yaw)
+            d = np.arange(0.0, max_length + step, step)
+            return np.stack([p.pose.x + d * math.cos(yaw), p.pose.y + d * math.sin(yaw)], 1)
+        direction = 1.0 if math.cos(p.yaw) >= 0 else -1.0
+        out = []
+        for k in range(int(max_length / step) + 1):
+            try:
+                m = self._road.pose(p.s + direction * k * step, p.lateral, 0.0, p.yaw)
+            except ConfigError:  # the road ends here
+                break
+            out.append(m[:2, 3])
+        if len(out) < 2:
+            raise ConfigError("the ego's lane is shorter than two metres on this map", field="ego")
+        return np.array(out)
+
+    def object_names(self) -> dict[int, str]:
+        return {i: n for n, i in self._ids.items()}
+
+    def _require(self) -> EpisodeSpec:
+        if self._episode is None or self.world is None:
+            raise BackendError("start() an episode before asking for frames")
+        return self._episode
 
     def calibration(self) -> Calibration:
         ep = self._episode
@@ -336,7 +371,9 @@ class CarlaBackend:
             ),
         )
 
-    def _frame(self, index: int, t: float, data: dict, cal: Calibration) -> Frame:
+    def _frame(
+        self, index: int, t: float, data: dict, cal: Calibration, world_from_ego: torch.Tensor
+    ) -> Frame:
         ep = self._episode
         image = instances = points = None
         if "camera" in data:
@@ -345,7 +382,6 @@ class CarlaBackend:
             instances = convert.instance_ids(bytes(data["instances"].raw_data), d.width, d.height)
         if "lidar" in data:
             points = convert.lidar_to_points(bytes(data["lidar"].raw_data))
-        world_from_ego = torch.from_numpy(self._pose_of("ego", t))
         boxes = [
             truth.world_box(obj.bounding_box, obj.get_transform() if tr.carla_id else None)
             for tr, obj in self._tracked

@@ -1,0 +1,176 @@
+"""What the driving policy reads: percepts, the objects a perception stack reports, placed in
+the world frame. From a model's detections (3D boxes directly; 2D boxes by monocular ranging,
+as camera-only stacks do) or, for the oracle run and for categories the model under test does not
+perceive, from the frame's ground truth.
+
+Monocular ranging: a sign's distance from its known size (``fx * size / box width``, the
+catalogue's sizes); a car's or pedestrian's from the ground plane under its box's lower edge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+from avrobust.core.classes import SIGN_TYPES as SIGN_NAMES
+from avrobust.core.conventions import BODY_TO_OPTICAL, transform_points
+from avrobust.core.detections import Detections
+from avrobust.core.frame import Frame
+from avrobust.core.signs import SIGN_TYPES
+
+# Footprints for a category reported without a 3D box (2D detections): metres.
+FOOTPRINT = {"car": (4.6, 1.85), "pedestrian": (0.6, 0.6), "traffic_sign": (0.2, 0.9)}
+ROAD_USERS = ("car", "pedestrian")
+
+
+@dataclass(frozen=True)
+class Percept:
+    """One reported object: ``category`` (car, pedestrian, traffic_sign), ``kind`` (a sign's
+    type, else the category), world centre ``x, y`` and heading ``yaw`` (radians), footprint
+    ``length, width`` metres, ``score``, and ``source``: ``model`` or ``truth``."""
+
+    category: str
+    kind: str
+    x: float
+    y: float
+    yaw: float
+    length: float
+    width: float
+    score: float = 1.0
+    source: str = "model"
+
+    def describe(self, ego_x: float, ego_y: float) -> str:
+        d = math.hypot(self.x - ego_x, self.y - ego_y)
+        what = self.kind if self.kind != self.category else self.category
+        return f"{what} at {d:.1f} m ({self.source}, score {self.score:.2f})"
+
+
+def _pixel_ray(frame: Frame, u: float, v: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(origin, direction)`` in the ego frame of the ray through pixel ``(u, v)``; the
+    direction's optical depth component is 1 (so ``origin + z * dir`` lies at depth z)."""
+    cal = frame.calibration
+    k = cal.intrinsics
+    optical = torch.tensor([(u - k.cx) / k.fx, (v - k.cy) / k.fy, 1.0], dtype=torch.float64)
+    body = optical @ BODY_TO_OPTICAL
+    pose = cal.camera_pose
+    return pose[:3, 3], pose[:3, :3] @ body
+
+
+def _to_world(frame: Frame, ego_xy: torch.Tensor) -> tuple[float, float]:
+    p = transform_points(frame.ego_pose, torch.cat([ego_xy[:2], ego_xy.new_zeros(1)]))
+    return float(p[0]), float(p[1])
+
+
+def _ego_yaw(frame: Frame) -> float:
+    return math.atan2(float(frame.ego_pose[1, 0]), float(frame.ego_pose[0, 0]))
+
+
+def sign_percept(frame: Frame, box: torch.Tensor, kind: str, score: float) -> Percept | None:
+    """A sign of type ``kind`` in 2D box ``[4]``, ranged by its known width."""
+    width_px = float(box[2] - box[0])
+    if kind not in SIGN_TYPES or width_px < 1:
+        return None
+    depth = frame.calibration.intrinsics.fx * SIGN_TYPES[kind].size / width_px
+    origin, ray = _pixel_ray(frame, float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2)
+    x, y = _to_world(frame, origin + depth * ray)
+    return Percept(
+        "traffic_sign", kind, x, y, _ego_yaw(frame) + math.pi, *FOOTPRINT["traffic_sign"], score
+    )
+
+
+def ground_percept(frame: Frame, box: torch.Tensor, category: str, score: float) -> Percept | None:
+    """A car or pedestrian in 2D box ``[4]``: where the ray under the middle of its lower edge
+    meets the ground (None when that ray does not point down)."""
+    origin, ray = _pixel_ray(frame, float(box[0] + box[2]) / 2, float(box[3]))
+    if ray[2] >= -1e-6:
+        return None
+    z = -float(origin[2]) / float(ray[2])
+    length, width = FOOTPRINT[category]
+    near = origin + z * ray
+    # The lower edge is the object's near face: its centre lies half a length further.
+    heading = near[:2] / near[:2].norm().clamp(min=1e-6)
+    centre = near[:2] + heading * (length / 2 if category == "car" else 0.0)
+    x, y = _to_world(frame, centre)
+    return Percept(category, category, x, y, _ego_yaw(frame), length, width, score)
+
+
+def from_detections(
+    frame: Frame, dets: Detections | None, categories: Iterable[str]
+) -> list[Percept]:
+    """Percepts of the ``categories`` a model reports in ``dets`` (2D boxes ranged from the
+    camera, 3D boxes from the LiDAR frame). Sign classes count as ``traffic_sign`` percepts of
+    that kind; a bare ``traffic_sign`` label (no type) says nothing a driver can act on."""
+    if dets is None or len(dets) == 0:
+        return []
+    wanted = set(categories)
+    out: list[Percept] = []
+    if dets.kind == "3d":
+        boxes = dets.box3d().transform(frame.calibration.lidar_pose.to(torch.float64))
+        boxes = boxes.transform(frame.ego_pose.to(torch.float64))
+        for i in range(len(dets)):
+            name = dets.class_names[int(dets.labels[i])]
+            if name not in wanted or name not in ROAD_USERS:
+                continue
+            c, size = boxes.center[i], boxes.size[i]
+            out.append(
+                Percept(
+                    name,
+                    name,
+                    float(c[0]),
+                    float(c[1]),
+                    float(boxes.yaw[i]),
+                    float(size[0]),
+                    float(size[1]),
+                    float(dets.scores[i]),
+                )
+            )
+        return out
+    for i in range(len(dets)):
+        name = dets.class_names[int(dets.labels[i])]
+        score = float(dets.scores[i])
+        if name in SIGN_NAMES and "traffic_sign" in wanted:
+            p = sign_percept(frame, dets.boxes[i], name, score)
+        elif name in ROAD_USERS and name in wanted:
+            p = ground_percept(frame, dets.boxes[i], name, score)
+        else:
+            p = None
+        if p is not None:
+            out.append(p)
+    return out
+
+
+def from_truth(frame: Frame, categories: Iterable[str]) -> list[Percept]:
+    """Percepts of the ``categories`` from the frame's ground truth: every object of them
+    within the truth's range, visible or not (the oracle sees through occlusion, as scenario
+    runners' privileged agents do)."""
+    truth = frame.truth
+    if truth is None or len(truth) == 0:
+        return []
+    wanted = set(categories)
+    world = truth.boxes_3d.transform(frame.calibration.lidar_pose.to(torch.float64))
+    world = world.transform(frame.ego_pose.to(torch.float64))
+    out = []
+    for i, cat in enumerate(truth.categories):
+        if cat not in wanted:
+            continue
+        kind = truth.subclasses[i] if cat == "traffic_sign" else cat
+        if cat == "traffic_sign" and kind not in SIGN_TYPES:
+            continue
+        c, size = world.center[i], world.size[i]
+        out.append(
+            Percept(
+                cat,
+                kind,
+                float(c[0]),
+                float(c[1]),
+                float(world.yaw[i]),
+                float(size[0]),
+                float(size[1]),
+                1.0,
+                "truth",
+            )
+        )
+    return out
