@@ -29,6 +29,7 @@ SECTIONS = [
     ("surfaces[]", schema.SurfaceSpec),
     ("weather", schema.WeatherSpec),
     ("episode", schema.EpisodeFields),
+    ("driving", schema.DrivingFields),
     ("targets[]", schema.TargetSpec),
     ("targets[].encounter", schema.EncounterSpec),
     ("Campaign file", camp.Campaign),
