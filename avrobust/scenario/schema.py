@@ -317,8 +317,7 @@ class EpisodeFields(Strict):
 
 
 class DrivingFields(Strict):
-    """The closed-loop drive (campaigns with ``closed_loop: true``, ``avrobust drive``): how far
-    the ego must get, how long it may take, and the speed it cruises at."""
+    """The closed-loop drive (``avrobust drive``): goal, time limit and cruise speed."""
 
     goal: float | None = Field(
         None,
