@@ -5,6 +5,7 @@ on CARLA the ego's transform is set from the driving model before each tick."""
 import itertools
 
 import pytest
+import torch
 
 from avrobust.backends.base import EpisodeSpec
 from avrobust.backends.embedded import EmbeddedBackend
@@ -100,3 +101,76 @@ def test_carla_closed_loop_sets_the_ego_from_the_driving_model_before_each_tick(
     moves_idx = [i for i, c in enumerate(calls) if c in ego_moves]
     for a, b in itertools.pairwise(moves_idx):
         assert any(a < t < b for t in ticks)  # a tick between consecutive placements
+
+
+@pytest.mark.parametrize(
+    ("scenario", "unseen", "hit"),
+    [
+        ("lead_brake", "car", "lead"),
+        ("pedestrian_dart", "pedestrian", "walker"),
+        ("stop_cross_traffic", "traffic_sign", "cross"),
+    ],
+)
+def test_closed_loop_hazards_are_real(scenario, unseen, hit):
+    # The oracle gets through each library hazard without contact; a stack blind to the one
+    # category that matters there collides with the actor the scenario put in its way.
+    sc = load_scenario(scenario)
+    setup = DriveSetup.from_scenario(sc)
+    results = {}
+    for label, cats in (("oracle", ALL), ("blind", tuple(c for c in ALL if c != unseen))):
+        with EmbeddedBackend() as b:
+            b.start(EpisodeSpec.from_scenario(sc, camera=None, lidar=None))
+            trace = drive(b, setup, lambda f, cats=cats: from_truth(f, cats), ReferencePolicy())
+        results[label] = evaluate(trace, setup.goal)
+    assert not results["oracle"].collided
+    assert [c.actor for c in results["blind"].collisions] == [hit]
+    if unseen == "traffic_sign":
+        assert results["oracle"].stops[0].stopped and results["blind"].ran_stop
+
+
+def test_behaviour_profiles_brake_and_start_walking():
+    from avrobust.scenario.behaviour import SpeedProfile
+
+    brake = SpeedProfile(12.0, 0.0, 7.0, time=5.0)
+    assert brake.speed(5.0) == 12.0 and brake.speed(6.0) == pytest.approx(5.0)
+    assert brake.distance(5.0) == pytest.approx(60.0)
+    # 12 m/s to a standstill at 7 m/s^2: 144 / 14 metres more, then it stands.
+    assert brake.distance(30.0) == pytest.approx(60.0 + 144 / 14)
+    walk = SpeedProfile(0.0, 1.8, 3.0, ego_within=30.0)
+    walk.check(1.0, (0.0, 0.0), (40.0, 0.0))
+    assert walk.fired is None and walk.distance(2.0) == 0.0
+    walk.check(2.0, (15.0, 0.0), (40.0, 0.0))
+    walk.check(3.0, (40.0, 0.0), (40.0, 0.0))  # fires once, at the first frame that holds
+    assert walk.fired == 2.0
+    assert walk.distance(4.0) == pytest.approx(0.54 + 1.8 * (2.0 - 0.6))
+
+
+def test_a_triggered_pedestrian_walks_in_both_backends():
+    from tests.carla_standin import Recorder
+    from tests.test_carla_backend import _backend, _world
+
+    sc = load_scenario("pedestrian_dart")
+    sc = sc.model_copy(update={"map": sc.map.model_copy(update={"length": 120.0})})
+    far = torch.eye(4, dtype=torch.float64)
+    near = far.clone()
+    near[0, 3] = 45.0
+    with EmbeddedBackend() as b:
+        b.start(EpisodeSpec.from_scenario(sc, camera=None, lidar=None))
+        walker = b.object_id("walker")
+        ys = []
+        for k, pose in enumerate([far, far, near, near, near]):
+            f = b.frame_at(k, pose)
+            i = f.truth.ids.tolist().index(walker)
+            ys.append(float(f.truth.boxes_3d.center[i, 1] + f.ego_pose[1, 3]))
+    assert ys[0] == ys[1] == ys[2]  # fired at frame 2 (t = 0.2 s): walking after it
+    assert ys[4] > ys[3] > ys[2]
+    backend = _backend(_world(sc, Recorder()))
+    backend.start(EpisodeSpec.from_scenario(sc))
+    try:
+        before = backend._pose_of("walker", 1.0)
+        backend.frame_at(2, near.clone())
+        after = backend._pose_of("walker", 1.0)
+    finally:
+        backend.close()
+    assert before[1, 3] == pytest.approx(-6.0)  # on the kerb until the trigger
+    assert after[1, 3] > before[1, 3]  # crossing to the left after it

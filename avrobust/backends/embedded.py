@@ -76,6 +76,7 @@ def scene_description(sc: Scenario) -> SceneDescription:
             rears[v.name].name if v.name in rears else "",
             tuple(rears[v.name].size) if v.name in rears and rears[v.name].size else (1.2, 0.5),
             place(v.pose),
+            _behaviour(v.behaviour),
         )
         for v in sc.vehicles
     )
@@ -88,6 +89,7 @@ def scene_description(sc: Scenario) -> SceneDescription:
             p.speed,
             p.height,
             place(p.pose),
+            _behaviour(p.behaviour),
         )
         for p in sc.pedestrians
     )
@@ -110,6 +112,12 @@ def scene_description(sc: Scenario) -> SceneDescription:
     return SceneDescription(
         sc.name, road, ego, signs, vehicles, pedestrians, patches, m.clutter, sc.seed
     )
+
+
+def _behaviour(b) -> tuple | None:
+    if b is None:
+        return None
+    return (b.speed, b.accel, b.trigger.time, b.trigger.ego_within)
 
 
 def _origin_transform(sc: Scenario):

@@ -196,6 +196,35 @@ class SignSpec(Strict):
     yaw: float = Field(0.0, ge=-90, le=90, description="degrees, turns the face to the left")
 
 
+class TriggerSpec(Strict):
+    """When a behaviour starts: at ``time`` seconds, or once the ego is within ``ego_within``
+    metres of the actor."""
+
+    time: float | None = Field(None, ge=0, description="seconds after the start")
+    ego_within: float | None = Field(None, gt=0, le=500, description="metres, centre to centre")
+
+    @model_validator(mode="after")
+    def _one(self) -> TriggerSpec:
+        if (self.time is None) == (self.ego_within is None):
+            raise ValueError("give exactly one of 'time' or 'ego_within'")
+        return self
+
+
+class BehaviourSpec(Strict):
+    """A speed change at a trigger: a lead that brakes hard (``speed: 0, accel: 8``), a
+    pedestrian who starts walking (``speed: 1.4``)."""
+
+    trigger: TriggerSpec
+    speed: float = Field(ge=0, le=60, description="m/s after the change")
+    accel: float = Field(4.0, gt=0, le=15, description="m/s^2 towards that speed")
+
+    def profile(self, v0: float):
+        from avrobust.scenario.behaviour import SpeedProfile
+
+        t = self.trigger
+        return SpeedProfile(v0, self.speed, self.accel, t.time, t.ego_within)
+
+
 class VehicleSpec(Strict):
     """A vehicle in a lane at ``s`` (or at a world ``pose``, driving straight ahead)."""
 
@@ -208,6 +237,7 @@ class VehicleSpec(Strict):
     colour: int = Field(0, ge=0, description="index into the paint palette")
     parked: bool = Field(False, description="stand at the right kerb, half on the verge")
     pose: PoseSpec | None = Field(None, description="world pose instead of s and lane")
+    behaviour: BehaviourSpec | None = Field(None, description="a speed change at a trigger")
 
     @model_validator(mode="after")
     def _placed(self) -> VehicleSpec:
@@ -226,6 +256,7 @@ class PedestrianSpec(Strict):
     speed: float = Field(0.0, ge=0, le=10)
     height: float = Field(1.75, ge=0.8, le=2.2, description="metres")
     pose: PoseSpec | None = Field(None, description="world pose instead of s and lateral")
+    behaviour: BehaviourSpec | None = Field(None, description="a speed change at a trigger")
 
     @model_validator(mode="after")
     def _placed(self) -> PedestrianSpec:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avrobust.scenario.behaviour import SpeedProfile
 from avrobust.sim import assets
 from avrobust.sim.roads import RoadLayout, build_road
 from avrobust.sim.world import SimObject, SurfaceDef, World
@@ -60,6 +61,8 @@ class VehiclePlacement:
     rear_surface: str = ""
     rear_size: tuple[float, float] = (1.2, 0.5)
     world_pose: tuple[float, float, float] | None = None  # (x, y, yaw rad) instead of s, lane
+    # (speed after, accel, trigger time or None, ego distance or None): a speed change.
+    behaviour: tuple[float, float, float | None, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class PedestrianPlacement:
     speed: float = 0.0
     height: float = 1.75
     world_pose: tuple[float, float, float] | None = None  # (x, y, yaw rad) instead of s, lateral
+    behaviour: tuple[float, float, float | None, float | None] | None = None  # as a vehicle's
 
 
 @dataclass(frozen=True)
@@ -153,9 +157,10 @@ def build_world(desc: SceneDescription) -> World:
             world, v.body, v.colour, v.rear_surface or None, v.rear_size
         )
         width = assets.BODIES[v.body][1]
+        profile = _profile(world, v.name, v.speed, v.behaviour)
         if v.world_pose is not None:
             start = world_pose(*v.world_pose)
-            traj = _straight_line(start, v.speed) if v.speed else None
+            traj = _straight_line(start, profile) if profile else None
             world.add_object(
                 SimObject(v.name, "car", parts, start, subclass=v.body, trajectory=traj)
             )
@@ -170,8 +175,8 @@ def build_world(desc: SceneDescription) -> World:
             direction = 1.0 if v.lane < 0 else -1.0
         yaw = 0.0 if direction > 0 else math.pi
         traj = None
-        if v.speed != 0.0:
-            traj = _along_road(road, v.s, lateral, direction * v.speed, yaw)
+        if profile is not None:
+            traj = _along_road(road, v.s, lateral, direction, yaw, profile)
         world.add_object(
             SimObject(
                 v.name,
@@ -191,9 +196,8 @@ def build_world(desc: SceneDescription) -> World:
             start = world_pose(*p.world_pose)
         else:
             start = road.pose(p.s, p.lateral, 0.0, p.heading)
-        traj = None
-        if p.speed != 0.0:
-            traj = _straight_line(start, p.speed)
+        profile = _profile(world, p.name, p.speed, p.behaviour)
+        traj = _straight_line(start, profile) if profile else None
         world.add_object(SimObject(p.name, "pedestrian", parts, start, trajectory=traj))
 
     for pp in desc.patches:
@@ -226,17 +230,28 @@ def _attach(surf: SurfaceDef, object_name: str) -> SurfaceDef:
     return SurfaceDef(surf.name, object_name, surf.corners, surf.size_m, surf.normal)
 
 
-def _along_road(road: RoadLayout, s0: float, lateral: float, v: float, yaw: float):
+def _profile(world: World, name: str, speed: float, behaviour) -> SpeedProfile | None:
+    """The object's speed profile (None: it stands still throughout); registered on the world
+    when a trigger may change it."""
+    if behaviour is None:
+        return SpeedProfile(speed) if speed != 0.0 else None
+    v1, accel, time, within = behaviour
+    profile = SpeedProfile(speed, v1, accel, time, within)
+    world.behaviours[name] = profile
+    return profile
+
+
+def _along_road(road: RoadLayout, s0: float, lateral: float, direction: float, yaw: float, profile):
     def pose(t: float) -> np.ndarray:
-        return road.pose(s0 + v * t, lateral, 0.0, yaw)
+        return road.pose(s0 + direction * profile.distance(t), lateral, 0.0, yaw)
 
     return pose
 
 
-def _straight_line(start: np.ndarray, speed: float):
+def _straight_line(start: np.ndarray, profile):
     def pose(t: float) -> np.ndarray:
         m = start.copy()
-        m[:3, 3] = start[:3, 3] + start[:3, 0] * speed * t
+        m[:3, 3] = start[:3, 3] + start[:3, 0] * profile.distance(t)
         return m
 
     return pose

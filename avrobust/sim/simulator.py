@@ -89,6 +89,14 @@ class Simulator:
             self.scene.road.pose(e.s0 + direction * e.speed * t, lateral, 0.0, yaw)
         )
 
+    def fire_triggers(self, t: float, ego: torch.Tensor) -> None:
+        """Start the behaviours whose trigger holds with the ego at ``ego`` at time ``t``
+        (frames are rendered in order, so the first such frame fixes the trigger time)."""
+        ex, ey = float(ego[0, 3]), float(ego[1, 3])
+        for name, profile in self.world.behaviours.items():
+            own = self.world.objects[name].pose_at(t)
+            profile.check(t, (ex, ey), (float(own[0, 3]), float(own[1, 3])))
+
     def ego_lane(self, step: float = 1.0) -> np.ndarray:
         """``[N, 2]`` world points ``step`` metres apart along the ego's lane centre (plus its
         lateral offset), from its start to the end of the road (or 500 m straight ahead for a
@@ -123,8 +131,9 @@ class Simulator:
             truth: compute ground truth and surface views (not needed for attack steps).
             ego_pose: override the route's pose (viewpoint sweeps place the ego freely).
         """
-        geometry = self.world.geometry_at(t)
         ego = self.ego_pose(t) if ego_pose is None else ego_pose.to(torch.float64)
+        self.fire_triggers(t, ego)
+        geometry = self.world.geometry_at(t)
         # Each sensor its own stream: one sensor's noise does not depend on the other's presence.
         gen = make_generator(seed_from_id(f"{self.seed}:{index}", "frame"))
         lidar_gen = make_generator(seed_from_id(f"{self.seed}:{index}", "lidar"))

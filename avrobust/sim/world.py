@@ -148,6 +148,8 @@ class World:
         self.materials: dict[str, Material] = {}
         self.objects: dict[str, SimObject] = {}
         self.surfaces: dict[str, SurfaceDef] = {}
+        # Speed profiles with triggers, by object name (scenario behaviours).
+        self.behaviours: dict[str, object] = {}
         self._static: _Soup | None = None
 
     # --- building -----------------------------------------------------------------------

@@ -100,6 +100,7 @@ class CarlaBackend:
         self._episode: EpisodeSpec | None = None
         self._scenario: Scenario | None = None
         self._ids: dict[str, int] = {}
+        self._profiles: dict = {}
         self._sign_objects: dict[str, str] = {}  # scenario sign -> CARLA object name
         self._sign_poses: dict[str, tuple[np.ndarray, layout.Placed]] = {}
         self._ticks_per_frame = 1
@@ -116,6 +117,12 @@ class CarlaBackend:
         self.close()
         self._episode, self._scenario = episode, episode.scene
         self._placed = {p.name: p for p in layout.place(self._scenario)}
+        # Behaviours: fresh speed profiles each episode (their triggers fire once).
+        self._profiles = {
+            a.name: a.behaviour.profile(a.speed)
+            for a in (*self._scenario.vehicles, *self._scenario.pedestrians)
+            if a.behaviour is not None
+        }
         if self.client is None:
             self.client = connect(self.host, self.port, self.timeout, self._client_factory)
         try:
@@ -260,15 +267,15 @@ class CarlaBackend:
 
     def _pose_of(self, name: str, t: float) -> np.ndarray:
         p = self._placed[name]
+        d = self._profiles[name].distance(t) if name in self._profiles else p.speed * t
         if p.pose is not None:
             yaw = math.radians(p.pose.yaw)
-            d = p.speed * t
             x, y = p.pose.x + d * math.cos(yaw), p.pose.y + d * math.sin(yaw)
             m = np.eye(4)
             m[:2, :2] = [[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]]
             m[:3, 3] = (x, y, 0.0)
             return m
-        s, lateral, yaw = p.at(t)
+        s, lateral, yaw = p.at(t, d)
         return self._road.pose(s, lateral, 0.0, yaw)
 
     # --- frames -------------------------------------------------------------------------
@@ -319,6 +326,10 @@ class CarlaBackend:
         ep = self._require()
         t = ep.start_time + index / ep.rate
         pose = ego_pose.to(torch.float64)
+        ego_xy = (float(pose[0, 3]), float(pose[1, 3]))
+        for name, profile in self._profiles.items():
+            own = self._pose_of(name, t)
+            profile.check(t, ego_xy, (float(own[0, 3]), float(own[1, 3])))
         self._ego.set_transform(convert.pose_to_transform(pose.numpy()))
         for tr, actor in self._tracked:
             if tr.carla_id is not None:

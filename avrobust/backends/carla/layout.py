@@ -42,9 +42,12 @@ class Placed:
     pose: PoseSpec | None = None
     height: float = 0.0  # signs: the plate's lower edge; pedestrians: their height
 
-    def at(self, t: float) -> tuple[float, float, float]:
-        """``(s, lateral, yaw)`` at ``t`` seconds (road placements)."""
-        return self.s + self.speed * math.cos(self.yaw) * t, self.lateral, self.yaw
+    def at(self, t: float, distance: float | None = None) -> tuple[float, float, float]:
+        """``(s, lateral, yaw)`` at ``t`` seconds (road placements), having moved ``distance``
+        metres along its heading (default: ``speed * t``; a pedestrian crossing at 90 degrees
+        moves across the road)."""
+        d = self.speed * t if distance is None else distance
+        return self.s + d * math.cos(self.yaw), self.lateral + d * math.sin(self.yaw), self.yaw
 
 
 def place(sc: Scenario) -> list[Placed]:
