@@ -71,9 +71,12 @@ def _ego_yaw(frame: Frame) -> float:
 def sign_percept(frame: Frame, box: torch.Tensor, kind: str, score: float) -> Percept | None:
     """A sign of type ``kind`` in 2D box ``[4]``, ranged by its known width."""
     width_px = float(box[2] - box[0])
-    if kind not in SIGN_TYPES or width_px < 1:
+    k = frame.calibration.intrinsics
+    # A box cut by the image border is narrower than the sign: its range would be too long.
+    cut = float(box[0]) <= 1 or float(box[2]) >= k.width - 1
+    if kind not in SIGN_TYPES or width_px < 1 or cut:
         return None
-    depth = frame.calibration.intrinsics.fx * SIGN_TYPES[kind].size / width_px
+    depth = k.fx * SIGN_TYPES[kind].size / width_px
     origin, ray = _pixel_ray(frame, float(box[0] + box[2]) / 2, float(box[1] + box[3]) / 2)
     x, y = _to_world(frame, origin + depth * ray)
     return Percept(

@@ -72,7 +72,8 @@ class PolicyConfig:
     ``confirm``: consecutive sightings before a sign is acted on. ``corridor_margin``: metres
     beyond the ego's half width that count as in its path. ``aeb_ttc``: seconds.
     ``pedestrian_horizon``: seconds a walking pedestrian's path is predicted. ``sign_lateral``:
-    metres off the route a sign may stand and still apply. Passing: ``clearance``,
+    metres off the route a sign may stand and still apply; ``same_stop``: metres within which
+    two stop-sign readings are one stop line. Passing: ``clearance``,
     ``max_nudge`` and ``nudge_ahead`` metres.
     """
 
@@ -90,6 +91,7 @@ class PolicyConfig:
     aeb_ttc: float = 1.5
     sign_lateral: float = 12.0
     clearance: float = 0.3
+    same_stop: float = 10.0
     max_nudge: float = 1.0
     nudge_ahead: float = 40.0
 
@@ -101,6 +103,7 @@ class _Stop:
 
     s_line: float
     held: float = 0.0
+    standing: bool = False
     cleared: bool = False
     sign: object = None
 
@@ -159,10 +162,22 @@ class ReferencePolicy:
                 continue
             where = self._applies(sign.last, s_front - self.limits.length)
             if sign.kind == "stop":
-                known = [st for st in self.stops if st.sign is sign]
+                # The same sign, or a new reading of it: monocular ranging can move a far
+                # sign's estimate by metres, more than the world model's gate.
+                known = [
+                    st
+                    for st in self.stops
+                    if st.sign is sign
+                    or (where is not None and abs(st.s_line - where[0]) < self.config.same_stop)
+                ]
                 if known:
-                    if where is not None and not known[0].cleared:
-                        known[0].s_line = where[0]
+                    known[0].sign = sign
+                    # Ranging improves as the sign nears; once standing at it, the line stays.
+                    # Only a reading of the stop sign as a stop sign says where it is.
+                    st = known[0]
+                    fresh = where is not None and sign.reading == "stop"
+                    if fresh and not st.cleared and not st.standing:
+                        st.s_line = where[0]
                 elif where is not None and where[0] > s_front - 0.5:
                     self.stops.append(_Stop(where[0], sign=sign))
             elif sign.kind in LIMITS_KMH and where is not None:
@@ -299,6 +314,7 @@ class ReferencePolicy:
                     v0 = min(v0, v_lim)
         obstacles = self._obstacles(state, s_front, d_ego)
         finish = False
+        holding: tuple[str, str, str] | None = None
         for stop in self.stops:
             if stop.cleared:
                 continue
@@ -306,24 +322,19 @@ class ReferencePolicy:
             if gap_line < -3.0:  # already past it: too late to stop there
                 stop.cleared = True
                 continue
-            if v < 0.1 and gap_line < 3.0:
+            if stop.standing or (v < 0.1 and gap_line < 3.0):
+                # Standing at the line: brakes held for stop_hold, then yield, then go.
+                stop.standing = True
                 stop.held += dt
+                what, why, src = "hold", "stop sign", ""
                 if stop.held >= cfg.stop_hold:
                     blocker = self._cross_traffic(stop, d_ego)
                     if blocker is None:
                         stop.cleared = True
                         continue
-                    obstacles.append(
-                        _Obstacle(
-                            gap_line + cfg.min_gap,
-                            0.0,
-                            "yield",
-                            blocker.last.describe(state.x, state.y),
-                            blocker.last.source,
-                        )
-                    )
-                    continue
-                obstacles.append(_Obstacle(gap_line + cfg.min_gap, 0.0, "hold", "stop sign", ""))
+                    what, why = "yield", blocker.last.describe(state.x, state.y)
+                    src = blocker.last.source
+                holding = (what, why, src)
                 continue
             if gap_line < 1.0 and v < 1.0:  # IDM creeps up to a standstill: finish the stop
                 finish = True
@@ -355,5 +366,8 @@ class ReferencePolicy:
                 break
         if finish and manoeuvre == "stop_sign":
             accel = min(accel, -cfg.comfort_decel)
+        if holding is not None and manoeuvre != "emergency":
+            accel = -cfg.comfort_decel
+            manoeuvre, cause, source = holding
         steer = pure_pursuit(self.route, state, self.limits, d_ego)
         return Decision(Command(accel, steer), manoeuvre, v0, cause, source)
