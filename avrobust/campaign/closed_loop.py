@@ -1,7 +1,8 @@
-"""One closed-loop drive with a campaign's components: the scenario's world, the attack in it,
-the (defended) model as the car's perception, the reference policy (or a user's) driving on
-what it reports; the criteria scored on what the car did. The oracle drive feeds the same policy
-ground truth instead, so perception failures and planner limits can be told apart.
+"""Closed-loop jobs: the scenario's world, the attack in it, the (defended) model as the car's
+perception, the reference policy (or a user's) driving on what it reports; the frames recorded
+as an open-loop job records them, and the criteria scored on what the car did. Model ``oracle``
+feeds the same policy ground truth instead, so perception failures and planner limits can be
+told apart.
 
 Categories the model under test does not perceive (a sign recogniser sees no cars) come from
 ground truth: the drive isolates the model's effect, and the outcome says which categories came
@@ -15,14 +16,15 @@ from dataclasses import dataclass, field
 
 from avrobust.backends.base import EpisodeSpec
 from avrobust.backends.factory import make_backend
-from avrobust.campaign import registry
-from avrobust.core.components import CampaignAttack, CampaignDefence, CampaignModel
+from avrobust.campaign.records import DriveRecord, JobOutcome
+from avrobust.core.components import CampaignModel
 from avrobust.core.frame import Frame
 from avrobust.driving.criteria import DriveResult, evaluate
 from avrobust.driving.loop import DriveSetup, drive
 from avrobust.driving.percepts import Percept, from_detections, from_truth
 from avrobust.driving.policy import Decision, DrivingPolicy, ReferencePolicy
 from avrobust.driving.trace import StepRecord, Trace
+from avrobust.scenario.campaign import Job
 from avrobust.scenario.schema import Scenario
 
 CATEGORIES = ("car", "pedestrian", "traffic_sign")
@@ -42,35 +44,58 @@ def perceived_categories(model: CampaignModel) -> tuple[str, ...]:
 @dataclass
 class DriveOutcome:
     """A drive: its trace, its criteria, which categories the model gave the policy (the rest
-    came from ground truth), and the components as run."""
+    came from ground truth), whether it was the oracle, and the job's full outcome (frame rows,
+    components)."""
 
     trace: Trace
     result: DriveResult
     from_model: tuple[str, ...]
     oracle: bool
-    components: dict = field(default_factory=dict)
+    job: JobOutcome = field(default_factory=lambda: JobOutcome(""))
 
 
-def stack(
-    model: CampaignModel, attack: CampaignAttack, defence: CampaignDefence, oracle: bool
-) -> tuple[Callable[[Frame], list[Percept]], tuple[str, ...]]:
-    """The perception the policy drives on: the attack on the sensor data in flight, the
-    defended model, its detections as percepts; ground truth for everything else."""
-    if oracle:
-        return (lambda frame: from_truth(frame, CATEGORIES)), ()
-    perceive = defence.wrap(model)
-    mine = perceived_categories(model)
+def execute_closed_loop(
+    job: Job,
+    outcome: JobOutcome,
+    start: float,
+    policy: DrivingPolicy | None = None,
+    on_step: Callable[[Frame, Decision, StepRecord], None] | None = None,
+) -> None:
+    """Run a closed-loop job into ``outcome``: the frame rows as an open-loop job records them
+    (of the frames the car saw where it drove), and the drive (trace and criteria)."""
+    from avrobust.campaign.runner import FrameBook, check_time, components
+
+    scenario = job.load_scenario()
+    model, attack, defence = components(job, outcome)
+    oracle = model.name == "oracle"
+    mine = () if oracle else perceived_categories(model)
     rest = tuple(c for c in CATEGORIES if c not in mine)
+    overrides: dict = {"seed": job.seed}
+    if oracle:  # ground truth needs no sensor data: render none
+        overrides.update(camera=None, lidar=None)
+    setup = DriveSetup.from_scenario(scenario)
+    backend = make_backend(job.backend, job.carla, attack.attachments(scenario))
+    backend.start(EpisodeSpec.from_scenario(scenario, **overrides))
+    try:
+        attack.prepare(backend, scenario)
+        targets = {t.object: backend.object_id(t.object) for t in scenario.targets}
+        with_model = not oracle and model.name != "none"
+        book = FrameBook(
+            job, scenario, model, attack, defence, defence.wrap(model), outcome, targets,
+            with_model,
+        )  # fmt: skip
 
-    def percepts(frame: Frame) -> list[Percept]:
-        frame = attack.perturb(frame, model)
-        dets = None
-        if mine:
-            dets = perceive(frame)
-            perceive.take_alarms()  # the reference policy does not act on alarms (yet)
-        return from_detections(frame, dets, mine) + from_truth(frame, rest)
+        def percepts(frame: Frame) -> list[Percept]:
+            check_time(job, start, frame.index)
+            frame, dets = book.see(frame)
+            return from_detections(frame, dets, mine) + from_truth(frame, rest)
 
-    return percepts, mine
+        trace = drive(backend, setup, percepts, policy or ReferencePolicy(), on_step=on_step)
+    finally:
+        backend.close()
+    book.finish()
+    result = evaluate(trace, setup.goal)
+    outcome.drive = DriveRecord(job.id, result.to_dict(), trace.to_dict(), list(mine))
 
 
 def run_drive(
@@ -79,7 +104,6 @@ def run_drive(
     attack: dict | None = None,
     defence: dict | None = None,
     *,
-    oracle: bool = False,
     backend: str = "embedded",
     carla: dict | None = None,
     seed: int | None = None,
@@ -87,23 +111,27 @@ def run_drive(
     on_step: Callable[[Frame, Decision, StepRecord], None] | None = None,
 ) -> DriveOutcome:
     """Drive ``scenario`` closed-loop with the named components (campaign references
-    ``{"name": ..., "params": {...}}``)."""
-    attack = attack or {"name": "none"}
-    defence = defence or {"name": "none"}
-    m: CampaignModel = registry.create("model", model)
-    a: CampaignAttack = registry.create("attack", attack)
-    d: CampaignDefence = registry.create("defence", defence)
-    percepts, mine = stack(m, a, d, oracle)
-    setup = DriveSetup.from_scenario(scenario)
-    overrides = {"seed": scenario.seed if seed is None else seed}
-    if oracle:  # ground truth needs no sensor data: render none
-        overrides.update(camera=None, lidar=None)
-    back = make_backend(backend, carla, a.attachments(scenario))
-    back.start(EpisodeSpec.from_scenario(scenario, **overrides))
-    try:
-        a.prepare(back, scenario)
-        trace = drive(back, setup, percepts, policy or ReferencePolicy(), on_step=on_step)
-    finally:
-        back.close()
-    components = {"model": model, "attack": attack, "defence": defence}
-    return DriveOutcome(trace, evaluate(trace, setup.goal), mine, oracle, components)
+    ``{"name": ..., "params": {...}}``; model ``oracle`` drives on ground truth), as one
+    closed-loop campaign job would; errors propagate."""
+    import time
+
+    job = Job(
+        "drive",
+        "drive",
+        scenario.name,
+        scenario.model_dump(mode="json"),
+        {},
+        model,
+        attack or {"name": "none"},
+        defence or {"name": "none"},
+        backend,
+        scenario.seed if seed is None else seed,
+        carla=carla,
+        closed_loop=True,
+    )
+    outcome = JobOutcome(job.id)
+    execute_closed_loop(job, outcome, time.monotonic(), policy, on_step)
+    trace = Trace.from_dict(outcome.drive.trace)
+    result = evaluate(trace, DriveSetup.from_scenario(scenario).goal)
+    mine = tuple(outcome.drive.from_model)
+    return DriveOutcome(trace, result, mine, model["name"] == "oracle", outcome)

@@ -36,6 +36,25 @@ def _no_model() -> NoModel:
     return NoModel()
 
 
+class OracleModel(ModelBase):
+    """Ground truth as the car's perception (closed-loop campaigns): the drive measures the
+    planner's own limits, so a failure with a model and not with the oracle is perception's."""
+
+    name = "oracle"
+
+    def __call__(self, frame: Any) -> None:
+        return None
+
+
+@register(
+    "model",
+    "oracle",
+    "ground truth as perception, for closed-loop campaigns (the planner's own limits)",
+)
+def _oracle() -> OracleModel:
+    return OracleModel()
+
+
 @register("attack", "none", "clean: no attack")
 def _no_attack() -> NoAttack:
     return NoAttack()

@@ -155,6 +155,50 @@ class CampaignRecord(_Row):
     _JSON: ClassVar[tuple[str, ...]] = ("versions",)
 
 
+# A stored trace decompresses to at most this many bytes: a hostile store cannot exhaust memory.
+MAX_TRACE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class DriveRecord(_Row):
+    """A closed-loop job's drive: ``result`` (the criteria, :class:`DriveResult` as plain
+    data), ``trace`` (every step and the actors around it, :class:`Trace` as plain data; kept
+    zlib-compressed), ``from_model`` (the categories the model gave the policy; the rest came
+    from ground truth)."""
+
+    job_id: str
+    result: dict
+    trace: dict
+    from_model: list
+
+    _JSON: ClassVar[tuple[str, ...]] = ("result", "from_model")
+
+    def row(self) -> tuple:
+        import zlib
+
+        packed = zlib.compress(json.dumps(self.trace, separators=(",", ":")).encode(), 6)
+        return (self.job_id, json.dumps(self.result), packed, json.dumps(self.from_model))
+
+    @classmethod
+    def from_row(cls, row: tuple) -> DriveRecord:
+        import zlib
+
+        from avrobust.core.errors import DataError
+
+        job_id, result, packed, from_model = row
+        inflate = zlib.decompressobj()
+        try:
+            text = inflate.decompress(packed, MAX_TRACE_BYTES)
+        except zlib.error as exc:
+            raise DataError(f"job {job_id}: damaged trace ({exc})", field="drives.trace") from None
+        if inflate.unconsumed_tail:
+            raise DataError(
+                f"job {job_id}: trace larger than {MAX_TRACE_BYTES // 2**20} MiB",
+                field="drives.trace",
+            )
+        return cls(job_id, json.loads(result), json.loads(text), json.loads(from_model))
+
+
 @dataclass
 class Picture:
     """An example frame with boxes drawn, JPEG-encoded, kept as evidence for the report.
@@ -182,6 +226,7 @@ class JobOutcome:
     pictures: list[Picture] = field(default_factory=list)
     alarms: list[AlarmRecord] = field(default_factory=list)
     components: dict = field(default_factory=dict)
+    drive: DriveRecord | None = None  # closed-loop jobs
     duration: float = 0.0
     num_frames: int = 0
     error: str | None = None

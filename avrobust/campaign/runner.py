@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from dataclasses import dataclass, field
 
 import torch
 
@@ -13,7 +14,13 @@ from avrobust.backends.base import EpisodeSpec
 from avrobust.backends.factory import make_backend
 from avrobust.campaign import registry
 from avrobust.campaign.records import AlarmRecord, EncounterRecord, FrameRecord, JobOutcome
-from avrobust.core.components import CampaignAttack, CampaignDefence, CampaignModel, MadeTarget
+from avrobust.core.components import (
+    CampaignAttack,
+    CampaignDefence,
+    CampaignModel,
+    MadeTarget,
+    Perception,
+)
 from avrobust.core.detections import Detections
 from avrobust.core.errors import AvrobustError
 from avrobust.core.frame import Frame
@@ -203,7 +210,7 @@ def run_job(job: Job) -> JobOutcome:
     start = time.monotonic()
     outcome = JobOutcome(job.id)
     try:
-        _run(job, outcome, start)
+        execute(job, outcome, start)
     except Exception as exc:  # a failed job is recorded, never fatal to the run
         detail = str(exc) if isinstance(exc, AvrobustError) else traceback.format_exc(limit=6)
         outcome.error = f"{type(exc).__name__}: {detail}".strip()
@@ -216,15 +223,11 @@ def _provenance(component: CampaignModel | CampaignAttack | CampaignDefence, ref
     return {**ref, **({"provenance": described} if described else {})}
 
 
-def _run(job: Job, outcome: JobOutcome, start: float) -> None:
-    from avrobust.campaign import evidence
-
-    scenario = job.load_scenario()
+def components(job: Job, outcome: JobOutcome):
+    """The job's model, attack and defence, built, with their provenance on the outcome."""
     model: CampaignModel = registry.create("model", job.model)
     attack: CampaignAttack = registry.create("attack", job.attack)
     defence: CampaignDefence = registry.create("defence", job.defence)
-    perceive = defence.wrap(model)
-    with_model = job.model["name"] != "none"
     outcome.components = {
         "model": _provenance(model, job.model),
         "attack": _provenance(attack, job.attack),
@@ -232,47 +235,99 @@ def _run(job: Job, outcome: JobOutcome, start: float) -> None:
     }
     if defence.raises_alarms:  # the report lists this defence's alarms, even none
         outcome.components["defence"]["raises_alarms"] = True
-    categories = model.categories
-    by_category = model.label_level == "category"
-    kept: dict[int, evidence.Kept] = {}
-    made: dict[str, int] = {}
+    return model, attack, defence
+
+
+def check_time(job: Job, start: float, index: int) -> None:
+    if job.timeout is not None and time.monotonic() - start > job.timeout:
+        raise JobTimeout(
+            f"job ran past its {job.timeout:g} s limit at frame {index}", field="timeout"
+        )
+
+
+@dataclass
+class FrameBook:
+    """What a job records of every frame (its targets' rows, the attack's made targets, alarms,
+    detections for mAP, example pictures), the same in open and closed loop."""
+
+    job: Job
+    scenario: Scenario
+    model: CampaignModel
+    attack: CampaignAttack
+    defence: CampaignDefence
+    perceive: Perception
+    outcome: JobOutcome
+    targets: dict[str, int]
+    with_model: bool
+    kept: dict = field(default_factory=dict)
+    made: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.expect = {t.object: t.expect for t in self.scenario.targets}
+        self.surfaces = _surfaces_on(self.scenario)
+        self.by_category = self.model.label_level == "category"
+
+    def see(self, frame: Frame) -> tuple[Frame, Detections | None]:
+        """The attack on the sensor data in flight, then the (defended) model; the frame's
+        rows recorded. Returns the frame as perceived and the detections."""
+        from avrobust.campaign import evidence
+
+        job, out, cats = self.job, self.outcome, self.model.categories
+        frame = self.attack.perturb(frame, self.model)
+        dets = self.perceive(frame) if self.with_model else None
+        for alarm in self.perceive.take_alarms():
+            out.alarms.append(
+                AlarmRecord(job.id, frame.index, self.defence.name, alarm.kind, alarm.detail)
+            )
+        out.frames += frame_records(
+            job.id, frame, self.targets, self.expect, self.surfaces, dets, self.with_model,
+            cats, self.by_category,
+        )  # fmt: skip
+        for target in self.attack.made_targets(frame):
+            self.made[target.name] = target.min_frames
+            out.frames.append(
+                made_target_record(job.id, frame, target, dets, self.with_model, cats)
+            )
+        if dets is not None and self.by_category:  # detectors: kept for mAP
+            out.detections.append(evidence.detection_record(job.id, frame, dets, cats))
+        picture = evidence.keep(frame, dets)
+        if picture is not None:
+            self.kept[frame.index] = picture
+        out.num_frames += 1
+        return frame, dets
+
+    def finish(self) -> None:
+        from avrobust.campaign import evidence
+
+        out = self.outcome
+        out.encounters = encounter_records(
+            self.job.id, self.scenario, out.frames, self.with_model, self.made
+        )
+        out.pictures = evidence.pictures(self.scenario, out.frames, self.kept, self.targets)
+
+
+def execute(job: Job, outcome: JobOutcome, start: float) -> None:
+    """Run a job into ``outcome``; errors propagate (:func:`run_job` records them)."""
+    if job.closed_loop:
+        from avrobust.campaign.closed_loop import execute_closed_loop
+
+        execute_closed_loop(job, outcome, start)
+        return
+    scenario = job.load_scenario()
+    model, attack, defence = components(job, outcome)
     # Attacks that change the scene itself (the adversarial object) say so before it is built.
     backend = make_backend(job.backend, job.carla, attack.attachments(scenario))
     backend.start(EpisodeSpec.from_scenario(scenario, seed=job.seed))
     try:
         attack.prepare(backend, scenario)
         targets = {t.object: backend.object_id(t.object) for t in scenario.targets}
-        expect = {t.object: t.expect for t in scenario.targets}
-        surfaces = _surfaces_on(scenario)
+        book = FrameBook(
+            job, scenario, model, attack, defence, defence.wrap(model), outcome, targets,
+            job.model["name"] != "none",
+        )  # fmt: skip
         for frame in backend.frames():
-            if job.timeout is not None and time.monotonic() - start > job.timeout:
-                raise JobTimeout(
-                    f"job ran past its {job.timeout:g} s limit at frame {frame.index}",
-                    field="timeout",
-                )
-            frame = attack.perturb(frame, model)  # attacks on the sensor data in flight (LiDAR)
-            dets = perceive(frame) if with_model else None
-            for alarm in perceive.take_alarms():
-                outcome.alarms.append(
-                    AlarmRecord(job.id, frame.index, defence.name, alarm.kind, alarm.detail)
-                )
-            outcome.frames += frame_records(
-                job.id, frame, targets, expect, surfaces, dets, with_model, categories, by_category
-            )
-            for target in attack.made_targets(frame):
-                made[target.name] = target.min_frames
-                outcome.frames.append(
-                    made_target_record(job.id, frame, target, dets, with_model, categories)
-                )
-            if dets is not None and by_category:  # detectors: kept for mAP
-                outcome.detections.append(
-                    evidence.detection_record(job.id, frame, dets, categories)
-                )
-            picture = evidence.keep(frame, dets)
-            if picture is not None:
-                kept[frame.index] = picture
-            outcome.num_frames += 1
+            check_time(job, start, frame.index)
+            book.see(frame)
     finally:
         backend.close()
-    outcome.encounters = encounter_records(job.id, scenario, outcome.frames, with_model, made)
-    outcome.pictures = evidence.pictures(scenario, outcome.frames, kept, targets)
+    book.finish()

@@ -20,6 +20,7 @@ from avrobust.campaign.records import (
     AlarmRecord,
     CampaignRecord,
     DetectionRecord,
+    DriveRecord,
     EncounterRecord,
     FrameRecord,
     JobOutcome,
@@ -29,10 +30,11 @@ from avrobust.campaign.records import (
 from avrobust.core.errors import DataError
 from avrobust.scenario.campaign import Job
 
-SCHEMA_VERSION = 3
-# Version 2 added the detections, pictures and components tables, version 3 the alarms table;
-# an older store gains them (empty) when opened, so older runs stay readable.
-_UPGRADABLE = {1, 2}
+SCHEMA_VERSION = 4
+# Version 2 added the detections, pictures and components tables, version 3 the alarms table,
+# version 4 the drives table (closed loop); an older store gains them (empty) when opened, so
+# older runs stay readable.
+_UPGRADABLE = {1, 2, 3}
 DB_NAME = "results.sqlite"
 
 _SCHEMA = """
@@ -64,6 +66,8 @@ CREATE TABLE IF NOT EXISTS alarms (
     job_id TEXT NOT NULL, frame INTEGER NOT NULL, "check" TEXT NOT NULL, kind TEXT NOT NULL,
     detail TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_job ON alarms (job_id);
+CREATE TABLE IF NOT EXISTS drives (
+    job_id TEXT PRIMARY KEY, result TEXT NOT NULL, trace BLOB NOT NULL, from_model TEXT NOT NULL);
 """
 PICTURES_DIR = "pictures"
 
@@ -207,7 +211,15 @@ class ResultsStore:
                     (outcome.error, attempts, time.time(), outcome.duration, outcome.job_id),
                 )
                 return
-            for table in ("frames", "encounters", "detections", "pictures", "components", "alarms"):
+            for table in (
+                "frames",
+                "encounters",
+                "detections",
+                "pictures",
+                "components",
+                "alarms",
+                "drives",
+            ):
                 self.db.execute(f"DELETE FROM {table} WHERE job_id=?", (outcome.job_id,))
             self.db.executemany(
                 f"INSERT INTO frames VALUES ({','.join('?' * len(FrameRecord.columns()))})",
@@ -231,6 +243,8 @@ class ResultsStore:
             self.db.executemany(
                 "INSERT INTO alarms VALUES (?, ?, ?, ?, ?)", [r.row() for r in outcome.alarms]
             )
+            if outcome.drive is not None:  # with the job's other rows: a drive is whole or absent
+                self.db.execute("INSERT INTO drives VALUES (?, ?, ?, ?)", outcome.drive.row())
             self.db.execute(
                 "INSERT INTO components VALUES (?, ?)",
                 (outcome.job_id, json.dumps(outcome.components, sort_keys=True)),
@@ -278,6 +292,10 @@ class ResultsStore:
 
     def alarms(self) -> list[AlarmRecord]:
         return self._records(AlarmRecord, "alarms", "rowid")
+
+    def drives(self) -> list[DriveRecord]:
+        """The closed-loop jobs' drives, in the order they were stored."""
+        return self._records(DriveRecord, "drives", "rowid")
 
     def components(self) -> dict[str, dict]:
         """Job id -> the provenance of its model, attack and defence as they were when it ran."""

@@ -40,7 +40,7 @@ def drive_command(
     attack: Annotated[str, typer.Option(help="An attack name[:k=v,...].")] = "none",
     defence: Annotated[str, typer.Option(help="A defence name[:k=v,...].")] = "none",
     oracle: Annotated[
-        bool, typer.Option("--oracle", help="Drive on ground truth instead of the model.")
+        bool, typer.Option("--oracle", help="Drive on ground truth (same as --model oracle).")
     ] = False,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the trace and the pictures.")
@@ -59,7 +59,12 @@ def drive_command(
     from avrobust.scenario.library import load_scenario
 
     sc = load_scenario(scene)
-    refs = parse_ref(model, "model"), parse_ref(attack, "attack"), parse_ref(defence, "defence")
+    refs = (
+        parse_ref("oracle" if oracle else model, "model"),
+        parse_ref(attack, "attack"),
+        parse_ref(defence, "defence"),
+    )
+    oracle = refs[0]["name"] == "oracle"
     limit = sc.driving.time_limit or (2 * sc.episode.frames / sc.episode.rate + 10)
     with Progress(
         TextColumn("driving"), BarColumn(), TextColumn("{task.completed:.1f} s"),
@@ -67,7 +72,7 @@ def drive_command(
     ) as bar:  # fmt: skip
         task = bar.add_task("drive", total=limit)
         outcome = run_drive(
-            sc, *refs, oracle=oracle, seed=seed,
+            sc, *refs, seed=seed,
             on_step=lambda f, d, rec: bar.update(task, completed=rec.t),
         )  # fmt: skip
     r = outcome.result
@@ -75,7 +80,7 @@ def drive_command(
     doc = {
         "scenario": sc.name,
         "oracle": oracle,
-        "components": outcome.components,
+        "components": outcome.job.components,
         "from_model": list(outcome.from_model),
         "result": r.to_dict(),
         "trace": outcome.trace.to_dict(),

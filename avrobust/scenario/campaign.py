@@ -185,6 +185,11 @@ class Campaign(Strict):
     episode: EpisodeFields | None = Field(None, description="replaces every scenario's episode")
     sensors: SensorsSpec | None = Field(None, description="replaces every scenario's sensors")
     backend: Literal["embedded", "carla"] = Field("embedded", description="where jobs run")
+    closed_loop: bool = Field(
+        False,
+        description="drive every job closed-loop: the reference policy acts on the model's "
+        "outputs and the criteria score what the car does (docs/driving.md)",
+    )
     carla: CarlaSettings = CarlaSettings()
     timeout: float | None = Field(None, gt=0, description="seconds per job")
     seed: int = Field(0, description="changes every job's id and seed")
@@ -211,6 +216,7 @@ class Job:
     seed: int
     timeout: float | None = None
     carla: dict[str, Any] | None = None  # where CARLA jobs run; not part of the job's identity
+    closed_loop: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -323,6 +329,11 @@ def expand(campaign: Campaign, base_dir: Path | None = None) -> list[Job]:
                     ],
                 )
             )
+    if not campaign.closed_loop and any(m.name == "oracle" for m in campaign.models):
+        raise ConfigError(
+            "model 'oracle' drives on ground truth: it needs closed_loop: true",
+            field="models",
+        )
     jobs: list[Job] = []
     for sc in scenarios:
         if campaign.episode is not None:
@@ -345,6 +356,8 @@ def expand(campaign: Campaign, base_dir: Path | None = None) -> list[Job]:
                     "backend": campaign.backend,
                     "campaign_seed": campaign.seed,
                 }
+                if campaign.closed_loop:  # named only when set: open-loop jobs keep their ids
+                    body["closed_loop"] = True
                 job_id = hashlib.sha256(_canonical(body).encode()).hexdigest()[:16]
                 jobs.append(
                     Job(
@@ -360,6 +373,7 @@ def expand(campaign: Campaign, base_dir: Path | None = None) -> list[Job]:
                         seed_from_id(job_id) % (2**31),
                         campaign.timeout,
                         campaign.carla.model_dump() if campaign.backend == "carla" else None,
+                        campaign.closed_loop,
                     )
                 )
     ids = [j.id for j in jobs]

@@ -1,0 +1,92 @@
+"""Closed-loop campaigns: ``closed_loop: true`` drives every job, the store keeps each drive's
+trajectory and criteria with the job's rows (whole or absent), a killed run resumes to the
+trajectories an uninterrupted run stores, and the oracle is refused in open loop."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from avrobust.campaign.run import plan, run_campaign
+from avrobust.campaign.store import ResultsStore
+from avrobust.core.errors import ConfigError
+from avrobust.driving.criteria import evaluate
+from avrobust.driving.trace import Trace
+from tests.test_campaigns import _done_jobs
+
+CAMPAIGN = """
+name: drives
+scenarios: [stop_cross_traffic, pedestrian_dart]
+closed_loop: {closed}
+sweep: {{weather: [ClearNoon, WetNoon, HardRainNoon]}}
+models: [{{name: oracle}}]
+"""
+
+
+def _write(tmp_path, closed="true", extra=""):
+    p = tmp_path / "drives.yaml"
+    p.write_text(CAMPAIGN.format(closed=closed) + extra)
+    return p
+
+
+def test_closed_loop_jobs_have_their_own_ids_and_the_oracle_needs_closed_loop(tmp_path):
+    jobs = plan(_write(tmp_path))
+    assert len(jobs) == 6 and all(j.closed_loop for j in jobs)
+    with pytest.raises(ConfigError, match="closed_loop"):
+        plan(_write(tmp_path, closed="false"))
+    # The same stack open-loop is another job; open-loop ids are as before the option existed.
+    open_path = tmp_path / "open.yaml"
+    open_path.write_text(CAMPAIGN.format(closed="false").replace("oracle", "none"))
+    closed_path = tmp_path / "closed.yaml"
+    closed_path.write_text(CAMPAIGN.format(closed="true").replace("oracle", "none"))
+    assert {j.id for j in plan(open_path)}.isdisjoint({j.id for j in plan(closed_path)})
+    assert all(not j.closed_loop for j in plan(open_path))
+
+
+def test_a_closed_loop_campaign_stores_each_drive(tmp_path):
+    out = tmp_path / "run"
+    summary = run_campaign(_write(tmp_path), out)
+    assert summary.done == 6
+    with ResultsStore(out, create=False) as store:
+        drives = {d.job_id: d for d in store.drives()}
+        jobs = store.jobs("done")
+        frames = store.frames()
+    assert set(drives) == {j.id for j in jobs}
+    for job in jobs:
+        d = drives[job.id]
+        trace = Trace.from_dict(d.trace)
+        assert job.frames == len(trace.steps)  # one rendered frame per step
+        assert d.result["collisions"] == [] and d.result["route_completion"] == 1.0
+        # The stored criteria are the trace's: a report can re-score it.
+        assert evaluate(trace, job.spec["scenario"]["driving"]["goal"]).to_dict() == d.result
+        if job.scenario == "stop_cross_traffic":
+            assert [s["stopped"] for s in d.result["stops"]] == [True]
+    # Frame rows describe the targets as the car saw them where it drove.
+    assert {f.target for f in frames} == {"stop_1", "walker"}
+
+
+def test_a_killed_closed_loop_run_resumes_to_whole_identical_drives(tmp_path):
+    path = _write(tmp_path)
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "avrobust.cli", "run", str(path), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = out / "results.sqlite"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None and _done_jobs(db) < 2:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    with ResultsStore(out, create=False) as store:
+        done = store.counts()["done"]
+        assert len(store.drives()) == done  # no drive without its job's status, or the reverse
+    assert 2 <= done < 6
+    run_campaign(path, out)
+    straight = tmp_path / "straight"
+    run_campaign(path, straight)
+    with ResultsStore(out, create=False) as a, ResultsStore(straight, create=False) as b:
+        resumed = {d.job_id: (d.result, d.trace) for d in a.drives()}
+        fresh = {d.job_id: (d.result, d.trace) for d in b.drives()}
+    assert resumed == fresh and len(fresh) == 6
