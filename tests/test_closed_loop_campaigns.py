@@ -90,3 +90,48 @@ def test_a_killed_closed_loop_run_resumes_to_whole_identical_drives(tmp_path):
         resumed = {d.job_id: (d.result, d.trace) for d in a.drives()}
         fresh = {d.job_id: (d.result, d.trace) for d in b.drives()}
     assert resumed == fresh and len(fresh) == 6
+
+
+BLIND = """
+name: blind
+scenarios: [stop_cross_traffic]
+closed_loop: true
+sweep: {weather: [ClearNoon, WetNoon]}
+models: [{name: blind-signs}, {name: oracle}]
+attacks: [{name: none}]
+sensors: {camera: {width: 64, height: 48}, lidar: null}
+"""
+
+
+def test_the_report_leads_with_what_the_car_did(tmp_path):
+    # A sign recogniser that never reports a sign: its car runs the stop and hits the crossing
+    # car; the oracle beside it does not. The report's vehicle-level section says so.
+    from avrobust.campaign.registry import register
+    from avrobust.core.components import ModelBase
+    from avrobust.core.detections import Detections
+    from avrobust.report.build import build_document
+    from avrobust.report.run_data import load_run
+
+    class BlindSigns(ModelBase):
+        name = "blind-signs"
+        categories = ("traffic_sign",)
+
+        def __call__(self, frame):
+            return Detections.empty("2d", ("stop",))
+
+    register("model", "blind-signs", "test: sees no sign")(lambda: BlindSigns())
+    path = tmp_path / "blind.yaml"
+    path.write_text(BLIND)
+    out = tmp_path / "run"
+    assert run_campaign(path, out).done == 4
+    doc = build_document(load_run(out))
+    assert [s.key for s in doc.sections][:2] == ["summary", "driving"]
+    table = doc.tables()["driving_outcomes"]
+    rows = {r[1]: r for r in table.rows}
+    col = table.header.index
+    assert rows["blind-signs"][col("ran the stop sign")].startswith("2/2")
+    assert rows["blind-signs"][col("collided")].startswith("2/2")
+    assert rows["oracle"][col("ran the stop sign")].startswith("0/2")
+    assert rows["oracle"][col("driving score")] == "1.00"
+    figures = [b for b in doc.section("driving").blocks if b.__class__.__name__ == "Figure"]
+    assert len(figures) == 4 and all(f.png[:4] == b"\x89PNG" for f in figures)

@@ -54,6 +54,8 @@ class StopCheck:
     stopped: bool
     min_speed: float  # m/s, the lowest speed with the front in the zone
     stop_distance: float | None  # metres before the line where it stood still (None: never)
+    passed_t: float | None = None  # seconds: when the front first passed the line
+    passed_speed: float | None = None  # m/s then
 
 
 @dataclass
@@ -86,6 +88,13 @@ class DriveResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DriveResult:
+        d = dict(d)
+        d["collisions"] = [Collision(**c) for c in d.get("collisions", [])]
+        d["stops"] = [StopCheck(**c) for c in d.get("stops", [])]
+        return cls(**d)
 
 
 def footprint(x: float, y: float, yaw: float, length: float, width: float) -> np.ndarray:
@@ -178,12 +187,15 @@ def stop_signs(trace: Trace, cfg: CriteriaConfig = CriteriaConfig()) -> list[Sto
             continue  # never reached it: nothing to judge (route completion says why)
         speeds = [trace.steps[k].speed for k in in_zone]
         still = [k for k in in_zone if trace.steps[k].speed <= cfg.stop_speed]
+        past = next((k for k, f in enumerate(fronts) if f > s_line), None)
         out.append(
             StopCheck(
                 a.name or str(a.id),
                 bool(still),
                 min(speeds),
                 None if not still else s_line - fronts[still[0]],
+                None if past is None else trace.steps[past].t,
+                None if past is None else trace.steps[past].speed,
             )
         )
     return out

@@ -12,6 +12,7 @@ from pathlib import Path
 from avrobust.report import metrics as m
 from avrobust.report.document import Document, Section
 from avrobust.report.run_data import RunData, load_run
+from avrobust.report.sections_driving import driving_section
 from avrobust.report.sections_results import results_section
 from avrobust.report.sections_text import (
     appendix_section,
@@ -41,8 +42,10 @@ def build_document(data: RunData) -> Document:
         f"report written {dt.datetime.now(dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} by "
         f"avrobust {data.versions.get('avrobust', '?')}"
     )
+    driving = driving_section(data)
     sections: list[Section] = [
         summary_section(data),
+        *([driving] if driving is not None else []),
         scope_section(data),
         threat_section(data),
         results_section(data),

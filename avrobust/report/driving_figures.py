@@ -5,6 +5,7 @@ wrong)."""
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -28,8 +29,23 @@ def _paths(trace: Trace) -> dict[int, tuple[str, str, list[tuple[float, float]]]
     return out
 
 
-def top_down(trace: Trace, result: DriveResult, path: Path, title: str = "") -> Path:
-    """Save the drive seen from above to ``path`` (PNG)."""
+def _save(fig, path: Path | None) -> bytes:
+    """The figure as PNG bytes, also written to ``path`` when given."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    data = buf.getvalue()
+    if path is not None:
+        from avrobust.core.files import atomic_write
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as fh:
+            fh.write(data)
+    return data
+
+
+def top_down(trace: Trace, result: DriveResult, path: Path | None = None, title: str = "") -> bytes:
+    """The drive seen from above, as PNG bytes (and written to ``path``)."""
     ego = np.array([(s.x, s.y) for s in trace.steps])
     fig, ax = plt.subplots(figsize=(10, 4.2), dpi=120)
     r = trace.route.points
@@ -79,14 +95,13 @@ def top_down(trace: Trace, result: DriveResult, path: Path, title: str = "") -> 
     ax.set_ylabel("y (m)")
     ax.set_title(title or "closed-loop drive, seen from above", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
-def timeline(trace: Trace, result: DriveResult, path: Path, title: str = "") -> Path:
-    """Save speed, acceleration and the policy's manoeuvres over time to ``path`` (PNG)."""
+def timeline(trace: Trace, result: DriveResult, path: Path | None = None, title: str = "") -> bytes:
+    """Speed, acceleration and the policy's manoeuvres over time, with the moments it went
+    wrong (passing a stop line without stopping, a collision), as PNG bytes (and written to
+    ``path``)."""
     t = np.array([s.t for s in trace.steps])
     v = np.array([s.speed for s in trace.steps]) * 3.6
     a = np.array([s.accel for s in trace.steps])
@@ -106,17 +121,28 @@ def timeline(trace: Trace, result: DriveResult, path: Path, title: str = "") -> 
         on = np.array([s.manoeuvre == m for s in trace.steps])
         ax3.fill_between(t, 0, 1, where=on, color=cmap(i % 10), step="mid", label=m)
     ax3.set_yticks([])
-    ax3.legend(fontsize=7, ncol=min(len(manoeuvres), 6), loc="upper center",
-               bbox_to_anchor=(0.5, -0.5))  # fmt: skip
     ax3.set_xlabel("time (s)")
     for c in result.collisions:
         for ax in (ax1, ax2, ax3):
             ax.axvline(c.t, color="red", lw=1.5)
         ax1.annotate(f"collision: {c.actor}", (c.t, v.max() * 0.9), color="red", fontsize=8,
                      xytext=(4, 0), textcoords="offset points")  # fmt: skip
+    for st in result.stops:
+        if not st.stopped and st.passed_t is not None:
+            for ax in (ax1, ax2, ax3):
+                ax.axvline(st.passed_t, color="red", ls="--", lw=1.2)
+            ax1.annotate(
+                f"passed the stop line at {st.passed_speed * 3.6:.0f} km/h",
+                (st.passed_t, max(v.max(), 1.0) * 0.6), color="red", fontsize=8,
+                xytext=(4, 0), textcoords="offset points",
+            )  # fmt: skip
+    # What perception caused: the steps whose decision came from the model's report.
+    src = np.array([s.cause_source == "model" for s in trace.steps])
+    if src.any():
+        ax3.scatter(t[src], np.full(src.sum(), 0.5), marker="|", color="black", s=20,
+                    label="caused by a model report")  # fmt: skip
+    ax3.legend(fontsize=7, ncol=min(len(manoeuvres) + 1, 7), loc="upper center",
+               bbox_to_anchor=(0.5, -0.5))  # fmt: skip
     ax1.set_title(title or "closed-loop drive over time", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

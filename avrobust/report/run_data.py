@@ -11,7 +11,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from avrobust.campaign.records import AlarmRecord, EncounterRecord, FrameRecord, JobRecord
+from avrobust.campaign.records import (
+    AlarmRecord,
+    DriveRecord,
+    EncounterRecord,
+    FrameRecord,
+    JobRecord,
+)
 from avrobust.campaign.store import DB_NAME, ResultsStore
 from avrobust.core.errors import DataError
 from avrobust.scenario.campaign import Campaign
@@ -116,6 +122,7 @@ class RunData:
     pictures: dict[tuple[str, str], tuple[int, Path]]  # (job id, role) -> (frame, file)
     components: dict[str, dict] = field(default_factory=dict)  # job id -> provenance
     alarms: list[AlarmRow] = field(default_factory=list)
+    drives: list[tuple[JobInfo, DriveRecord]] = field(default_factory=list)  # closed loop
 
     @property
     def done(self) -> list[JobInfo]:
@@ -201,6 +208,7 @@ def _read(store: ResultsStore, run_dir: Path) -> RunData:
         },
         store.components(),
         [AlarmRow(**_fields(r), job=by_id[r.job_id]) for r in store.alarms()],
+        [(by_id[d.job_id], d) for d in store.drives()],
     )
 
 

@@ -1,0 +1,207 @@
+"""The report's vehicle-level section (closed-loop campaigns): what the car did under each
+stack and attack, with the oracle beside; rates with their intervals; the clean stack's stops
+by condition; and, for the drives that went wrong, the top-down view and the timeline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from statistics import mean
+
+from avrobust.core.stats import mcnemar, rate
+from avrobust.driving.criteria import DriveResult
+from avrobust.driving.trace import Trace
+from avrobust.report.document import Bullets, Figure, Paragraph, Section, Table
+from avrobust.report.run_data import JobInfo, RunData
+
+NEAR_MISS_TTC = 1.0  # seconds
+MAX_FIGURES = 4  # failed drives pictured
+
+
+def _results(data: RunData) -> list[tuple[JobInfo, DriveResult]]:
+    return [(j, DriveResult.from_dict(d.result)) for j, d in data.drives if j.status == "done"]
+
+
+def _near_miss(r: DriveResult) -> bool:
+    return not r.collided and r.near_miss(NEAR_MISS_TTC)
+
+
+def _stack(j: JobInfo) -> tuple[str, str, str]:
+    return (j.scenario, j.model, j.defence)
+
+
+def driving_section(data: RunData) -> Section | None:
+    drives = _results(data)
+    if not drives:
+        return None
+    sec = Section("driving", "What the car did (closed loop)")
+    sec.blocks.append(
+        Paragraph(
+            "Every job of this campaign was driven closed-loop: the reference policy (docs/"
+            "driving.md) drove on what the stack reported (categories the model does not "
+            "perceive came from ground truth), and the criteria were scored on the trajectory. "
+            "Model 'oracle' drives on ground truth: what it fails is the planner's limit, not "
+            "perception's. Stop-sign violation: no standstill within 10 m before the line; near "
+            f"miss: minimum time to collision under {NEAR_MISS_TTC:g} s without contact; hard "
+            "braking: deceleration over 4 m/s²; driving score: route completion times the CARLA "
+            "leaderboard's penalties. Rates are drive-bys with 95% Wilson intervals."
+        )
+    )
+    sec.blocks.append(_outcomes(drives))
+    paired = _paired(drives)
+    if paired is not None:
+        sec.blocks.append(paired)
+    by_cond = _by_condition(drives)
+    if by_cond is not None:
+        sec.blocks.append(by_cond)
+    sec.blocks += _pictures(data, drives)
+    return sec
+
+
+def _outcomes(drives: list[tuple[JobInfo, DriveResult]]) -> Table:
+    groups: dict[tuple, list[DriveResult]] = defaultdict(list)
+    for j, r in drives:
+        groups[(*_stack(j), j.attack)].append(r)
+    rows = []
+    for (scenario, model, defence, attack), rs in sorted(groups.items()):
+        judged = [r for r in rs if r.stops]
+        rows.append(
+            [
+                scenario,
+                model,
+                defence,
+                attack,
+                str(len(rs)),
+                str(rate(sum(r.ran_stop for r in judged), len(judged))) if judged else "-",
+                str(rate(sum(r.collided for r in rs), len(rs))),
+                str(rate(sum(_near_miss(r) for r in rs), len(rs))),
+                str(rate(sum(r.hard_brakes > 0 for r in rs), len(rs))),
+                f"{mean(r.route_completion for r in rs):.0%}",
+                f"{mean(r.driving_score for r in rs):.2f}",
+            ]
+        )
+    return Table(
+        [
+            "scenario",
+            "model",
+            "defence",
+            "attack",
+            "drives",
+            "ran the stop sign",
+            "collided",
+            "near miss",
+            "hard braking",
+            "route done",
+            "driving score",
+        ],
+        rows,
+        "Vehicle-level outcomes by stack and attack (rates: drive-bys, 95% interval).",
+        key="driving_outcomes",
+    )
+
+
+def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
+    """Each attack against its clean twins (same scenario, conditions, model, defence): the
+    share of the drive-bys whose clean twin stopped that the attack made run the stop, and the
+    collisions the attack added; McNemar's exact p on the paired failures."""
+    clean = {(j.cell): r for j, r in drives if j.attack == "none"}
+    groups: dict[tuple, list[tuple[DriveResult, DriveResult]]] = defaultdict(list)
+    for j, r in drives:
+        if j.attack != "none" and j.cell in clean:
+            groups[(*_stack(j), j.attack)].append((clean[j.cell], r))
+    if not groups:
+        return None
+    rows = []
+    for (scenario, model, defence, attack), pairs in sorted(groups.items()):
+        stopped = [(c, a) for c, a in pairs if c.stops and not c.ran_stop]
+        fail_c = [c.ran_stop or c.collided for c, _ in pairs]
+        fail_a = [a.ran_stop or a.collided for _, a in pairs]
+        rows.append(
+            [
+                scenario, model, defence, attack, str(len(pairs)),
+                str(rate(sum(a.ran_stop for _, a in stopped), len(stopped))) if stopped else "-",
+                f"{sum(a.collided and not c.collided for c, a in pairs)}",
+                f"{mcnemar(fail_c, fail_a):.3g}",
+            ]
+        )  # fmt: skip
+    return Table(
+        [
+            "scenario",
+            "model",
+            "defence",
+            "attack",
+            "pairs",
+            "ran the stop where clean stopped",
+            "collisions added",
+            "McNemar p",
+        ],
+        rows,
+        "Each attack against its clean twin drive (same conditions, model and defence).",
+        key="driving_paired",
+    )
+
+
+def _by_condition(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
+    groups: dict[tuple, list[DriveResult]] = defaultdict(list)
+    for j, r in drives:
+        if j.attack == "none":
+            groups[(j.scenario, j.model, j.defence, j.weather, j.light)].append(r)
+    if len({k[3:] for k in groups}) < 2:
+        return None
+    rows = []
+    for (scenario, model, defence, weather, light), rs in sorted(groups.items()):
+        judged = [r for r in rs if r.stops]
+        rows.append(
+            [
+                scenario, model, defence, weather, light, str(len(rs)),
+                str(rate(sum(not r.ran_stop for r in judged), len(judged))) if judged else "-",
+                str(rate(sum(r.collided for r in rs), len(rs))),
+            ]
+        )  # fmt: skip
+    return Table(
+        [
+            "scenario",
+            "model",
+            "defence",
+            "weather",
+            "light",
+            "drives",
+            "stopped at the stop sign",
+            "collided",
+        ],
+        rows,
+        "Clean stacks by condition.",
+        key="driving_by_condition",
+    )
+
+
+def _pictures(data: RunData, drives: list[tuple[JobInfo, DriveResult]]) -> list:
+    from avrobust.report.driving_figures import timeline, top_down
+
+    failed = [(j, r) for j, r in drives if j.model != "oracle" and (r.collided or r.ran_stop)]
+    failed.sort(key=lambda jr: (jr[0].attack == "none", not jr[1].collided, jr[0].index))
+    if not failed:
+        return [Paragraph("No drive of a model's stack ran a stop sign or collided.", "note")]
+    traces = {j.id: d for j, d in data.drives}
+    out: list = [
+        Paragraph(
+            f"{len(failed)} drives of a model's stack ran a stop sign or collided; the first "
+            f"{min(len(failed), MAX_FIGURES)} (attacked first, collisions first) are shown."
+        )
+    ]
+    for j, r in failed[:MAX_FIGURES]:
+        trace = Trace.from_dict(traces[j.id].trace)
+        what = f"{j.scenario} ({j.conditions_text}): {j.model} / {j.attack} / {j.defence}"
+        out.append(Figure(top_down(trace, r, title=what), f"From above: {what}.", key=f"td_{j.id}"))
+        out.append(Figure(timeline(trace, r, title=what), f"Over time: {what}.", key=f"tl_{j.id}"))
+    items = []
+    for j, r in failed[MAX_FIGURES:]:
+        bits = [
+            f"collided with {c.actor} at {c.relative_speed * 3.6:.0f} km/h" for c in r.collisions
+        ]
+        bits += [f"ran {s.sign}" for s in r.stops if not s.stopped]
+        items.append(
+            f"{j.scenario} ({j.conditions_text}), {j.model} / {j.attack}: {'; '.join(bits)}"
+        )
+    if items:
+        out.append(Bullets(items))
+    return out
