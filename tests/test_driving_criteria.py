@@ -11,6 +11,7 @@ from avrobust.driving.criteria import (
     collisions,
     evaluate,
     hard_braking,
+    hazard_gaps,
     min_time_to_collision,
     speeding,
     stop_signs,
@@ -113,6 +114,26 @@ def test_min_ttc_to_a_slower_lead():
     ttc, who = min_time_to_collision(tr)
     assert who == "lead"
     assert ttc == pytest.approx((20 - 4 * 0.5) / 5.0, abs=0.05)  # the last step's gap is 18 m
+
+
+def test_the_hazard_gap_is_the_nearer_of_a_lead_in_the_path_and_a_stop_line_ahead():
+    # A lead 20 m ahead at the same speed, a stop line 30 m ahead, a car in the next lane 5 m
+    # ahead (not in the path): the gap is the lead's until the line comes nearer; a line behind
+    # the front no longer counts.
+    def actors(k, t):
+        return [
+            ActorState(3, "lead", "car", "car", 2.3 + 20 + 2.3 + 10.0 * t, 0.0, 0.0, 4.6, 1.8),
+            ActorState(4, "side", "car", "car", 2.3 + 5 + 2.3, 3.5, 0.0, 4.6, 1.8),
+            _stop_sign(x=2.3 + 30.0),
+        ]
+
+    gaps = hazard_gaps(_trace([10.0] * 20, actors))
+    assert gaps[0] == pytest.approx(20.0)
+    assert gaps[15] == pytest.approx(15.0)  # 1 m per step: the line is 15 m ahead now
+    assert hazard_gaps(_trace([10.0] * 3)) == [None, None, None]
+    only_sign = hazard_gaps(_trace([10.0] * 40, lambda k, t: [_stop_sign(x=2.3 + 30.0)]))
+    assert only_sign[0] == pytest.approx(30.0) and only_sign[20] == pytest.approx(10.0)
+    assert only_sign[35] is None  # passed
 
 
 def test_speeding_after_a_limit_sign():

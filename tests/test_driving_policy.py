@@ -53,6 +53,7 @@ def _run(actors, seconds=30.0, cruise=10.0, v0=10.0, see=lambda a, t: True, read
                 d.cause,
                 d.cause_source,
                 len(percepts),
+                d.cause_gap,
             )
         )
         tr.actors.append(now)
@@ -65,6 +66,8 @@ def test_stops_at_a_stop_sign_then_goes():
     res = evaluate(tr, goal=100.0)
     [stop] = res.stops
     assert stop.stopped and 0.0 <= stop.stop_distance <= 3.0
+    braking = [s for s in tr.steps if s.manoeuvre == "stop_sign"]
+    assert braking and all(s.cause_gap is not None and s.cause_gap > -1.0 for s in braking)
     held = [s for s in tr.steps if s.manoeuvre == "hold"]
     assert len(held) * DT >= PolicyConfig().stop_hold - 2 * DT
     assert res.route_completion == 1.0 and not res.collided
@@ -98,6 +101,8 @@ def test_follows_a_slower_lead_at_a_safe_gap():
     gap = (40.0 + 6.0 * last.t) - 2.3 - (last.x + 2.3)
     cfg = PolicyConfig()
     assert gap == pytest.approx(cfg.min_gap + 6.0 * cfg.time_gap, abs=1.5)
+    # The decision records the gap it believed: here (ground truth fed) the true one.
+    assert last.manoeuvre == "follow" and last.cause_gap == pytest.approx(gap, abs=0.5)
 
 
 def test_emergency_braking_for_a_lead_that_brakes_hard():

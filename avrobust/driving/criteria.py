@@ -228,12 +228,11 @@ def speeding(trace: Trace, cfg: CriteriaConfig = CriteriaConfig()) -> tuple[floa
     return worst, seconds
 
 
-def min_time_to_collision(trace: Trace) -> tuple[float | None, str]:
-    """The least time to collision with a car or pedestrian in the ego's path ahead (its
-    footprint overlapping the ego's width along the route): gap over closing speed."""
+def _in_path(trace: Trace):
+    """Per step ``k``, each car or pedestrian in the ego's path ahead (its footprint overlapping
+    the ego's width along the route): ``(k, actor, gap from the front bumper, closing speed)``."""
     lim = trace.limits
     vel = _velocities(trace)
-    best, who = None, ""
     for k, (step, actors) in enumerate(zip(trace.steps, trace.actors, strict=True)):
         s_ego, d_ego = trace.route.project(step.x, step.y)
         front = s_ego + lim.length / 2
@@ -248,13 +247,38 @@ def min_time_to_collision(trace: Trace) -> tuple[float | None, str]:
                 continue  # behind
             _, _, h = trace.route.at(s)
             av = vel[k].get(a.id, (0.0, 0.0))
-            closing = step.speed - (av[0] * math.cos(h) + av[1] * math.sin(h))
-            if closing <= 0.05:
-                continue
-            ttc = max(gap, 0.0) / closing
-            if best is None or ttc < best:
-                best, who = ttc, a.name or str(a.id)
+            yield k, a, gap, step.speed - (av[0] * math.cos(h) + av[1] * math.sin(h))
+
+
+def min_time_to_collision(trace: Trace) -> tuple[float | None, str]:
+    """The least time to collision with a car or pedestrian in the ego's path ahead: gap over
+    closing speed."""
+    best, who = None, ""
+    for _, a, gap, closing in _in_path(trace):
+        if closing <= 0.05:
+            continue
+        ttc = max(gap, 0.0) / closing
+        if best is None or ttc < best:
+            best, who = ttc, a.name or str(a.id)
     return best, who
+
+
+def hazard_gaps(trace: Trace) -> list[float | None]:
+    """Per step, the true distance (metres from the front bumper) to the nearest thing the ego
+    must not reach: a road user in its path, or the line of a stop sign facing it that is still
+    ahead; None when nothing is. The timeline plots it beside what the policy believed."""
+    out: list[float | None] = [None] * len(trace.steps)
+    for k, _, gap, _ in _in_path(trace):
+        g = max(gap, 0.0)
+        out[k] = g if out[k] is None else min(out[k], g)
+    for k, actors in enumerate(trace.actors):
+        front = _front_s(trace, k)
+        for a in actors:
+            if a.category == "traffic_sign" and a.kind == "stop":
+                s, d = trace.route.project(a.x, a.y)
+                if abs(d) <= 12.0 and _facing(trace, a, s) and s >= front:
+                    out[k] = s - front if out[k] is None else min(out[k], s - front)
+    return out
 
 
 def hard_braking(trace: Trace, cfg: CriteriaConfig = CriteriaConfig()) -> tuple[int, float]:

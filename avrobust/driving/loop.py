@@ -123,6 +123,7 @@ def drive(
             decision.cause,
             decision.cause_source,
             len(percepts),
+            decision.cause_gap,
         )
         trace.steps.append(rec)
         trace.actors.append(actors)

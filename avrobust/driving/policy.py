@@ -40,13 +40,15 @@ LIMITS_KMH = {"speed_limit_30": 30.0, "speed_limit_50": 50.0, "speed_limit_80": 
 class Decision:
     """One step's decision: the command, the manoeuvre (``cruise``, ``follow``, ``stop_sign``,
     ``hold``, ``yield``, ``speed_limit``, ``pedestrian``, ``emergency``), the speed it aims for,
-    and what caused it (a percept described, or empty)."""
+    and what caused it (a percept described, or empty), with the distance the policy believed
+    it was at (metres from the front bumper: to a road user's near edge, or to a stop line)."""
 
     command: Command
     manoeuvre: str
     target_speed: float
     cause: str = ""
     cause_source: str = ""
+    cause_gap: float | None = None
 
 
 @runtime_checkable
@@ -115,6 +117,11 @@ class _Obstacle:
     manoeuvre: str
     cause: str
     source: str
+    shown: float | None = None  # the distance recorded with the decision (default: gap)
+
+    @property
+    def distance(self) -> float:
+        return self.gap if self.shown is None else self.shown
 
 
 class ReferencePolicy:
@@ -303,7 +310,7 @@ class ReferencePolicy:
         v = state.speed
         v0 = self.cruise if self.limit_speed is None else min(self.cruise, self.limit_speed)
         accel = self._idm(v, v0, 1e9, 0.0)
-        manoeuvre, cause, source = "cruise", "", ""
+        manoeuvre, cause, source, gap = "cruise", "", "", None
         # A lower limit ahead: reach it by the sign (decelerate as v^2 - v_l^2 = 2 a d).
         for s_sign, v_lim in self._pending_limits:
             if v_lim < v and s_sign > s_front:
@@ -345,12 +352,14 @@ class ReferencePolicy:
                     "stop_sign",
                     stop.sign.last.describe(state.x, state.y),
                     stop.sign.last.source,
+                    gap_line + cfg.stop_margin,
                 )
             )
         for ob in obstacles:
             a = self._idm(v, v0, ob.gap, v - ob.speed)
             if a < accel:
                 accel, manoeuvre, cause, source = a, ob.manoeuvre, ob.cause, ob.source
+                gap = ob.distance
             closing = v - ob.speed
             if (
                 ob.manoeuvre in ("follow", "pedestrian")
@@ -363,11 +372,13 @@ class ReferencePolicy:
                     ob.cause,
                     ob.source,
                 )
+                gap = ob.distance
                 break
         if finish and manoeuvre == "stop_sign":
             accel = min(accel, -cfg.comfort_decel)
         if holding is not None and manoeuvre != "emergency":
             accel = -cfg.comfort_decel
             manoeuvre, cause, source = holding
+            gap = None
         steer = pure_pursuit(self.route, state, self.limits, d_ego)
-        return Decision(Command(accel, steer), manoeuvre, v0, cause, source)
+        return Decision(Command(accel, steer), manoeuvre, v0, cause, source, gap)

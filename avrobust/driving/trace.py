@@ -31,8 +31,8 @@ class ActorState:
 class StepRecord:
     """The ego at one step and what the policy decided there: time, pose, speed (m/s),
     applied acceleration, steering, the manoeuvre, its target speed, its cause (a percept
-    described) and that percept's source (``model`` or ``truth``), and how many percepts the
-    policy got."""
+    described), that percept's source (``model`` or ``truth``) and the distance the policy
+    believed it was at (metres), and how many percepts the policy got."""
 
     t: float
     x: float
@@ -46,6 +46,7 @@ class StepRecord:
     cause: str = ""
     cause_source: str = ""
     percepts: int = 0
+    cause_gap: float | None = None
 
 
 @dataclass

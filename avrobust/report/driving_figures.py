@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from avrobust.driving.criteria import DriveResult, footprint
+from avrobust.driving.criteria import DriveResult, footprint, hazard_gaps
 from avrobust.driving.trace import Trace
 
 COLOURS = {"car": "#1f77b4", "pedestrian": "#d62728", "traffic_sign": "#9467bd"}
@@ -106,12 +106,23 @@ def timeline(trace: Trace, result: DriveResult, path: Path | None = None, title:
     v = np.array([s.speed for s in trace.steps]) * 3.6
     a = np.array([s.accel for s in trace.steps])
     target = np.array([s.target_speed for s in trace.steps]) * 3.6
-    fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(10, 5.5), dpi=120, sharex=True,
-                                        gridspec_kw={"height_ratios": [3, 2, 1]})  # fmt: skip
+    fig, (ax1, axd, ax2, ax3) = plt.subplots(
+        4, 1, figsize=(10, 7), dpi=120, sharex=True, gridspec_kw={"height_ratios": [3, 2, 2, 1]}
+    )
     ax1.plot(t, v, color="black", label="speed")
     ax1.plot(t, target, color="grey", ls="--", lw=1, label="speed aimed for")
     ax1.set_ylabel("km/h")
     ax1.legend(fontsize=7, loc="upper right")
+    # The hazard as it was and as the policy believed it: the gap between the two is what
+    # perception (or an attack) got wrong.
+    true_gap = np.array([np.nan if g is None else g for g in hazard_gaps(trace)])
+    seen = np.array([np.nan if s.cause_gap is None else s.cause_gap for s in trace.steps])
+    axd.plot(t, true_gap, color="black", label="nearest hazard (truth)")
+    axd.plot(t, seen, color="#d62728", ls="none", marker=".", ms=3,
+             label="what the decision was about (perceived)")  # fmt: skip
+    axd.set_ylabel("m ahead")
+    axd.set_ylim(bottom=0)
+    axd.legend(fontsize=7, loc="lower left")
     ax2.plot(t, a, color="#1f77b4")
     ax2.axhline(0, color="grey", lw=0.5)
     ax2.set_ylabel("m/s²")
@@ -123,13 +134,13 @@ def timeline(trace: Trace, result: DriveResult, path: Path | None = None, title:
     ax3.set_yticks([])
     ax3.set_xlabel("time (s)")
     for c in result.collisions:
-        for ax in (ax1, ax2, ax3):
+        for ax in (ax1, axd, ax2, ax3):
             ax.axvline(c.t, color="red", lw=1.5)
         ax1.annotate(f"collision: {c.actor}", (c.t, v.max() * 0.9), color="red", fontsize=8,
                      xytext=(4, 0), textcoords="offset points")  # fmt: skip
     for st in result.stops:
         if not st.stopped and st.passed_t is not None:
-            for ax in (ax1, ax2, ax3):
+            for ax in (ax1, axd, ax2, ax3):
                 ax.axvline(st.passed_t, color="red", ls="--", lw=1.2)
             ax1.annotate(
                 f"passed the stop line at {st.passed_speed * 3.6:.0f} km/h",
@@ -142,7 +153,7 @@ def timeline(trace: Trace, result: DriveResult, path: Path | None = None, title:
         ax3.scatter(t[src], np.full(src.sum(), 0.5), marker="|", color="black", s=20,
                     label="caused by a model report")  # fmt: skip
     ax3.legend(fontsize=7, ncol=min(len(manoeuvres) + 1, 7), loc="upper center",
-               bbox_to_anchor=(0.5, -0.5))  # fmt: skip
+               bbox_to_anchor=(0.5, -0.9))  # fmt: skip
     ax1.set_title(title or "closed-loop drive over time", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
