@@ -174,3 +174,23 @@ def test_a_triggered_pedestrian_walks_in_both_backends():
         backend.close()
     assert before[1, 3] == pytest.approx(-6.0)  # on the kerb until the trigger
     assert after[1, 3] > before[1, 3]  # crossing to the left after it
+
+
+def test_a_sign_box_cut_by_any_image_border_is_not_ranged():
+    # Ranging by width needs the whole sign: a near sign leaves the top or the side of the
+    # image, and the detector's box of what is left stops a few pixels short of the border.
+    from avrobust.core.sensors import CameraSpec
+    from avrobust.driving.percepts import sign_percept
+
+    sc = load_scenario("stop_cross_traffic")
+    with EmbeddedBackend() as b:
+        b.start(EpisodeSpec.from_scenario(sc, camera=CameraSpec(200, 100), lidar=None, frames=1))
+        [frame] = list(b.frames())
+    whole = sign_percept(frame, torch.tensor([120.0, 30.0, 140.0, 50.0]), "stop", 0.9)
+    assert whole is not None and whole.kind == "stop"
+    # 0.9 m across in 20 px at fx = 100 (90 degrees over 200 px): 4.5 m ahead of the camera.
+    ego = frame.ego_pose[:2, 3].tolist()
+    assert 4.0 < ((whole.x - ego[0]) ** 2 + (whole.y - ego[1]) ** 2) ** 0.5 < 7.0
+    for cut in ([120.0, 1.5, 140.0, 20.0], [185.0, 30.0, 198.5, 50.0], [0.5, 30, 15, 50]):
+        assert sign_percept(frame, torch.tensor(cut), "stop", 0.9) is None, cut
+    assert sign_percept(frame, torch.tensor([120.0, 30.0, 140.0, 50.0]), "graffiti", 0.9) is None

@@ -68,12 +68,19 @@ def _ego_yaw(frame: Frame) -> float:
     return math.atan2(float(frame.ego_pose[1, 0]), float(frame.ego_pose[0, 0]))
 
 
+BORDER_MARGIN = 0.01  # of the image width: a sign box this near the border counts as cut
+
+
 def sign_percept(frame: Frame, box: torch.Tensor, kind: str, score: float) -> Percept | None:
     """A sign of type ``kind`` in 2D box ``[4]``, ranged by its known width."""
     width_px = float(box[2] - box[0])
     k = frame.calibration.intrinsics
-    # A box cut by the image border is narrower than the sign: its range would be too long.
-    cut = float(box[0]) <= 1 or float(box[2]) >= k.width - 1
+    # A box cut by the image border (any side: near signs leave the top of the image too) is
+    # narrower than the sign, so its range would be too long; a detector's box of a cut sign
+    # stops a few pixels short of the border, hence the margin.
+    m = max(2.0, BORDER_MARGIN * k.width)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    cut = x0 <= m or y0 <= m or x1 >= k.width - m or y1 >= k.height - m
     if kind not in SIGN_TYPES or width_px < 1 or cut:
         return None
     depth = k.fx * SIGN_TYPES[kind].size / width_px
