@@ -135,3 +135,35 @@ def test_the_report_leads_with_what_the_car_did(tmp_path):
     assert rows["oracle"][col("driving score")] == "1.00"
     figures = [b for b in doc.section("driving").blocks if b.__class__.__name__ == "Figure"]
     assert len(figures) == 4 and all(f.png[:4] == b"\x89PNG" for f in figures)
+
+
+def test_the_paired_table_sets_each_attack_against_its_clean_twin_and_its_control():
+    # Six cells: the clean stack stops in five; the sticker makes all six run the stop, its
+    # mean-colour control four. Against clean: 5 of the 5 that stopped; against the control:
+    # two drives failed only under the sticker, none only under the control.
+    from avrobust.driving.criteria import DriveResult, StopCheck
+    from avrobust.report.run_data import JobInfo
+    from avrobust.report.sections_driving import _paired
+
+    def job(k, attack):
+        cond = {"weather": "ClearNoon", "distance": 60 + k}
+        return JobInfo(
+            f"{attack}{k}", k, "stop_cross_traffic", cond, "sign-pipeline", attack, "none",
+            {}, "ClearNoon", "day", 0, "done", None, 1.0, 10,
+        )  # fmt: skip
+
+    def drive(stopped):
+        return DriveResult(stops=[StopCheck("stop_1", stopped, 0.0 if stopped else 5.0, None)])
+
+    sticker, control = "patch:stop_to_80", "patch:stop_to_80 [control: mean]"
+    drives = [(job(k, "none"), drive(k != 0)) for k in range(6)]
+    drives += [(job(k, sticker), drive(False)) for k in range(6)]
+    drives += [(job(k, control), drive(k in (1, 2))) for k in range(6)]
+    table = _paired(drives)
+    rows = {r[3]: r for r in table.rows}
+    col = table.header.index
+    assert rows[sticker][col("ran the stop where clean stopped")].startswith("5/5")
+    beyond = rows[sticker][-1]
+    assert beyond.startswith("mean: +2 / -0") and "p 0.5" in beyond
+    assert rows[control][col("ran the stop where clean stopped")].startswith("3/5")
+    assert rows[control][-1] == "-"

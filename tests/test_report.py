@@ -488,6 +488,8 @@ def test_component_labels_tell_variants_apart():
     assert component_label(adv) == "sign-classifier:sign_classifier_adv"
     patch = {"name": "patch", "params": {"file": "p/stop_to_80.patch", "surface": "stop_sign"}}
     assert component_label(patch) == "patch:stop_to_80"
+    pipe = {"name": "sign-pipeline", "params": {"classifier": "m/sign_classifier_adv.pt"}}
+    assert component_label(pipe) == "sign-pipeline:sign_classifier_adv"
     assert component_label({"name": "lidar-remove", "params": {"points": 250}}) == (
         "lidar-remove(points=250)"
     )

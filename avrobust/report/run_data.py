@@ -33,7 +33,7 @@ def component_label(ref: dict) -> str:
     params = ref.get("params") or {}
     if not params:
         return ref["name"]
-    for key in ("file", "weights"):
+    for key in ("file", "weights", "classifier", "detector"):
         if key in params and len(params) == 1 + ("surface" in params):
             return f"{ref['name']}:{Path(params[key]).stem}"
     return f"{ref['name']}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})"

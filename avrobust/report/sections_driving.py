@@ -99,28 +99,51 @@ def _outcomes(drives: list[tuple[JobInfo, DriveResult]]) -> Table:
     )
 
 
+def _failed(r: DriveResult) -> bool:
+    return r.ran_stop or r.collided
+
+
 def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
     """Each attack against its clean twins (same scenario, conditions, model, defence): the
-    share of the drive-bys whose clean twin stopped that the attack made run the stop, and the
-    collisions the attack added; McNemar's exact p on the paired failures."""
-    clean = {(j.cell): r for j, r in drives if j.attack == "none"}
-    groups: dict[tuple, list[tuple[DriveResult, DriveResult]]] = defaultdict(list)
+    share of the drive-bys whose clean twin stopped that the attack made run the stop, the
+    collisions the attack added, McNemar's exact p on the paired failures (running the stop or
+    colliding); and against its matched controls in the same cells, whether the optimised
+    pattern did more than its mask painted plainly would."""
+    clean = {j.cell: r for j, r in drives if j.attack == "none"}
+    by_cell_attack = {(j.cell, j.attack): r for j, r in drives}
+    groups: dict[tuple, list[tuple[JobInfo, DriveResult, DriveResult]]] = defaultdict(list)
     for j, r in drives:
         if j.attack != "none" and j.cell in clean:
-            groups[(*_stack(j), j.attack)].append((clean[j.cell], r))
+            groups[(*_stack(j), j.attack)].append((j, clean[j.cell], r))
     if not groups:
         return None
+    labels = {j.attack for j, _ in drives}
     rows = []
-    for (scenario, model, defence, attack), pairs in sorted(groups.items()):
+    for (scenario, model, defence, attack), triples in sorted(groups.items()):
+        pairs = [(c, a) for _, c, a in triples]
         stopped = [(c, a) for c, a in pairs if c.stops and not c.ran_stop]
-        fail_c = [c.ran_stop or c.collided for c, _ in pairs]
-        fail_a = [a.ran_stop or a.collided for _, a in pairs]
+        fail_c = [_failed(c) for c, _ in pairs]
+        fail_a = [_failed(a) for _, a in pairs]
+        beyond = []
+        for ctl in sorted(x for x in labels if x.startswith(f"{attack} [control: ")):
+            twins = [
+                (by_cell_attack[(j.cell, ctl)], a)
+                for j, _, a in triples
+                if (j.cell, ctl) in by_cell_attack
+            ]
+            if twins:
+                worse = sum(_failed(a) and not _failed(c) for c, a in twins)
+                better = sum(_failed(c) and not _failed(a) for c, a in twins)
+                p = mcnemar([_failed(c) for c, _ in twins], [_failed(a) for _, a in twins])
+                name = ctl[len(attack) + len(" [control: ") : -1]
+                beyond.append(f"{name}: +{worse} / -{better}, p {p:.3g}")
         rows.append(
             [
                 scenario, model, defence, attack, str(len(pairs)),
                 str(rate(sum(a.ran_stop for _, a in stopped), len(stopped))) if stopped else "-",
                 f"{sum(a.collided and not c.collided for c, a in pairs)}",
                 f"{mcnemar(fail_c, fail_a):.3g}",
+                "; ".join(beyond) or "-",
             ]
         )  # fmt: skip
     return Table(
@@ -132,10 +155,13 @@ def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
             "pairs",
             "ran the stop where clean stopped",
             "collisions added",
-            "McNemar p",
+            "McNemar p (vs clean)",
+            "vs its control: drives failed only under the attack / only under the control",
         ],
         rows,
-        "Each attack against its clean twin drive (same conditions, model and defence).",
+        "Each attack against its clean twin drive (same conditions, model and defence), and "
+        "against its matched control (the same mask or budget, not optimised). A failed drive "
+        "ran a stop sign or collided.",
         key="driving_paired",
     )
 
