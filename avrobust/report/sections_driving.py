@@ -219,6 +219,9 @@ def _pictures(data: RunData, drives: list[tuple[JobInfo, DriveResult]]) -> list:
         what = f"{j.scenario} ({j.conditions_text}): {j.model} / {j.attack} / {j.defence}"
         out.append(Figure(top_down(trace, r, title=what), f"From above: {what}.", key=f"td_{j.id}"))
         out.append(Figure(timeline(trace, r, title=what), f"Over time: {what}.", key=f"tl_{j.id}"))
+        frames = _camera_frames(data, j, trace.dt)
+        if frames is not None:
+            out.append(frames)
     items = []
     for j, r in failed[MAX_FIGURES:]:
         bits = [
@@ -231,3 +234,30 @@ def _pictures(data: RunData, drives: list[tuple[JobInfo, DriveResult]]) -> list:
     if items:
         out.append(Bullets(items))
     return out
+
+
+def _camera_frames(data: RunData, j: JobInfo, dt: float) -> Figure | None:
+    """What the camera saw: the clean twin's frame and this drive's first frame where
+    perception failed on the target (the runner keeps both, as in open loop)."""
+    import cv2
+
+    from avrobust.report import figures
+
+    twin = next((o for o in data.done if o.cell == j.cell and o.attack == "none"), None)
+    tiles = []
+    for job, role, what in ((twin, "window", "clean twin"), (j, "failure", "this drive")):
+        if job is not None and (job.id, role) in data.pictures:
+            frame, path = data.pictures[(job.id, role)]
+            img = cv2.imread(str(path))
+            if img is not None:
+                label = f"{what}, t = {frame * dt:.1f} s"
+                label += ", first missed target" if role == "failure" else ""
+                tiles.append((label, img[:, :, ::-1]))
+    if not any("this drive" in t[0] for t in tiles):
+        return None
+    return Figure(
+        figures.side_by_side(tiles),
+        f"The camera at the moment perception failed ({j.scenario}, {j.conditions_text}, "
+        f"{j.attack}): white, the target's true box; green, detections on it; blue, others.",
+        key=f"cam_{j.id}",
+    )
