@@ -134,7 +134,10 @@ def test_the_report_leads_with_what_the_car_did(tmp_path):
     assert rows["oracle"][col("ran the stop sign")].startswith("0/2")
     assert rows["oracle"][col("driving score")] == "1.00"
     figures = [b for b in doc.section("driving").blocks if b.__class__.__name__ == "Figure"]
-    assert len(figures) == 4 and all(f.png[:4] == b"\x89PNG" for f in figures)
+    assert all(f.png[:4] == b"\x89PNG" for f in figures)
+    # Each failed drive: from above, over time, and the camera where perception missed.
+    kinds = sorted(f.key.split("_")[0] for f in figures)
+    assert kinds == ["cam", "cam", "td", "td", "tl", "tl"]
 
 
 def test_the_paired_table_sets_each_attack_against_its_clean_twin_and_its_control():
