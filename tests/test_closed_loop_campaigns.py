@@ -170,3 +170,38 @@ def test_the_paired_table_sets_each_attack_against_its_clean_twin_and_its_contro
     assert beyond.startswith("mean: +2 / -0") and "p 0.5" in beyond
     assert rows[control][col("ran the stop where clean stopped")].startswith("3/5")
     assert rows[control][-1] == "-"
+
+
+def test_vehicle_level_failures_are_triggering_conditions():
+    # The clean stack runs the stop in fog in 5 of 6 drives and nowhere else in 12: fog is
+    # named for the vehicle-level failure; the oracle's drives are not judged.
+    from types import SimpleNamespace
+
+    from avrobust.campaign.records import DriveRecord
+    from avrobust.driving.criteria import DriveResult, StopCheck
+    from avrobust.report.run_data import JobInfo
+    from avrobust.report.sections_text import _vehicle_pools, triggering_conditions
+
+    drives = []
+    for k in range(18):
+        weather = ("Fog", "ClearNoon", "CloudyNoon")[k % 3]
+        for model in ("sign-pipeline", "oracle"):
+            j = JobInfo(
+                f"{model}{k}", k, "stop_cross_traffic", {"weather": weather}, model, "none",
+                "none", {}, weather, "day", 0, "done", None, 1.0, 10,
+            )  # fmt: skip
+            ran = model != "oracle" and weather == "Fog" and k != 0
+            r = DriveResult(stops=[StopCheck("stop_1", not ran, 3.0 if ran else 0.0, None)])
+            drives.append((j, DriveRecord(j.id, r.to_dict(), {}, [])))
+    data = SimpleNamespace(drives=drives)
+    [(_, clean), (_, attacked)] = _vehicle_pools(data)
+    assert len(clean) == 18 and attacked == [] and sum(o.success for o in clean) == 5
+    found = [
+        t
+        for t in triggering_conditions(
+            SimpleNamespace(drives=drives, frames=[], encounters=[], done=[], jobs=[])
+        )
+        if t["what"].startswith("drives")
+    ]
+    assert [(t["factor"], t["value"]) for t in found] == [("weather", "Fog")]
+    assert found[0]["inside"].text().startswith("83% (5/6")

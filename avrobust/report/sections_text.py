@@ -4,6 +4,7 @@ threat model, triggering conditions, limitations and the reproducibility appendi
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from avrobust.report import metrics as m
 from avrobust.report.document import Bullets, Code, Paragraph, Section, Table
@@ -229,6 +230,7 @@ def triggering_conditions(data: RunData) -> list[dict]:
     found = []
     pools = [("misses the target without attack", m.clean_misses(data))]
     pools.append(("is fooled by the attack", m.attack_outcomes(data)))
+    pools += _vehicle_pools(data)
     for what, outcomes in pools:
         per_stack = m.group(
             outcomes, lambda o: (o.row.job.model, o.row.job.defence, o.row.job.attack)
@@ -266,6 +268,32 @@ def triggering_conditions(data: RunData) -> list[dict]:
                         )
     found.sort(key=lambda t: -(t["inside"].value - t["outside"].value))
     return found
+
+
+@dataclass
+class _DriveRow:
+    """A closed-loop drive as a row the factors can read (its distance: the sweep's)."""
+
+    job: object
+    distance: None = None
+
+
+def _vehicle_pools(data: RunData) -> list[tuple[str, list[m.Outcome]]]:
+    """Vehicle-level failures (closed-loop campaigns): the car ran a stop sign or collided;
+    the oracle is left out (its failures are the planner's, not perception's)."""
+    from avrobust.driving.criteria import DriveResult
+
+    clean, attacked = [], []
+    for j, d in data.drives:
+        if j.status != "done" or j.model == "oracle":
+            continue
+        r = DriveResult.from_dict(d.result)
+        outcome = m.Outcome(_DriveRow(j), r.ran_stop or r.collided, True)  # type: ignore[arg-type]
+        (clean if j.attack == "none" else attacked).append(outcome)
+    return [
+        ("drives: the car ran a stop sign or collided without attack", clean),
+        ("drives: the car ran a stop sign or collided under the attack", attacked),
+    ]
 
 
 def triggers_section(data: RunData) -> Section:
