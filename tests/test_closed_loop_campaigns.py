@@ -205,3 +205,24 @@ def test_vehicle_level_failures_are_triggering_conditions():
     ]
     assert [(t["factor"], t["value"]) for t in found] == [("weather", "Fog")]
     assert found[0]["inside"].text().startswith("83% (5/6")
+
+
+def test_a_phantom_fails_a_drive_by_the_hard_braking_it_adds():
+    from avrobust.driving.criteria import DriveResult
+    from avrobust.report.run_data import JobInfo
+    from avrobust.report.sections_driving import _paired
+
+    def job(k, attack):
+        return JobInfo(
+            f"{attack}{k}", k, "empty_road", {"weather": str(k)}, "lidar-detector", attack,
+            "none", {}, "ClearNoon", "day", 0, "done", None, 1.0, 10,
+        )  # fmt: skip
+
+    spoof, control = "lidar-spoof", "lidar-spoof [control: random]"
+    drives = [(job(k, "none"), DriveResult(hard_brakes=int(k == 0))) for k in range(4)]
+    drives += [(job(k, spoof), DriveResult(hard_brakes=1)) for k in range(4)]
+    drives += [(job(k, control), DriveResult()) for k in range(4)]
+    table = _paired(drives)
+    row = next(r for r in table.rows if r[3] == spoof)
+    assert row[table.header.index("hard braking added")] == "3"  # not the clean one's own
+    assert row[-1].startswith("random: +3 / -0")

@@ -99,16 +99,19 @@ def _outcomes(drives: list[tuple[JobInfo, DriveResult]]) -> Table:
     )
 
 
-def _failed(r: DriveResult) -> bool:
-    return r.ran_stop or r.collided
+def _failed(r: DriveResult, clean: DriveResult | None = None) -> bool:
+    """A drive went wrong: it ran a stop sign or collided, or (beside its clean twin) braked
+    hard where the clean drive did not: a phantom's cost."""
+    added_brake = clean is not None and r.hard_brakes > 0 and not clean.hard_brakes
+    return r.ran_stop or r.collided or added_brake
 
 
 def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
     """Each attack against its clean twins (same scenario, conditions, model, defence): the
     share of the drive-bys whose clean twin stopped that the attack made run the stop, the
-    collisions the attack added, McNemar's exact p on the paired failures (running the stop or
-    colliding); and against its matched controls in the same cells, whether the optimised
-    pattern did more than its mask painted plainly would."""
+    collisions and hard braking the attack added, McNemar's exact p on the paired failures;
+    and against its matched controls in the same cells, whether the optimised pattern did more
+    than its mask painted plainly (or its budget spent at random) would."""
     clean = {j.cell: r for j, r in drives if j.attack == "none"}
     by_cell_attack = {(j.cell, j.attack): r for j, r in drives}
     groups: dict[tuple, list[tuple[JobInfo, DriveResult, DriveResult]]] = defaultdict(list)
@@ -123,25 +126,28 @@ def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
         pairs = [(c, a) for _, c, a in triples]
         stopped = [(c, a) for c, a in pairs if c.stops and not c.ran_stop]
         fail_c = [_failed(c) for c, _ in pairs]
-        fail_a = [_failed(a) for _, a in pairs]
+        fail_a = [_failed(a, c) for c, a in pairs]
         beyond = []
         for ctl in sorted(x for x in labels if x.startswith(f"{attack} [control: ")):
-            twins = [
-                (by_cell_attack[(j.cell, ctl)], a)
-                for j, _, a in triples
+            # (clean, control, attack) for the cells where all three were driven
+            trio = [
+                (c, by_cell_attack[(j.cell, ctl)], a)
+                for j, c, a in triples
                 if (j.cell, ctl) in by_cell_attack
             ]
-            if twins:
-                worse = sum(_failed(a) and not _failed(c) for c, a in twins)
-                better = sum(_failed(c) and not _failed(a) for c, a in twins)
-                p = mcnemar([_failed(c) for c, _ in twins], [_failed(a) for _, a in twins])
+            if trio:
+                f_ctl = [_failed(k, c) for c, k, _ in trio]
+                f_att = [_failed(a, c) for c, _, a in trio]
+                worse = sum(x and not y for x, y in zip(f_att, f_ctl, strict=True))
+                better = sum(y and not x for x, y in zip(f_att, f_ctl, strict=True))
                 name = ctl[len(attack) + len(" [control: ") : -1]
-                beyond.append(f"{name}: +{worse} / -{better}, p {p:.3g}")
+                beyond.append(f"{name}: +{worse} / -{better}, p {mcnemar(f_ctl, f_att):.3g}")
         rows.append(
             [
                 scenario, model, defence, attack, str(len(pairs)),
                 str(rate(sum(a.ran_stop for _, a in stopped), len(stopped))) if stopped else "-",
                 f"{sum(a.collided and not c.collided for c, a in pairs)}",
+                f"{sum(a.hard_brakes > 0 and not c.hard_brakes for c, a in pairs)}",
                 f"{mcnemar(fail_c, fail_a):.3g}",
                 "; ".join(beyond) or "-",
             ]
@@ -155,13 +161,14 @@ def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
             "pairs",
             "ran the stop where clean stopped",
             "collisions added",
+            "hard braking added",
             "McNemar p (vs clean)",
             "vs its control: drives failed only under the attack / only under the control",
         ],
         rows,
         "Each attack against its clean twin drive (same conditions, model and defence), and "
         "against its matched control (the same mask or budget, not optimised). A failed drive "
-        "ran a stop sign or collided.",
+        "ran a stop sign, collided, or braked hard where its clean twin did not.",
         key="driving_paired",
     )
 
