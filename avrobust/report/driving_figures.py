@@ -112,7 +112,8 @@ def timeline(trace: Trace, result: DriveResult, path: Path | None = None, title:
     ax1.plot(t, v, color="black", label="speed")
     ax1.plot(t, target, color="grey", ls="--", lw=1, label="speed aimed for")
     ax1.set_ylabel("km/h")
-    ax1.legend(fontsize=7, loc="upper right")
+    ax1.set_ylim(0, max(float(v.max()), float(target.max()), 1.0) * 1.15)
+    ax1.legend(fontsize=7, loc="lower left")
     # The hazard as it was and as the policy believed it: the gap between the two is what
     # perception (or an attack) got wrong.
     true_gap = np.array([np.nan if g is None else g for g in hazard_gaps(trace)])
@@ -126,6 +127,8 @@ def timeline(trace: Trace, result: DriveResult, path: Path | None = None, title:
     ax2.plot(t, a, color="#1f77b4")
     ax2.axhline(0, color="grey", lw=0.5)
     ax2.set_ylabel("m/s²")
+    # At least +-1 m/s^2 shown: a steady drive is a flat line, not magnified rounding noise.
+    ax2.set_ylim(min(float(a.min()), -1.0) - 0.3, max(float(a.max()), 1.0) + 0.3)
     manoeuvres = sorted({s.manoeuvre for s in trace.steps})
     cmap = plt.get_cmap("tab10")
     for i, m in enumerate(manoeuvres):

@@ -211,14 +211,23 @@ def _pictures(data: RunData, drives: list[tuple[JobInfo, DriveResult]]) -> list:
     from avrobust.report.driving_figures import timeline, top_down
 
     failed = [(j, r) for j, r in drives if j.model != "oracle" and (r.collided or r.ran_stop)]
-    failed.sort(key=lambda jr: (jr[0].attack == "none", not jr[1].collided, jr[0].index))
+    # Attacks first, then their controls, then clean drives; collisions first within each.
+    failed.sort(
+        key=lambda jr: (
+            jr[0].attack == "none",
+            jr[0].attack_ref.get("control") is not None,
+            not jr[1].collided,
+            jr[0].index,
+        )
+    )
     if not failed:
         return [Paragraph("No drive of a model's stack ran a stop sign or collided.", "note")]
     traces = {j.id: d for j, d in data.drives}
     out: list = [
         Paragraph(
             f"{len(failed)} drives of a model's stack ran a stop sign or collided; the first "
-            f"{min(len(failed), MAX_FIGURES)} (attacked first, collisions first) are shown."
+            f"{min(len(failed), MAX_FIGURES)} (attacks, then controls, then clean drives; "
+            "collisions first) are shown."
         )
     ]
     for j, r in failed[:MAX_FIGURES]:
