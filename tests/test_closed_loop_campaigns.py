@@ -127,8 +127,10 @@ def test_the_report_leads_with_what_the_car_did(tmp_path):
     doc = build_document(load_run(out))
     assert [s.key for s in doc.sections][:2] == ["summary", "driving"]
     table = doc.tables()["driving_outcomes"]
-    rows = {r[1]: r for r in table.rows}
     col = table.header.index
+    rows = {r[col("model")]: r for r in table.rows}
+    assert "scenario" not in table.header  # one scenario: named in the caption
+    assert "scenario: stop_cross_traffic" in table.caption
     assert rows["blind-signs"][col("ran the stop sign")].startswith("2/2")
     assert rows["blind-signs"][col("collided")].startswith("2/2")
     assert rows["oracle"][col("ran the stop sign")].startswith("0/2")
@@ -163,8 +165,8 @@ def test_the_paired_table_sets_each_attack_against_its_clean_twin_and_its_contro
     drives += [(job(k, sticker), drive(False)) for k in range(6)]
     drives += [(job(k, control), drive(k in (1, 2))) for k in range(6)]
     table = _paired(drives)
-    rows = {r[3]: r for r in table.rows}
     col = table.header.index
+    rows = {r[col("attack")]: r for r in table.rows}
     assert rows[sticker][col("ran the stop where clean stopped")].startswith("5/5")
     beyond = rows[sticker][-1]
     assert beyond.startswith("mean: +2 / -0") and "p 0.5" in beyond
@@ -223,6 +225,6 @@ def test_a_phantom_fails_a_drive_by_the_hard_braking_it_adds():
     drives += [(job(k, spoof), DriveResult(hard_brakes=1)) for k in range(4)]
     drives += [(job(k, control), DriveResult()) for k in range(4)]
     table = _paired(drives)
-    row = next(r for r in table.rows if r[3] == spoof)
+    row = next(r for r in table.rows if r[table.header.index("attack")] == spoof)
     assert row[table.header.index("hard braking added")] == "3"  # not the clean one's own
     assert row[-1].startswith("random: +3 / -0")

@@ -79,7 +79,7 @@ def _outcomes(drives: list[tuple[JobInfo, DriveResult]]) -> Table:
                 f"{mean(r.driving_score for r in rs):.2f}",
             ]
         )
-    return Table(
+    return _compact(
         [
             "scenario",
             "model",
@@ -152,7 +152,7 @@ def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
                 "; ".join(beyond) or "-",
             ]
         )  # fmt: skip
-    return Table(
+    return _compact(
         [
             "scenario",
             "model",
@@ -190,7 +190,7 @@ def _by_condition(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
                 str(rate(sum(r.collided for r in rs), len(rs))),
             ]
         )  # fmt: skip
-    return Table(
+    return _compact(
         [
             "scenario",
             "model",
@@ -276,4 +276,22 @@ def _camera_frames(data: RunData, j: JobInfo, dt: float) -> Figure | None:
         f"The camera at the moment perception failed ({j.scenario}, {j.conditions_text}, "
         f"{j.attack}): white, the target's true box; green, detections on it; blue, others.",
         key=f"cam_{j.id}",
+    )
+
+
+def _compact(header: list[str], rows: list[list[str]], caption: str, key: str) -> Table:
+    """The table without its scenario and defence columns where every row has the same value
+    (named in the caption instead): the page keeps its width for the rates."""
+    drop = [
+        i
+        for i, h in enumerate(header)
+        if h in ("scenario", "defence") and rows and len({r[i] for r in rows}) == 1
+    ]
+    said = "; ".join(f"{header[i]}: {rows[0][i]}" for i in drop)
+    keep = [i for i in range(len(header)) if i not in drop]
+    return Table(
+        [header[i] for i in keep],
+        [[r[i] for i in keep] for r in rows],
+        f"{caption.rstrip('.')} ({said})." if said else caption,
+        key=key,
     )
