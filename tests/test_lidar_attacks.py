@@ -126,6 +126,26 @@ def test_white_box_spoofing_on_the_victims_rays_beats_random_placement(lead_fram
     assert len(white.sweep.ray.unique()) == len(white.sweep)  # one return per ray
 
 
+def test_an_object_beyond_the_detectors_grid_scores_zero_and_removal_leaves_it(
+    lead_frames, shipped_lidar
+):
+    # In closed loop a pedestrian 60 m ahead is off the detector's grid: nothing the attack
+    # removes can change what the detector reports there (it used to crash on an empty argmax).
+    from avrobust.attacks.lidar.objective import FrameObjective
+    from avrobust.attacks.lidar.remove import remove
+    from avrobust.core.boxes import Box3D
+
+    frame = lead_frames[0]
+    obj = FrameObjective(shipped_lidar, frame)
+    sweep = LidarSweep.from_frame(frame, SPEC)
+    far = shipped_lidar.grid.x_range[1] + 20.0
+    assert float(obj.score(sweep.points, far, 0.0, None)) == 0.0
+    box = Box3D(torch.tensor([[far, 0.0, 0.9]]), torch.tensor([[0.3, 0.6, 1.8]]), torch.zeros(1))
+    for method in ("random", "white-box"):
+        res = remove(obj, sweep, SPEC, LidarThreat(points=50, mode="remove"), box, method)
+        assert res.score == 0.0
+
+
 def test_removal_hides_a_car_within_its_budget_and_random_removal_does_not(
     lead_frames, shipped_lidar
 ):

@@ -106,6 +106,10 @@ class FrameObjective:
         near = ((cx[:, None] - x) ** 2 + (cy[None, :] - y) ** 2) <= radius**2
         heat = out["heatmap"][0]
         logits = (heat.amax(0) if category is None else heat[self.classes.index(category)])[near]
+        if logits.numel() == 0:
+            # (x, y) is off the detector's grid (beyond its range): it cannot report anything
+            # there. Zero, still joined to the graph, so a gradient step is a no-op.
+            return heat.sum() * 0.0
         best = int(logits.argmax())
         s3d = logits[best].sigmoid()
         if self.camera_dets is None:
