@@ -147,23 +147,26 @@ def test_the_paired_table_sets_each_attack_against_its_clean_twin_and_its_contro
     # mean-colour control four. Against clean: 5 of the 5 that stopped; against the control:
     # two drives failed only under the sticker, none only under the control.
     from avrobust.driving.criteria import DriveResult, StopCheck
-    from avrobust.report.run_data import JobInfo
+    from avrobust.report.run_data import JobInfo, component_label
     from avrobust.report.sections_driving import _paired
 
-    def job(k, attack):
+    def job(k, ref):
+        # As the report reads a job: the attack's label made from its reference.
         cond = {"weather": "ClearNoon", "distance": 60 + k}
+        attack = component_label(ref)
         return JobInfo(
             f"{attack}{k}", k, "stop_cross_traffic", cond, "sign-pipeline", attack, "none",
-            {}, "ClearNoon", "day", 0, "done", None, 1.0, 10,
+            ref, "ClearNoon", "day", 0, "done", None, 1.0, 10,
         )  # fmt: skip
 
     def drive(stopped):
         return DriveResult(stops=[StopCheck("stop_1", stopped, 0.0 if stopped else 5.0, None)])
 
     sticker, control = "patch:stop_to_80", "patch:stop_to_80 [control: mean]"
-    drives = [(job(k, "none"), drive(k != 0)) for k in range(6)]
-    drives += [(job(k, sticker), drive(False)) for k in range(6)]
-    drives += [(job(k, control), drive(k in (1, 2))) for k in range(6)]
+    ref = {"name": "patch", "params": {"file": "p/stop_to_80.patch", "surface": "stop_sign"}}
+    drives = [(job(k, {"name": "none", "params": {}}), drive(k != 0)) for k in range(6)]
+    drives += [(job(k, ref), drive(False)) for k in range(6)]
+    drives += [(job(k, {**ref, "control": "mean"}), drive(k in (1, 2))) for k in range(6)]
     table = _paired(drives)
     col = table.header.index
     rows = {r[col("attack")]: r for r in table.rows}
@@ -211,19 +214,21 @@ def test_vehicle_level_failures_are_triggering_conditions():
 
 def test_a_phantom_fails_a_drive_by_the_hard_braking_it_adds():
     from avrobust.driving.criteria import DriveResult
-    from avrobust.report.run_data import JobInfo
+    from avrobust.report.run_data import JobInfo, component_label
     from avrobust.report.sections_driving import _paired
 
-    def job(k, attack):
+    def job(k, ref):
+        attack = component_label(ref)
         return JobInfo(
             f"{attack}{k}", k, "empty_road", {"weather": str(k)}, "lidar-detector", attack,
-            "none", {}, "ClearNoon", "day", 0, "done", None, 1.0, 10,
+            "none", ref, "ClearNoon", "day", 0, "done", None, 1.0, 10,
         )  # fmt: skip
 
-    spoof, control = "lidar-spoof", "lidar-spoof [control: random]"
-    drives = [(job(k, "none"), DriveResult(hard_brakes=int(k == 0))) for k in range(4)]
-    drives += [(job(k, spoof), DriveResult(hard_brakes=1)) for k in range(4)]
-    drives += [(job(k, control), DriveResult()) for k in range(4)]
+    spoof = "lidar-spoof"
+    ref = {"name": spoof, "params": {}}
+    drives = [(job(k, {"name": "none"}), DriveResult(hard_brakes=int(k == 0))) for k in range(4)]
+    drives += [(job(k, ref), DriveResult(hard_brakes=1)) for k in range(4)]
+    drives += [(job(k, {**ref, "control": "random"}), DriveResult()) for k in range(4)]
     table = _paired(drives)
     row = next(r for r in table.rows if r[table.header.index("attack")] == spoof)
     assert row[table.header.index("hard braking added")] == "3"  # not the clean one's own

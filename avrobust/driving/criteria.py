@@ -164,6 +164,15 @@ def _facing(trace: Trace, a: ActorState, s: float) -> bool:
     return math.cos(a.yaw - heading) < -0.5
 
 
+def _stop_line(trace: Trace, a: ActorState) -> float | None:
+    """Where along the route the stop line of ``a`` is (the sign's position), when ``a`` is a
+    stop sign beside the route facing the ego; None otherwise."""
+    if a.category != "traffic_sign" or a.kind != "stop":
+        return None
+    s, d = trace.route.project(a.x, a.y)
+    return s if abs(d) <= 12.0 and _facing(trace, a, s) else None
+
+
 def stop_signs(trace: Trace, cfg: CriteriaConfig = CriteriaConfig()) -> list[StopCheck]:
     """Each stop sign facing the route that the ego's front reached within the zone: did it
     stand still (``stop_speed``) with its front between ``stop_zone`` before the line (the
@@ -171,10 +180,10 @@ def stop_signs(trace: Trace, cfg: CriteriaConfig = CriteriaConfig()) -> list[Sto
     signs: dict[int, tuple[ActorState, float]] = {}
     for step in trace.actors:
         for a in step:
-            if a.category == "traffic_sign" and a.kind == "stop" and a.id not in signs:
-                s, d = trace.route.project(a.x, a.y)
-                if abs(d) <= 12.0 and _facing(trace, a, s):
-                    signs[a.id] = (a, s)
+            if a.id not in signs:
+                s_line = _stop_line(trace, a)
+                if s_line is not None:
+                    signs[a.id] = (a, s_line)
     fronts = [_front_s(trace, k) for k in range(len(trace.steps))]
     out = []
     for a, s_line in signs.values():
@@ -274,10 +283,9 @@ def hazard_gaps(trace: Trace) -> list[float | None]:
     for k, actors in enumerate(trace.actors):
         front = _front_s(trace, k)
         for a in actors:
-            if a.category == "traffic_sign" and a.kind == "stop":
-                s, d = trace.route.project(a.x, a.y)
-                if abs(d) <= 12.0 and _facing(trace, a, s) and s >= front:
-                    out[k] = s - front if out[k] is None else min(out[k], s - front)
+            s = _stop_line(trace, a)
+            if s is not None and s >= front:
+                out[k] = s - front if out[k] is None else min(out[k], s - front)
     return out
 
 

@@ -104,6 +104,12 @@ def patch_figure(
     return _png(fig)
 
 
+def read_picture(path) -> np.ndarray | None:
+    """A kept example picture (a JPEG the runner wrote) as RGB, or None when unreadable."""
+    img = cv2.imread(str(path))
+    return None if img is None else img[:, :, ::-1]
+
+
 def side_by_side(images: list[tuple[str, np.ndarray]], height: int = 300) -> bytes:
     """Pictures in a row at one height, each with a caption bar above it."""
     tiles = []

@@ -11,7 +11,7 @@ from avrobust.core.stats import mcnemar, rate
 from avrobust.driving.criteria import DriveResult
 from avrobust.driving.trace import Trace
 from avrobust.report.document import Bullets, Figure, Paragraph, Section, Table
-from avrobust.report.run_data import JobInfo, RunData
+from avrobust.report.run_data import JobInfo, RunData, component_label
 
 NEAR_MISS_TTC = 1.0  # seconds
 MAX_FIGURES = 4  # failed drives pictured
@@ -99,12 +99,18 @@ def _outcomes(drives: list[tuple[JobInfo, DriveResult]]) -> Table:
     )
 
 
+def _added_near_miss(r: DriveResult, clean: DriveResult) -> bool:
+    return _near_miss(r) and not _near_miss(clean)
+
+
+def _added_hard_braking(r: DriveResult, clean: DriveResult) -> bool:
+    return r.hard_brakes > 0 and not clean.hard_brakes
+
+
 def _failed(r: DriveResult, clean: DriveResult | None = None) -> bool:
     """A drive went wrong: it ran a stop sign or collided, or (beside its clean twin) came
     within a near miss or braked hard (a phantom's cost) where the clean drive did not."""
-    added = clean is not None and (
-        (r.hard_brakes > 0 and not clean.hard_brakes) or (_near_miss(r) and not _near_miss(clean))
-    )
+    added = clean is not None and (_added_hard_braking(r, clean) or _added_near_miss(r, clean))
     return r.ran_stop or r.collided or added
 
 
@@ -116,14 +122,18 @@ def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
     and against its matched controls in the same cells, whether the optimised pattern did more
     than its mask painted plainly (or its budget spent at random) would."""
     clean = {j.cell: r for j, r in drives if j.attack == "none"}
-    by_cell_attack = {(j.cell, j.attack): r for j, r in drives}
+    # A control's drives by (cell, the label of the attack it controls): name -> result.
+    controls: dict[tuple, dict[str, DriveResult]] = defaultdict(dict)
+    for j, r in drives:
+        if j.attack_ref.get("control") is not None:
+            plain = {k: v for k, v in j.attack_ref.items() if k != "control"}
+            controls[(j.cell, component_label(plain))][j.attack_ref["control"]] = r
     groups: dict[tuple, list[tuple[JobInfo, DriveResult, DriveResult]]] = defaultdict(list)
     for j, r in drives:
         if j.attack != "none" and j.cell in clean:
             groups[(*_stack(j), j.attack)].append((j, clean[j.cell], r))
     if not groups:
         return None
-    labels = {j.attack for j, _ in drives}
     rows = []
     for (scenario, model, defence, attack), triples in sorted(groups.items()):
         pairs = [(c, a) for _, c, a in triples]
@@ -131,27 +141,26 @@ def _paired(drives: list[tuple[JobInfo, DriveResult]]) -> Table | None:
         fail_c = [_failed(c) for c, _ in pairs]
         fail_a = [_failed(a, c) for c, a in pairs]
         beyond = []
-        for ctl in sorted(x for x in labels if x.startswith(f"{attack} [control: ")):
+        names = sorted({n for j, _, _ in triples for n in controls[(j.cell, attack)]})
+        for name in names:
             # (clean, control, attack) for the cells where all three were driven
             trio = [
-                (c, by_cell_attack[(j.cell, ctl)], a)
+                (c, controls[(j.cell, attack)][name], a)
                 for j, c, a in triples
-                if (j.cell, ctl) in by_cell_attack
+                if name in controls[(j.cell, attack)]
             ]
-            if trio:
-                f_ctl = [_failed(k, c) for c, k, _ in trio]
-                f_att = [_failed(a, c) for c, _, a in trio]
-                worse = sum(x and not y for x, y in zip(f_att, f_ctl, strict=True))
-                better = sum(y and not x for x, y in zip(f_att, f_ctl, strict=True))
-                name = ctl[len(attack) + len(" [control: ") : -1]
-                beyond.append(f"{name}: +{worse} / -{better}, p {mcnemar(f_ctl, f_att):.3g}")
+            f_ctl = [_failed(k, c) for c, k, _ in trio]
+            f_att = [_failed(a, c) for c, _, a in trio]
+            worse = sum(x and not y for x, y in zip(f_att, f_ctl, strict=True))
+            better = sum(y and not x for x, y in zip(f_att, f_ctl, strict=True))
+            beyond.append(f"{name}: +{worse} / -{better}, p {mcnemar(f_ctl, f_att):.3g}")
         rows.append(
             [
                 scenario, model, defence, attack, str(len(pairs)),
                 str(rate(sum(a.ran_stop for _, a in stopped), len(stopped))) if stopped else "-",
                 f"{sum(a.collided and not c.collided for c, a in pairs)}",
-                f"{sum(_near_miss(a) and not _near_miss(c) for c, a in pairs)}",
-                f"{sum(a.hard_brakes > 0 and not c.hard_brakes for c, a in pairs)}",
+                f"{sum(_added_near_miss(a, c) for c, a in pairs)}",
+                f"{sum(_added_hard_braking(a, c) for c, a in pairs)}",
                 f"{mcnemar(fail_c, fail_a):.3g}",
                 "; ".join(beyond) or "-",
             ]
@@ -261,8 +270,6 @@ def _pictures(data: RunData, drives: list[tuple[JobInfo, DriveResult]]) -> list:
 def _camera_frames(data: RunData, j: JobInfo, dt: float) -> Figure | None:
     """What the camera saw: the clean twin's frame and this drive's first frame where
     perception failed on the target (the runner keeps both, as in open loop)."""
-    import cv2
-
     from avrobust.report import figures
 
     twin = next((o for o in data.done if o.cell == j.cell and o.attack == "none"), None)
@@ -270,11 +277,11 @@ def _camera_frames(data: RunData, j: JobInfo, dt: float) -> Figure | None:
     for job, role, what in ((twin, "window", "clean twin"), (j, "failure", "this drive")):
         if job is not None and (job.id, role) in data.pictures:
             frame, path = data.pictures[(job.id, role)]
-            img = cv2.imread(str(path))
+            img = figures.read_picture(path)
             if img is not None:
                 label = f"{what}, t = {frame * dt:.1f} s"
                 label += ", first missed target" if role == "failure" else ""
-                tiles.append((label, img[:, :, ::-1]))
+                tiles.append((label, img))
     if not any("this drive" in t[0] for t in tiles):
         return None
     return Figure(

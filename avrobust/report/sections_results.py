@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import cv2
-import numpy as np
-
 from avrobust.core import stats
 from avrobust.report import figures
 from avrobust.report import metrics as m
@@ -500,13 +497,13 @@ def _examples(data: RunData, outcomes: list[m.Outcome]) -> list:
         clean = twins.get((j.cell, "none"))
         if clean and (clean.id, "window") in data.pictures:
             frame, path = data.pictures[(clean.id, "window")]
-            tiles.append((f"clean, frame {frame}", _read(path)))
+            tiles.append((f"clean, frame {frame}", figures.read_picture(path)))
         if (jid, "window") in data.pictures:
             frame, path = data.pictures[(jid, "window")]
-            tiles.append((f"attacked, frame {frame}", _read(path)))
+            tiles.append((f"attacked, frame {frame}", figures.read_picture(path)))
         if (jid, "failure") in data.pictures:
             frame, path = data.pictures[(jid, "failure")]
-            tiles.append((f"attacked, first failure, frame {frame}", _read(path)))
+            tiles.append((f"attacked, first failure, frame {frame}", figures.read_picture(path)))
         if defence == "none":  # the same attacked scene through each defence
             for other in data.done:
                 same = (other.scenario, other.conditions, other.model, other.attack)
@@ -522,7 +519,9 @@ def _examples(data: RunData, outcomes: list[m.Outcome]) -> list:
                     and (other.id, "window") in data.pictures
                 ):
                     frame, path = data.pictures[(other.id, "window")]
-                    tiles.append((f"defended ({other.defence}), frame {frame}", _read(path)))
+                    tiles.append(
+                        (f"defended ({other.defence}), frame {frame}", figures.read_picture(path))
+                    )
         if not tiles:
             continue
         out.append(
@@ -536,11 +535,6 @@ def _examples(data: RunData, outcomes: list[m.Outcome]) -> list:
             )
         )
     return out
-
-
-def _read(path) -> np.ndarray:
-    img = cv2.imread(str(path))
-    return img[:, :, ::-1]
 
 
 def _patches(data: RunData) -> list:
