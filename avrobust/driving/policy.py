@@ -24,14 +24,15 @@ planner's own limits), the ego's own speed and pose (odometry), and the route (i
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from avrobust.driving.dynamics import Command, EgoState, VehicleLimits
 from avrobust.driving.percepts import Percept
 from avrobust.driving.route import Route, pure_pursuit
-from avrobust.driving.world_model import TrackedObject, WorldModel
+from avrobust.driving.world_model import ReadSign, TrackedObject, WorldModel
 
 LIMITS_KMH = {"speed_limit_30": 30.0, "speed_limit_50": 50.0, "speed_limit_80": 80.0}
 
@@ -76,7 +77,8 @@ class PolicyConfig:
     ``pedestrian_horizon``: seconds a walking pedestrian's path is predicted. ``sign_lateral``:
     metres off the route a sign may stand and still apply; ``same_stop``: metres within which
     two stop-sign readings are one stop line. Passing: ``clearance``,
-    ``max_nudge`` and ``nudge_ahead`` metres.
+    ``max_nudge`` and ``nudge_ahead`` metres, ``pass_memory`` frames and ``pass_commit``
+    metres (see ``ReferencePolicy._nudge``).
     """
 
     time_gap: float = 1.5
@@ -96,6 +98,8 @@ class PolicyConfig:
     same_stop: float = 10.0
     max_nudge: float = 1.0
     nudge_ahead: float = 40.0
+    pass_memory: int = 10
+    pass_commit: float = 10.0
 
 
 @dataclass
@@ -108,6 +112,20 @@ class _Stop:
     standing: bool = False
     cleared: bool = False
     sign: object = None
+
+
+@dataclass
+class _Pass:
+    """A standing obstacle the ego steers round, to the left (``side`` 1) or right (-1): the
+    metres its last frames asked for (``recent``), those committed to once near (``need``,
+    None before), those in force (``current``) and the obstacle's far end along the route
+    (``s_end``)."""
+
+    recent: deque = field(default_factory=deque)
+    side: int = 1
+    need: float | None = None
+    current: float = 0.0
+    s_end: float = 0.0
 
 
 @dataclass
@@ -138,6 +156,7 @@ class ReferencePolicy:
         self.limit_speed: float | None = None
         self.stops: list[_Stop] = []
         self._pending_limits: list[tuple[float, float]] = []  # (s of sign, m/s)
+        self._passes: dict[int, _Pass] = {}  # by track id
         self._last_t: float | None = None
 
     def reset(self, route: Route, cruise_speed: float, limits: VehicleLimits) -> None:
@@ -154,11 +173,12 @@ class ReferencePolicy:
         return abs(d - d_ego) <= half
 
     # --- signs ----------------------------------------------------------------------------
-    def _applies(self, p: Percept, s_ego: float) -> tuple[float, float] | None:
-        """``(s, d)`` of a sign on the route ahead that faces the ego, or None."""
-        s, d = self.route.project(p.x, p.y)
+    def _applies(self, sign: ReadSign, s_ego: float) -> tuple[float, float] | None:
+        """``(s, d)`` of a sign (where the world model has it) on the route ahead that faces
+        the ego, or None."""
+        s, d = self.route.project(sign.x, sign.y)
         _, _, heading = self.route.at(s)
-        facing = math.cos(p.yaw - heading) < -0.5  # its face looks back along the route
+        facing = math.cos(sign.last.yaw - heading) < -0.5  # its face looks back along the route
         if s < s_ego - 1.0 or abs(d) > self.config.sign_lateral or not facing:
             return None
         return s, d
@@ -167,7 +187,7 @@ class ReferencePolicy:
         for sign in self.world.signs:
             if sign.kind is None:
                 continue
-            where = self._applies(sign.last, s_front - self.limits.length)
+            where = self._applies(sign, s_front - self.limits.length)
             if sign.kind == "stop":
                 # The same sign, or a new reading of it: monocular ranging can move a far
                 # sign's estimate by metres, more than the world model's gate.
@@ -178,12 +198,13 @@ class ReferencePolicy:
                     or (where is not None and abs(st.s_line - where[0]) < self.config.same_stop)
                 ]
                 if known:
+                    if known[0].sign not in (None, sign) and known[0].sign.sigma < sign.sigma:
+                        continue  # two estimates of one stop: the sharper one places the line
                     known[0].sign = sign
-                    # Ranging improves as the sign nears; once standing at it, the line stays.
-                    # Only a reading of the stop sign as a stop sign says where it is.
+                    # The world model's estimate sharpens as the sign nears; once standing at
+                    # it, the line stays.
                     st = known[0]
-                    fresh = where is not None and sign.reading == "stop"
-                    if fresh and not st.cleared and not st.standing:
+                    if where is not None and not st.cleared and not st.standing:
                         st.s_line = where[0]
                 elif where is not None and where[0] > s_front - 0.5:
                     self.stops.append(_Stop(where[0], sign=sign))
@@ -201,26 +222,56 @@ class ReferencePolicy:
     def _nudge(self, s_front: float) -> float:
         """Metres left (negative: right) of the lane centre that pass every standing
         obstacle at the lane's edge ahead with ``clearance``; 0 when none needs it or when one
-        needs more than ``max_nudge`` (it blocks the lane)."""
+        needs more than ``max_nudge`` (it blocks the lane).
+
+        Each obstacle's need is the largest of its last ``pass_memory`` frames' and, once its
+        near end is within ``pass_commit`` metres with a passable need, never shrinks until
+        the ego's rear is past it, seen or not: a camera's ranges of a car swing as it fills
+        the view (its box shrinks), a LiDAR loses the car alongside, and steering back towards
+        a car being passed is how a side swipe happens."""
         cfg, half = self.config, self.limits.width / 2
-        left = right = 0.0
+        s_rear = s_front - self.limits.length
+        seen = set()
         for tr in self.world.tracks:
-            if tr.speed > 0.5:
+            if not tr.standing:
                 continue
             s, d = self.route.project(tr.x, tr.y)
-            if not (s_front - self.limits.length - tr.length / 2 <= s <= s_front + cfg.nudge_ahead):
+            if not (s_rear - tr.length / 2 <= s <= s_front + cfg.nudge_ahead):
                 continue
             if d < 0:  # on the right: our right side clear of its left side
-                left = max(left, d + tr.width / 2 + cfg.clearance + half)
+                side, need = 1, d + tr.width / 2 + cfg.clearance + half
             else:  # on the left: our left side clear of its right side
-                right = max(right, -(d - tr.width / 2 - cfg.clearance - half))
+                side, need = -1, -(d - tr.width / 2 - cfg.clearance - half)
+            p = self._passes.setdefault(tr.id, _Pass(deque(maxlen=cfg.pass_memory)))
+            seen.add(tr.id)
+            p.side, p.s_end = side, s + tr.length / 2
+            p.recent.append(need)
+            now = max(p.recent)
+            if p.need is not None:
+                p.need = max(p.need, now)
+            elif s - tr.length / 2 - s_front <= cfg.pass_commit and now <= cfg.max_nudge:
+                p.need = now  # near, and passable: commit to going round it
+            p.current = now if p.need is None else p.need
+        left = right = 0.0
+        committed = False
+        for key, p in list(self._passes.items()):
+            if p.s_end < s_rear - 0.5 or (p.need is None and key not in seen):
+                del self._passes[key]  # passed, or gone before the ego committed to it
+                continue
+            committed |= p.need is not None and p.current > 0
+            if p.side > 0:
+                left = max(left, p.current)
+            else:
+                right = max(right, p.current)
         if left > 0 and right > 0:
             return 0.0
-        if 0 < left <= cfg.max_nudge:
-            return left
-        if 0 < right <= cfg.max_nudge:
-            return -right
-        return 0.0
+        need = left if left > 0 else -right
+        if abs(need) <= cfg.max_nudge:
+            return need
+        # Too narrow. Ahead, the lane is blocked: stay in it and stop behind. Already
+        # steering round it, swinging back would be the side swipe: keep as far out as
+        # allowed; the corridor check then stops the ego if that is not enough.
+        return math.copysign(cfg.max_nudge, need) if committed else 0.0
 
     def _obstacles(self, state: EgoState, s_front: float, d_ego: float) -> list[_Obstacle]:
         out = []
