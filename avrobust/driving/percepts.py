@@ -81,6 +81,15 @@ BORDER_MARGIN = 0.01  # of the image width: a sign box this near the border coun
 BOX_JITTER_PX, BOX_JITTER_REL = 1.0, 0.05
 
 
+def _cut(box: torch.Tensor, k) -> tuple[bool, bool, bool, bool]:
+    """Whether box ``[4]`` touches the image's left, top, right and bottom border: within
+    ``BORDER_MARGIN`` of the image width (at least 2 pixels), since a detector's box of a cut
+    object stops a few pixels short of the border."""
+    m = max(2.0, BORDER_MARGIN * k.width)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    return x0 <= m, y0 <= m, x1 >= k.width - m, y1 >= k.height - m
+
+
 def sign_percept(frame: Frame, box: torch.Tensor, kind: str, score: float) -> Percept | None:
     """A sign of type ``kind`` in 2D box ``[4]``, ranged by its known width."""
     width_px = float(box[2] - box[0])
@@ -88,10 +97,7 @@ def sign_percept(frame: Frame, box: torch.Tensor, kind: str, score: float) -> Pe
     # A box cut by the image border (any side: near signs leave the top of the image too) is
     # narrower than the sign, so its range would be too long; a detector's box of a cut sign
     # stops a few pixels short of the border, hence the margin.
-    m = max(2.0, BORDER_MARGIN * k.width)
-    x0, y0, x1, y1 = (float(v) for v in box)
-    cut = x0 <= m or y0 <= m or x1 >= k.width - m or y1 >= k.height - m
-    if kind not in SIGN_TYPES or width_px < 1 or cut:
+    if kind not in SIGN_TYPES or width_px < 1 or any(_cut(box, k)):
         return None
     size = SIGN_TYPES[kind].size
     depth = k.fx * size / width_px
@@ -146,9 +152,7 @@ def ground_percept(frame: Frame, box: torch.Tensor, category: str, score: float)
     origin, ray = _pixel_ray(frame, float(box[0] + box[2]) / 2, float(box[3]))
     if ray[2] >= -1e-6:
         return None
-    near = origin - float(origin[2]) / float(ray[2]) * ray
-    cam = frame.calibration.camera_pose
-    z_near = float((near - cam[:3, 3]) @ (cam[:3, :3] @ BODY_TO_OPTICAL[2]))  # optical depth
+    z_near = -float(origin[2]) / float(ray[2])  # the ray's optical depth component is 1
     if not 0 < z_near <= MAX_GROUND_RANGE:
         return None
     z_near = max(z_near - CONTACT_SETBACK.get(category, 0.0), 0.1)
@@ -157,8 +161,7 @@ def ground_percept(frame: Frame, box: torch.Tensor, category: str, score: float)
     a0, a1 = (float(box[0]) - k.cx) / k.fx, (float(box[2]) - k.cx) / k.fx
     left = a0 * (z_near + length) if a0 > 0 else a0 * z_near
     right = a1 * z_near if a1 > 0 else a1 * (z_near + length)
-    m = max(2.0, BORDER_MARGIN * k.width)
-    cut_left, cut_right = float(box[0]) <= m, float(box[2]) >= k.width - m
+    cut_left, _, cut_right, _ = _cut(box, k)
     if cut_left and not cut_right:
         xo = right - width / 2
     elif cut_right and not cut_left:

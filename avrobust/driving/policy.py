@@ -118,14 +118,17 @@ class _Stop:
 class _Pass:
     """A standing obstacle the ego steers round, to the left (``side`` 1) or right (-1): the
     metres its last frames asked for (``recent``), those committed to once near (``need``,
-    None before), those in force (``current``) and the obstacle's far end along the route
-    (``s_end``)."""
+    None before) and the obstacle's far end along the route (``s_end``)."""
 
     recent: deque = field(default_factory=deque)
     side: int = 1
     need: float | None = None
-    current: float = 0.0
     s_end: float = 0.0
+
+    @property
+    def current(self) -> float:
+        """The metres in force: the committed need, else the recent frames' largest."""
+        return max(self.recent) if self.need is None else self.need
 
 
 @dataclass
@@ -198,7 +201,8 @@ class ReferencePolicy:
                     or (where is not None and abs(st.s_line - where[0]) < self.config.same_stop)
                 ]
                 if known:
-                    if known[0].sign not in (None, sign) and known[0].sign.sigma < sign.sigma:
+                    other = known[0].sign
+                    if other is not None and other is not sign and other.sigma < sign.sigma:
                         continue  # two estimates of one stop: the sharper one places the line
                     known[0].sign = sign
                     # The world model's estimate sharpens as the sign nears; once standing at
@@ -251,7 +255,6 @@ class ReferencePolicy:
                 p.need = max(p.need, now)
             elif s - tr.length / 2 - s_front <= cfg.pass_commit and now <= cfg.max_nudge:
                 p.need = now  # near, and passable: commit to going round it
-            p.current = now if p.need is None else p.need
         left = right = 0.0
         committed = False
         for key, p in list(self._passes.items()):

@@ -138,8 +138,7 @@ class ReadSign:
         moves the estimate to the weighted least-squares fit, linearised there (averaging
         ranges instead would pull towards short ranges, whose errors are smaller); sightings
         more than 3 sigma off (a box cut or doubled) are left out."""
-        kind = self.kind or self.reading
-        size = SIGN_TYPES[kind].size if kind in SIGN_TYPES else None
+        size = _size(self.kind or self.reading)
         fixed = [sg.at(size) for sg in self.sightings]
         x, y = (self.x, self.y) if len(self.sightings) > 1 else fixed[0][:2]
         sigma = fixed[0][2]
@@ -162,6 +161,11 @@ class ReadSign:
                 (odd if abs(miss) > 3 * math.hypot(s_inv, sigma / r_est**2) else pts).append(q)
             x, y, sigma = _fuse(pts or odd)
         self.x, self.y, self.sigma = x, y, sigma
+
+
+def _size(kind: str | None) -> float | None:
+    """A sign type's real size, metres; None for no type or one not in the catalogue."""
+    return SIGN_TYPES[kind].size if kind in SIGN_TYPES else None
 
 
 def _fuse(pts: list[tuple[float, float, float]]) -> tuple[float, float, float]:
@@ -227,8 +231,7 @@ class WorldModel:
     def _gate(self, sign: ReadSign, p: Percept) -> float | None:
         """How far (in gates) sighting ``p`` is from ``sign``, or None beyond the gate."""
         sg = Sighting.of(p)
-        size = SIGN_TYPES[sign.kind].size if sign.kind in SIGN_TYPES else None
-        x, y, sigma = sg.at(size)
+        x, y, sigma = sg.at(_size(sign.kind))
         return self._gate_at(sign, sg.ox, sg.oy, x, y, sigma)
 
     def _gate_at(
@@ -265,7 +268,7 @@ class WorldModel:
                     continue
                 if a.kind and b.kind and a.kind != b.kind:
                     continue
-                size = SIGN_TYPES[a.kind].size if a.kind in SIGN_TYPES else None
+                size = _size(a.kind)
                 agree = sum(
                     self._gate_at(a, sg.ox, sg.oy, *sg.at(size)) is not None for sg in b.sightings
                 )
