@@ -354,11 +354,14 @@ def test_live_server_stop_sign_with_a_patch():
 
 def test_face_sizes_match_the_embedded_signs():
     from avrobust.backends.carla.surfaces import FACE_SIZE
-    from avrobust.sim.signs import SIGN_TYPES
+    from avrobust.sim.signs import ALL_SIGN_TYPES
 
-    assert set(FACE_SIZE) == set(SIGN_TYPES)
-    for name, sign in SIGN_TYPES.items():
-        assert FACE_SIZE[name] == pytest.approx(sign.face_extent, abs=1e-6)
+    # Every drawable sign, the unseen ones too, with the real sizes of the catalogue.
+    assert set(FACE_SIZE) == set(ALL_SIGN_TYPES)
+    assert FACE_SIZE["stop"] == pytest.approx(0.90)
+    assert FACE_SIZE["speed_limit_60"] == pytest.approx(0.75)
+    assert FACE_SIZE["pedestrian_crossing"] == pytest.approx(0.60)
+    assert FACE_SIZE["priority_road"] == pytest.approx(0.60 * 2**0.5)
 
 
 def test_sign_face_surface_views_in_carla_frames():

@@ -14,6 +14,7 @@ from avrobust.cli import (  # noqa: F401  isort: skip
     attack_eval,
     report,
     defences,
+    monitors,
     drive,
 )
 from avrobust.cli.base import app, err_console

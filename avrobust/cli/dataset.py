@@ -33,10 +33,18 @@ def dataset_build(
         ),
     ] = None,
     backend: Annotated[str, typer.Option(help="Backend that renders the samples.")] = "embedded",
+    sign_types: Annotated[
+        str,
+        typer.Option(
+            "--sign-types",
+            help="Sign classes to place: 'trained' (the classifier's), 'unseen' (real signs it "
+            "never saw, to score runtime monitors on) or a comma-separated list.",
+        ),
+    ] = "trained",
 ) -> None:
     """Render randomised scenes into a KITTI tree plus sign crops for classification."""
 
-    from avrobust.data.dataset import DatasetConfig, build_dataset
+    from avrobust.data.dataset import DatasetConfig, build_dataset, parse_sign_types
 
     names = tuple(n.strip() for item in scenarios or () for n in item.split(",") if n.strip())
     cfg = DatasetConfig(
@@ -48,6 +56,7 @@ def dataset_build(
         lidar=lidar,
         scenarios=names,
         backend=backend,
+        sign_types=parse_sign_types(sign_types),
     )
     with count_bar("samples") as progress:
         task = progress.add_task("build", total=frames)

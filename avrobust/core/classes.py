@@ -8,6 +8,9 @@ from avrobust.core import signs
 
 #: The sign classes, in the order of the sign catalogue (:mod:`avrobust.core.signs`).
 SIGN_TYPES: tuple[str, ...] = tuple(signs.SIGN_TYPES)
+#: Real signs the classifier never saw (the monitors' semantic shift), and every drawable sign.
+UNSEEN_SIGN_TYPES: tuple[str, ...] = tuple(signs.UNSEEN_SIGN_TYPES)
+ALL_SIGN_TYPES: tuple[str, ...] = (*SIGN_TYPES, *UNSEEN_SIGN_TYPES)
 BACKGROUND = "background"
 #: What the sign classifier outputs: every sign type, then background.
 SIGN_CLASSES: tuple[str, ...] = (*SIGN_TYPES, BACKGROUND)

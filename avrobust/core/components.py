@@ -1,6 +1,6 @@
 """What the campaign runner asks of the components a campaign names: one protocol per kind
-(model, attack, defence), each with a small base class that supplies the do-nothing parts, so
-the runner calls methods and never probes with ``getattr``.
+(model, attack, defence, runtime monitor), each with a small base class that supplies the
+do-nothing parts, so the runner calls methods and never probes with ``getattr``.
 
 A component is registered under a name in :mod:`avrobust.campaign.components`; the registry
 builds it from the campaign's parameters. Structural typing means a user's class need not inherit
@@ -98,6 +98,22 @@ class CampaignDefence(Protocol):
     def wrap(self, model: CampaignModel) -> Perception: ...
 
     def provenance(self) -> dict: ...
+
+
+@runtime_checkable
+class Monitor(Protocol):
+    """A runtime monitor of one model's inputs (a sign classifier's crops, a detector's boxes):
+    fitted on in-distribution inputs and their labels, it scores how much each input should be
+    doubted, higher meaning more doubtful, so that one calibrated threshold turns scores into
+    alarms. ``score`` is differentiable in ``inputs`` where the method allows (the adaptive
+    attacker needs it); ``differentiable`` says whether it is."""
+
+    name: str
+    differentiable: bool
+
+    def fit(self, inputs: Any, labels: Any) -> Monitor: ...
+
+    def score(self, inputs: Any) -> Any: ...
 
 
 class ModelBase:

@@ -27,7 +27,14 @@ import numpy as np
 import torch
 
 from avrobust.backends.base import EpisodeSpec
-from avrobust.core.classes import BACKGROUND, SIGN_CLASSES, SIGN_TYPES, distance_band
+from avrobust.core.classes import (
+    ALL_SIGN_TYPES,
+    BACKGROUND,
+    SIGN_CLASSES,
+    SIGN_TYPES,
+    UNSEEN_SIGN_TYPES,
+    distance_band,
+)
 from avrobust.core.errors import ConfigError
 from avrobust.core.files import atomic_write
 from avrobust.core.frame import Frame
@@ -66,6 +73,8 @@ class DatasetConfig:
         max_sign_distance: signs are placed up to this many metres ahead.
         min_crop_px: smallest sign (box height, pixels) that becomes a crop.
         weathers: preset names and weights (default :data:`WEATHER_MIX`).
+        sign_types: the classes signs are drawn from: the trained ones (default), or real signs
+            the classifier never saw (``UNSEEN_SIGN_TYPES``) to score runtime monitors on.
     """
 
     frames: int = 1000
@@ -79,8 +88,17 @@ class DatasetConfig:
     weathers: dict[str, float] = field(default_factory=lambda: dict(WEATHER_MIX))
     scenarios: tuple[str, ...] = ()
     backend: str = "embedded"
+    sign_types: tuple[str, ...] = SIGN_TYPES
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "sign_types", tuple(str(x) for x in self.sign_types))
+        bad = [t for t in self.sign_types if t not in ALL_SIGN_TYPES]
+        if bad or not self.sign_types:
+            raise ConfigError(
+                f"unknown sign types {bad}" if bad else "no sign types",
+                field="--sign-types",
+                allowed=", ".join(("trained", "unseen", *ALL_SIGN_TYPES)),
+            )
         unknown = [w for w in self.weathers if w not in PRESETS]
         if unknown:
             raise ConfigError(
@@ -108,7 +126,7 @@ def random_scenario(cfg: DatasetConfig, index: int) -> tuple[Scenario, dict]:
         signs.append(
             {
                 "name": f"sign_{k}",
-                "type": str(rng.choice(SIGN_TYPES)),
+                "type": str(rng.choice(cfg.sign_types)),
                 # Most signs near enough to be read (a 0.75 m sign is 12 px tall at 20 m here).
                 "s": s0
                 + float(
@@ -211,7 +229,7 @@ def scenario_variant(cfg: DatasetConfig, base: Scenario, index: int) -> tuple[Sc
         "start_time": ep["start_time"] + float(rng.uniform(0, ep["frames"] / ep["rate"])),
     }
     for sign in d["signs"]:
-        sign["type"] = str(rng.choice(SIGN_TYPES))
+        sign["type"] = str(rng.choice(cfg.sign_types))
         sign["s"] = max(0.0, sign["s"] + float(rng.uniform(-3, 3)))
         sign["offset"] = float(np.clip(sign["offset"] + rng.uniform(-0.5, 0.5), -3, 10))
         sign["height"] = float(np.clip(sign["height"] + rng.uniform(-0.4, 0.6), 0.3, 6))
@@ -382,6 +400,7 @@ def build_dataset(
     config_path = out / "dataset.json"
     settings = {k: v for k, v in cfg.__dict__.items() if k != "frames"}
     settings["scenarios"] = list(cfg.scenarios)
+    settings["sign_types"] = list(cfg.sign_types)
     for name in cfg.scenarios:  # fail now, naming the file, not in a worker later
         from avrobust.scenario.library import load_scenario
 
@@ -389,7 +408,12 @@ def build_dataset(
     if config_path.exists():
         stored = json.loads(config_path.read_text())
         # Folders built before these settings existed hold their defaults.
-        stored = {"scenarios": [], "backend": "embedded", **stored}
+        stored = {
+            "scenarios": [],
+            "backend": "embedded",
+            "sign_types": list(SIGN_TYPES),
+            **stored,
+        }
         if stored != settings:
             raise ConfigError(
                 "this folder holds a dataset built with other settings; use "
@@ -444,4 +468,22 @@ def gather_crops(out: Path, frames: int) -> dict[str, int]:
     return {"samples": frames, "crops": len(rows), **by_label}
 
 
-__all__ = ["SIGN_CLASSES", "DatasetConfig", "build_dataset", "distance_band", "random_scenario"]
+def parse_sign_types(text: str) -> tuple[str, ...]:
+    """``trained``, ``unseen`` or a comma-separated list of sign types."""
+    named = {"trained": SIGN_TYPES, "unseen": UNSEEN_SIGN_TYPES}
+    return tuple(
+        t
+        for part in text.split(",")
+        if part.strip()
+        for t in named.get(part.strip(), (part.strip(),))
+    )
+
+
+__all__ = [
+    "SIGN_CLASSES",
+    "DatasetConfig",
+    "build_dataset",
+    "distance_band",
+    "parse_sign_types",
+    "random_scenario",
+]

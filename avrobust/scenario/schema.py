@@ -12,11 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from avrobust.core.classes import SIGN_TYPES as _SIGN_TYPES
+from avrobust.core.classes import ALL_SIGN_TYPES as _SIGN_TYPES
 from avrobust.core.sensors import CameraSpec, LidarSpec, Mount
 from avrobust.core.weather import PRESETS as WEATHER_PRESETS
 from avrobust.core.weather import Weather
 
+# A scenario may place any drawable sign, the classes never trained on included.
 SIGN_TYPES = _SIGN_TYPES
 BODIES = ("sedan", "suv", "van")
 

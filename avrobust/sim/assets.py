@@ -12,7 +12,7 @@ import torch
 from avrobust.core.conventions import make_pose
 from avrobust.sim import textures as tx
 from avrobust.sim.meshes import box, cylinder, frustum, polygon_plate, quad, sphere
-from avrobust.sim.signs import SIGN_TYPES, draw_face
+from avrobust.sim.signs import ALL_SIGN_TYPES, draw_face
 from avrobust.sim.world import Material, Part, SurfaceDef, World
 
 # (length, width, lower body bottom, lower body top, cabin bottom (l, w), top (l, w), cabin
@@ -120,9 +120,9 @@ def sign_parts(
 ) -> tuple[list[Part], list[Part], SurfaceDef | None]:
     """``(plate parts, post parts, surface)``: the plate faces +x; its lower edge is ``height``
     metres above the ground; the post is a separate object so it is not part of the sign's box."""
-    if sign_type not in SIGN_TYPES:
-        raise ValueError(f"unknown sign type {sign_type!r}; known: {', '.join(SIGN_TYPES)}")
-    st = SIGN_TYPES[sign_type]
+    if sign_type not in ALL_SIGN_TYPES:
+        raise ValueError(f"unknown sign type {sign_type!r}; known: {', '.join(ALL_SIGN_TYPES)}")
+    st = ALL_SIGN_TYPES[sign_type]
     ext = st.face_extent
     outline = st.outline()
     zc = height + (outline[:, 1].max() - outline[:, 1].min()) / 2

@@ -1,5 +1,5 @@
 """Traffic sign face artwork for the catalogue of :mod:`avrobust.core.signs` (classes, shapes,
-real sizes, re-exported here). Faces are
+real sizes, re-exported here), the trained classes and the unseen ones alike. Faces are
 drawn with OpenCV at twice the texture size and downsampled, so edges are anti-aliased.
 """
 
@@ -10,12 +10,15 @@ import math
 import cv2
 import numpy as np
 
-from avrobust.core.signs import SIGN_TYPES, SignType, regular_polygon
+from avrobust.core.signs import ALL_SIGN_TYPES, SIGN_TYPES, SignType, regular_polygon
+
+__all__ = ["ALL_SIGN_TYPES", "SIGN_TYPES", "draw_face"]
 
 RED = (0.78, 0.06, 0.07)
 WHITE = (0.93, 0.93, 0.91)
 BLACK = (0.04, 0.04, 0.04)
 BLUE = (0.05, 0.25, 0.62)
+YELLOW = (0.97, 0.76, 0.05)
 
 
 def _px(points: np.ndarray, extent: float, size: int) -> np.ndarray:
@@ -54,7 +57,7 @@ def draw_face(sign: SignType | str, size: int = 256) -> np.ndarray:
     """The face texture of a sign, ``[3, size, size]`` float32; outside the outline is grey metal
     (the mesh does not show it)."""
     if isinstance(sign, str):
-        sign = SIGN_TYPES[sign]
+        sign = ALL_SIGN_TYPES[sign]
     big = size * 2
     img = np.full((big, big, 3), 140, np.uint8)
     ext = sign.face_extent
@@ -70,6 +73,17 @@ def draw_face(sign: SignType | str, size: int = 256) -> np.ndarray:
         cv2.fillPoly(img, [np.round(poly).astype(np.int32)], _c(RED), cv2.LINE_AA)
         inner = _px(outline * 0.68, ext, big)
         cv2.fillPoly(img, [np.round(inner).astype(np.int32)], _c(WHITE), cv2.LINE_AA)
+    elif sign.shape == "triangle_up":  # general danger: red rim, white field, black "!"
+        cv2.fillPoly(img, [np.round(poly).astype(np.int32)], _c(RED), cv2.LINE_AA)
+        inner = _px(outline * 0.72, ext, big)
+        cv2.fillPoly(img, [np.round(inner).astype(np.int32)], _c(WHITE), cv2.LINE_AA)
+        _text(img, "!", (cx, cy + big * 0.1), big * 0.36, BLACK, 0.22)
+    elif sign.shape == "diamond":  # priority road: white rim, yellow field
+        cv2.fillPoly(img, [np.round(poly).astype(np.int32)], _c(WHITE), cv2.LINE_AA)
+        inner = _px(outline * 0.7, ext, big)
+        cv2.fillPoly(img, [np.round(inner).astype(np.int32)], _c(YELLOW), cv2.LINE_AA)
+    elif sign.shape == "circle" and sign.name in _ROUND_DRAWERS:
+        _ROUND_DRAWERS[sign.name](img, cx, cy, big / 2 * (sign.size / ext))
     elif sign.shape == "circle":
         r = big / 2 * (sign.size / ext)
         if sign.name == "no_entry":
@@ -99,6 +113,59 @@ def draw_face(sign: SignType | str, size: int = 256) -> np.ndarray:
         _draw_walker(img, cx, cy + big * 0.03, big * 0.30)
     small = cv2.resize(img.astype(np.float32) / 255.0, (size, size), interpolation=cv2.INTER_AREA)
     return np.ascontiguousarray(small.transpose(2, 0, 1))
+
+
+def _circle(img: np.ndarray, cx: float, cy: float, r: float, colour) -> None:
+    cv2.circle(img, (round(cx), round(cy)), round(r), _c(colour), -1, cv2.LINE_AA)
+
+
+def _line(img: np.ndarray, a, b, colour, thickness: float) -> None:
+    pa, pb = (round(a[0]), round(a[1])), (round(b[0]), round(b[1]))
+    cv2.line(img, pa, pb, _c(colour), max(1, round(thickness)), cv2.LINE_AA)
+
+
+def _no_parking(img: np.ndarray, cx: float, cy: float, r: float) -> None:
+    """Blue field, red rim, one red slash from upper left to lower right."""
+    _circle(img, cx, cy, r, RED)
+    _circle(img, cx, cy, r * 0.8, BLUE)
+    d = r * 0.8 * math.sqrt(0.5)
+    _line(img, (cx - d, cy - d), (cx + d, cy + d), RED, r * 0.18)
+
+
+def _ahead_only(img: np.ndarray, cx: float, cy: float, r: float) -> None:
+    """Blue disc with a white arrow pointing up."""
+    _circle(img, cx, cy, r, WHITE)
+    _circle(img, cx, cy, r * 0.93, BLUE)
+    _line(img, (cx, cy + r * 0.6), (cx, cy - r * 0.2), WHITE, r * 0.2)
+    head = np.array(
+        [[cx, cy - r * 0.65], [cx - r * 0.35, cy - r * 0.15], [cx + r * 0.35, cy - r * 0.15]]
+    )
+    cv2.fillPoly(img, [np.round(head).astype(np.int32)], _c(WHITE), cv2.LINE_AA)
+
+
+def _end_of_restrictions(img: np.ndarray, cx: float, cy: float, r: float) -> None:
+    """White disc, thin dark rim, five thin dark stripes from lower left to upper right."""
+    _circle(img, cx, cy, r, BLACK)
+    _circle(img, cx, cy, r * 0.95, WHITE)
+    d = math.sqrt(0.5)
+    for k in (-2, -1, 0, 1, 2):
+        off = k * r * 0.12
+        half = math.sqrt(max(0.0, (r * 0.9) ** 2 - off**2))
+        ox, oy = off * d, off * d
+        _line(
+            img,
+            (cx + ox - half * d, cy + oy + half * d),
+            (cx + ox + half * d, cy + oy - half * d),
+            BLACK,
+            r * 0.06,
+        )
+
+
+_ROUND_DRAWERS = {
+    "no_parking": _no_parking,
+    "ahead_only": _ahead_only,
+    "end_of_restrictions": _end_of_restrictions,
+}
 
 
 def _draw_walker(img: np.ndarray, cx: float, cy: float, h: float) -> None:

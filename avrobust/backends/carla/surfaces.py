@@ -19,19 +19,12 @@ import torch
 
 from avrobust.core.calibration import Calibration
 from avrobust.core.conventions import invert_pose
+from avrobust.core.signs import ALL_SIGN_TYPES
 from avrobust.core.surface import SurfaceView
 
-# Side of the square each sign type's face texture covers, metres (as the embedded simulator's
-# signs: a 900 mm stop octagon, 750 mm circles; tests keep the two in step).
-FACE_SIZE = {
-    "stop": 0.90,
-    "yield": 0.90,
-    "speed_limit_30": 0.75,
-    "speed_limit_50": 0.75,
-    "speed_limit_80": 0.75,
-    "no_entry": 0.75,
-    "pedestrian_crossing": 0.60,
-}
+# Side of the square each sign type's face texture covers, metres: the embedded simulator's
+# catalogue (a 900 mm stop octagon, 750 mm circles), so both backends paint the same faces.
+FACE_SIZE = {name: round(t.face_extent, 6) for name, t in ALL_SIGN_TYPES.items()}
 
 
 def face_corners(pose: np.ndarray, size: float, height: float) -> np.ndarray:

@@ -1,0 +1,248 @@
+"""Runtime monitors of a classifier's inputs (the sign classifier's crops): the standard
+out-of-distribution scores, fitted and computed through pytorch-ood, higher meaning more
+doubtful (pytorch-ood's convention).
+
+* ``msp``: the negated maximum softmax probability (Hendrycks and Gimpel 2017), the baseline
+  every other score must beat;
+* ``energy``: the negated log-sum-exp of the logits (Liu et al. 2020);
+* ``odin``: temperature-scaled softmax after a small input step that raises it (Liang et al.
+  2018; T = 1000, eps = 0.0014 on the normalised input, the paper's defaults);
+* ``mahalanobis``: distance of the penultimate features to the nearest class mean under one
+  shared covariance (Lee et al. 2018); ``mahalanobis_multi`` sums it over the stage outputs and
+  the penultimate layer, each layer's score divided by its spread on the fit set (Lee et al.
+  weight layers by a regression fitted on OOD samples; a monitor must not see its test shift);
+* ``knn``: distance to the k-th nearest fit-set feature after L2 normalisation (Sun et al. 2022,
+  k = 50).
+
+The monitors take the classifier as an ``nn.Module`` and read inner layers through forward
+hooks, so they work on any module whose layer names are given (the shipped classifier's are
+the defaults).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+#: The shipped sign classifier's layers the feature monitors read: the four stage outputs
+#: (after each pooling) and the penultimate activation.
+STAGES = ("features.3", "features.10", "features.17", "features.21")
+PENULTIMATE = "head.3"
+BATCH = 256
+
+
+class _Taps:
+    """Collects the outputs of named submodules during one forward pass."""
+
+    def __init__(self, model: nn.Module, names: Sequence[str]) -> None:
+        modules = dict(model.named_modules())
+        # Behind an input adapter (models.adapters.ClassifierAdapter) the layers sit in .module.
+        names = [n if n in modules else f"module.{n}" for n in names]
+        missing = [n for n in names if n not in modules]
+        if missing:
+            from avrobust.core.errors import ModelError
+
+            raise ModelError(
+                f"the classifier has no layers {missing}",
+                field="layers",
+                allowed=", ".join(n for n in modules if n) or "(none)",
+            )
+        self.model, self.names, self.out = model, tuple(names), {}
+        self._modules = [modules[n] for n in self.names]
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(logits, [layer outputs, spatially averaged to [B, C]])``."""
+        hooks = [
+            m.register_forward_hook(lambda _m, _i, o, n=n: self.out.__setitem__(n, o))
+            for n, m in zip(self.names, self._modules, strict=True)
+        ]
+        try:
+            logits = self.model(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        feats = [self.out.pop(n) for n in self.names]
+        return logits, [f.flatten(2).mean(2) if f.dim() > 2 else f for f in feats]
+
+
+def _batched(fn, x: torch.Tensor) -> torch.Tensor:
+    """``fn`` on ``x``: whole and with gradients when ``x`` asks for them (an attacker's
+    batch), else in batches without a graph (a graph per batch would hold every activation)."""
+    if x.requires_grad:
+        return fn(x)
+    with torch.no_grad():
+        return torch.cat([fn(x[i : i + BATCH]) for i in range(0, x.shape[0], BATCH)])
+
+
+class _ClassifierMonitor:
+    """The shared parts: the model held in eval mode, batched scoring."""
+
+    name = "monitor"
+    differentiable = True
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model.eval()
+
+    def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> _ClassifierMonitor:
+        return self
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def score(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``[B]`` doubt of ``[B, 3, H, W]`` inputs in [0, 1]."""
+        return _batched(self._score, inputs)
+
+
+class MaxSoftmax(_ClassifierMonitor):
+    name = "msp"
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        from pytorch_ood.detector import MaxSoftmax as Detector
+
+        return Detector.score(self.model(x))
+
+
+class Energy(_ClassifierMonitor):
+    name = "energy"
+
+    def __init__(self, model: nn.Module, temperature: float = 1.0) -> None:
+        super().__init__(model)
+        self.temperature = temperature
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        from pytorch_ood.detector import EnergyBased
+
+        return EnergyBased.score(self.model(x), self.temperature)
+
+
+class Odin(_ClassifierMonitor):
+    """Not differentiable as deployed (the input step takes a gradient of its own): the adaptive
+    attacker goes through it as the identity (BPDA), which leaves the tempered softmax."""
+
+    name = "odin"
+    differentiable = False
+
+    def __init__(self, model: nn.Module, temperature: float = 1000.0, eps: float = 0.0014) -> None:
+        super().__init__(model)
+        self.temperature, self.eps = temperature, eps
+        std = getattr(model, "std", None)
+        if std is None:  # behind an input adapter
+            std = getattr(getattr(model, "module", None), "std", None)
+        # pytorch-ood scales the signed step by the input normalisation, so eps is the paper's.
+        self.norm_std = None if std is None else [float(v) for v in std.flatten()]
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        from pytorch_ood.detector import ODIN
+
+        if x.requires_grad:  # BPDA: the step is left out, the tempered softmax stays
+            return -(self.model(x) / self.temperature).softmax(1).max(1).values
+        detector = ODIN(
+            self.model, eps=self.eps, temperature=self.temperature, norm_std=self.norm_std
+        )
+        return detector.predict(x).detach()
+
+
+class Mahalanobis(_ClassifierMonitor):
+    """Gaussian class-conditional features (shared covariance) at ``layers``; fitted by
+    pytorch-ood, scored here in the same formula with gradients kept (pytorch-ood's scoring
+    runs without them)."""
+
+    name = "mahalanobis"
+
+    def __init__(self, model: nn.Module, layers: Sequence[str] = (PENULTIMATE,)) -> None:
+        super().__init__(model)
+        self.taps = _Taps(model, layers)
+        self.layers = tuple(layers)
+        if len(self.layers) > 1:
+            self.name = "mahalanobis_multi"
+        self.mu: list[torch.Tensor] = []
+        self.precision: list[torch.Tensor] = []
+        self.alpha: list[float] = []
+
+    def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> Mahalanobis:
+        from pytorch_ood.detector import MultiMahalanobis
+
+        with torch.no_grad():
+            feats = [self.taps(inputs[i : i + BATCH])[1] for i in range(0, len(inputs), BATCH)]
+        zs = [torch.cat([f[k] for f in feats]) for k in range(len(self.layers))]
+        detector = MultiMahalanobis([nn.Identity()] * len(zs)).fit_structured(zs, labels)
+        self.mu = list(detector.mu)
+        # pytorch-ood inverts the pooled scatter with a 1e-6 ridge; with fewer crops per class
+        # than feature dimensions (early layers see many) that matrix is near singular and the
+        # distances explode, so shrink it towards its mean variance first (1e-3 of it).
+        self.precision = [
+            torch.linalg.inv(c + 1e-3 * c.diagonal().mean() * torch.eye(c.shape[0]))
+            for c in detector.cov
+        ]
+        # Each layer's distances live on their own scale: divide by the fit set's spread.
+        self.alpha = []
+        for k, z in enumerate(zs):
+            d = self._layer(z, k)
+            self.alpha.append(1.0 / float(d.std().clamp(min=1e-12)))
+        return self
+
+    def _layer(self, z: torch.Tensor, k: int) -> torch.Tensor:
+        """Half the squared Mahalanobis distance to the nearest class mean (pytorch-ood's)."""
+        centred = z[:, None, :] - self.mu[k][None]  # [B, C, D]
+        d = 0.5 * torch.einsum("bcd,de,bce->bc", centred, self.precision[k], centred)
+        return d.min(1).values
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.mu:
+            raise RuntimeError(f"{self.name} is not fitted (call fit first)")
+        _, zs = self.taps(x)
+        return sum(
+            a * self._layer(z, k) for k, (a, z) in enumerate(zip(self.alpha, zs, strict=True))
+        )
+
+
+class Knn(_ClassifierMonitor):
+    """Not differentiable (a neighbour search): the adaptive attacker follows the distance to
+    the k nearest fit features computed in torch instead (the same number, with gradients)."""
+
+    name = "knn"
+    differentiable = False
+
+    def __init__(self, model: nn.Module, k: int = 50, layer: str = PENULTIMATE) -> None:
+        super().__init__(model)
+        self.k, self.taps = k, _Taps(model, (layer,))
+        self.detector = None
+        self.bank: torch.Tensor | None = None
+
+    def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> Knn:
+        from pytorch_ood.detector import KNN
+
+        with torch.no_grad():
+            z = torch.cat(
+                [self.taps(inputs[i : i + BATCH])[1][0] for i in range(0, len(inputs), BATCH)]
+            )
+        self.detector = KNN(None, k=self.k).fit_features(z, labels)
+        self.bank = z / z.norm(dim=1, keepdim=True).clamp(min=1e-12)
+        return self
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        if self.detector is None:
+            raise RuntimeError("knn is not fitted (call fit first)")
+        z = self.taps(x)[1][0]
+        if x.requires_grad:  # the surrogate: the same distance with gradients
+            zn = z / z.norm(dim=1, keepdim=True).clamp(min=1e-12)
+            return torch.cdist(zn, self.bank).topk(self.k, largest=False).values[:, -1]
+        return self.detector.predict_features(z).float()
+
+
+def classifier_monitors(model: nn.Module) -> list[_ClassifierMonitor]:
+    """Every monitor above on ``model`` (unfitted), in the order reports list them."""
+    return [
+        MaxSoftmax(model),
+        Energy(model),
+        Odin(model),
+        Mahalanobis(model),
+        Mahalanobis(model, (*STAGES, PENULTIMATE)),
+        Knn(model),
+    ]
+
+
+MONITORS = ("msp", "energy", "odin", "mahalanobis", "mahalanobis_multi", "knn")
