@@ -1,5 +1,6 @@
 """Closed-loop jobs: the scenario's world, the attack in it, the (defended) model as the car's
-perception, the reference policy (or a user's) driving on what it reports; the frames recorded
+perception, the reference policy (or a user's) driving on what it reports, behind the
+defence's fail-safe when it has one; the frames recorded
 as an open-loop job records them, and the criteria scored on what the car did. Model ``oracle``
 feeds the same policy ground truth instead, so perception failures and planner limits can be
 told apart.
@@ -20,6 +21,7 @@ from avrobust.campaign.records import DriveRecord, JobOutcome
 from avrobust.core.components import CampaignModel
 from avrobust.core.frame import Frame
 from avrobust.driving.criteria import DriveResult, evaluate
+from avrobust.driving.fail_safe import FailSafePolicy, relabel_doubted
 from avrobust.driving.loop import DriveSetup, drive
 from avrobust.driving.percepts import Percept, from_detections, from_truth
 from avrobust.driving.policy import Decision, DrivingPolicy, ReferencePolicy
@@ -85,12 +87,21 @@ def execute_closed_loop(
             with_model,
         )  # fmt: skip
 
+        fail = defence.fail_safe()
+        driver = policy or ReferencePolicy()
+        if fail is not None:
+            driver = FailSafePolicy(driver, fail)
+
         def percepts(frame: Frame) -> list[Percept]:
             check_time(job, start, frame.index)
             frame, dets = book.see(frame)
-            return from_detections(frame, dets, mine) + from_truth(frame, rest)
+            notes: dict[int, str] = {}
+            if fail is not None:  # doubted signs taken as the restrictive class, alarms counted
+                dets, notes = relabel_doubted(dets, book.last_alarms, fail.doubted_sign)
+                driver.note_alarms(book.last_alarms)
+            return from_detections(frame, dets, mine, notes) + from_truth(frame, rest)
 
-        trace = drive(backend, setup, percepts, policy or ReferencePolicy(), on_step=on_step)
+        trace = drive(backend, setup, percepts, driver, on_step=on_step)
     finally:
         backend.close()
     book.finish()

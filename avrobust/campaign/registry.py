@@ -131,7 +131,7 @@ def create(kind: Kind, ref: dict[str, Any]) -> Any:
 _NEEDS: dict[Kind, tuple[str, ...]] = {
     "model": ("name", "categories", "label_level", "take_alarms", "provenance", "__call__"),
     "attack": ("name", "attachments", "prepare", "perturb", "made_targets", "provenance"),
-    "defence": ("name", "raises_alarms", "wrap", "provenance"),
+    "defence": ("name", "raises_alarms", "wrap", "fail_safe", "provenance"),
 }
 _BASES = {"model": "ModelBase", "attack": "AttackBase", "defence": "DefenceBase"}
 

@@ -261,6 +261,8 @@ class FrameBook:
     with_model: bool
     kept: dict = field(default_factory=dict)
     made: dict[str, int] = field(default_factory=dict)
+    #: The alarms of the frame last seen (the closed loop's fail-safe reacts to them).
+    last_alarms: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.expect = {t.object: t.expect for t in self.scenario.targets}
@@ -275,7 +277,8 @@ class FrameBook:
         job, out, cats = self.job, self.outcome, self.model.categories
         frame = self.attack.perturb(frame, self.model)
         dets = self.perceive(frame) if self.with_model else None
-        for alarm in self.perceive.take_alarms():
+        self.last_alarms = self.perceive.take_alarms()
+        for alarm in self.last_alarms:
             out.alarms.append(
                 AlarmRecord(job.id, frame.index, self.defence.name, alarm.kind, alarm.detail)
             )

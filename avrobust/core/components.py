@@ -21,10 +21,12 @@ from avrobust.core.frame import Frame
 @dataclass(frozen=True)
 class Alarm:
     """What a consistency check flagged in a frame: ``kind`` (a short fixed name, e.g.
-    ``vanished``) and a human-readable ``detail``."""
+    ``vanished``), a human-readable ``detail`` and, when it is about one detection of the
+    frame's output, that detection's ``index`` (a fail-safe reacts to it)."""
 
     kind: str
     detail: str = ""
+    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class CampaignDefence(Protocol):
 
     def wrap(self, model: CampaignModel) -> Perception: ...
 
+    def fail_safe(self) -> Any: ...
+
     def provenance(self) -> dict: ...
 
 
@@ -161,6 +165,11 @@ class DefenceBase:
 
     def wrap(self, model: CampaignModel) -> Perception:
         return model
+
+    def fail_safe(self) -> Any:
+        """How the car reacts to this defence's alarms in closed loop
+        (:class:`avrobust.core.fail_safe.FailSafe`), or None: it drives on as it would."""
+        return None
 
     def provenance(self) -> dict:
         return {}

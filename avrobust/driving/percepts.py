@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -34,7 +34,8 @@ class Percept:
     ranged from one sensor (a sign by its known size) also says from where: ``origin``, the
     sensor's world ``(x, y)``, ``range_sigma``, the 1-sigma error of its range (metres), and
     ``ranged_size``, the size it was ranged with, so a tracker can weigh it and re-range it
-    once it knows the sign's type."""
+    once it knows the sign's type. ``note``: what a fail-safe changed about it (a doubted sign
+    taken as another class), carried into the decision it causes."""
 
     category: str
     kind: str
@@ -48,11 +49,13 @@ class Percept:
     origin: tuple[float, float] | None = None
     range_sigma: float = 0.0
     ranged_size: float | None = None
+    note: str = ""
 
     def describe(self, ego_x: float, ego_y: float) -> str:
         d = math.hypot(self.x - ego_x, self.y - ego_y)
         what = self.kind if self.kind != self.category else self.category
-        return f"{what} at {d:.1f} m ({self.source}, score {self.score:.2f})"
+        note = f"; {self.note}" if self.note else ""
+        return f"{what} at {d:.1f} m ({self.source}, score {self.score:.2f}{note})"
 
 
 def _pixel_ray(frame: Frame, u: float, v: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,11 +179,15 @@ def ground_percept(frame: Frame, box: torch.Tensor, category: str, score: float)
 
 
 def from_detections(
-    frame: Frame, dets: Detections | None, categories: Iterable[str]
+    frame: Frame,
+    dets: Detections | None,
+    categories: Iterable[str],
+    notes: dict[int, str] | None = None,
 ) -> list[Percept]:
     """Percepts of the ``categories`` a model reports in ``dets`` (2D boxes ranged from the
     camera, 3D boxes from the LiDAR frame). Sign classes count as ``traffic_sign`` percepts of
-    that kind; a bare ``traffic_sign`` label (no type) says nothing a driver can act on."""
+    that kind; a bare ``traffic_sign`` label (no type) says nothing a driver can act on.
+    ``notes``: per detection index, what a fail-safe changed about it (kept on its percept)."""
     if dets is None or len(dets) == 0:
         return []
     wanted = set(categories)
@@ -216,7 +223,7 @@ def from_detections(
         else:
             p = None
         if p is not None:
-            out.append(p)
+            out.append(replace(p, note=notes[i]) if notes and i in notes else p)
     return out
 
 

@@ -1,0 +1,83 @@
+"""The ``sign-monitor`` campaign defence: a runtime monitor on the sign classifier of a sign
+stack (the detector-plus-classifier pipeline, or the classifier on true boxes), raising
+``doubted_sign`` (and ``unreadable_sign``) alarms at a threshold calibrated beforehand with
+``avrobust defend monitors``, and carrying the fail-safe the closed loop applies to them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avrobust.core.components import CampaignModel, DefenceBase, Perception
+from avrobust.core.errors import ConfigError
+from avrobust.core.fail_safe import FailSafe
+
+UNFITTED = ("msp", "energy", "odin")
+
+
+class SignMonitor(DefenceBase):
+    name = "sign-monitor"
+    raises_alarms = True
+
+    def __init__(
+        self,
+        threshold: float,
+        method: str = "odin",
+        fit: str | None = None,
+        unreadable: bool = True,
+        fail_safe: dict | None = None,
+        min_px: float = 12.0,
+    ) -> None:
+        from avrobust.defences.monitors.classifier import MONITORS
+
+        if method not in MONITORS:
+            raise ConfigError(
+                f"unknown monitor {method!r}", field="method", allowed=", ".join(MONITORS)
+            )
+        if method not in UNFITTED and fit is None:
+            raise ConfigError(
+                f"monitor {method} is fitted on clean crops: give fit (a dataset folder)",
+                field="fit",
+            )
+        self.threshold, self.method, self.unreadable = float(threshold), method, bool(unreadable)
+        self.fit = None if fit is None else Path(fit)
+        self.min_px = float(min_px)
+        self._fail_safe = FailSafe.from_params(fail_safe)
+
+    def wrap(self, model: CampaignModel) -> Perception:
+        from avrobust.defences.monitors.classifier import classifier_monitors
+        from avrobust.defences.monitors.wrapper import monitored
+        from avrobust.models.victims import SignClassifierOnTruth, SignRecognitionPipeline
+
+        if not isinstance(model, SignRecognitionPipeline | SignClassifierOnTruth):
+            raise ConfigError(
+                f"the sign monitor watches a sign classifier; model {model.name!r} has none",
+                field="defences",
+                allowed="sign-pipeline, sign-classifier",
+            )
+        classifier = model.classifier
+        monitor = next(m for m in classifier_monitors(classifier) if m.name == self.method)
+        if self.fit is not None:
+            import torch
+
+            from avrobust.core.resources import resolve_user_path
+            from avrobust.models.crops import load_crops
+
+            crops = load_crops(resolve_user_path(self.fit))
+            names = [crops.classes[i] for i in crops.labels.tolist()]
+            labels = torch.tensor([classifier.classes.index(c) for c in names])
+            monitor.fit(crops.images.float() / 255, labels)
+        return monitored(model, monitor, self.threshold, self.unreadable, self.min_px)
+
+    def fail_safe(self) -> FailSafe | None:
+        return self._fail_safe
+
+    def provenance(self) -> dict:
+        fs = self._fail_safe
+        return {
+            "method": self.method,
+            "threshold": self.threshold,
+            "unreadable": self.unreadable,
+            "min_px": self.min_px,
+            "fit": None if self.fit is None else str(self.fit),
+            "fail_safe": None if fs is None else fs.__dict__,
+        }
