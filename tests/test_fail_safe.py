@@ -126,3 +126,52 @@ def test_the_sign_monitor_defence_is_built_from_a_campaign_and_checks_its_model(
         defence.wrap(build("model", {"name": "camera-detector"}))
     none = build("defence", {"name": "none"})
     assert none.fail_safe() is None
+
+
+@pytest.mark.slow
+def test_in_closed_loop_the_fail_safe_stops_the_car_the_sticker_fooled():
+    """The shipped sticker makes the sign pipeline run the stop (72 m, clear noon); with a
+    monitor that doubts every sign judged (MSP above -1) and the fail-safe, the doubted
+    readings are taken as stop, the car stops at the line, the alarms are stored and the
+    decision says why."""
+    from avrobust.campaign.closed_loop import run_drive
+    from avrobust.scenario.campaign import apply_conditions
+    from avrobust.scenario.library import load_scenario
+
+    where = {"weather": "ClearNoon", "distance": 72}
+    sc = apply_conditions(load_scenario("stop_cross_traffic"), where)
+    patch = {"file": "assets/patches/stop_to_80.patch", "surface": "stop_sign"}
+    sticker = {"name": "patch", "params": patch}
+    monitor = {"threshold": -1.0, "method": "msp", "fail_safe": {"doubted_sign": "stop"}}
+    doubt_all = {"name": "sign-monitor", "params": monitor}
+    out = run_drive(sc, {"name": "sign-pipeline"}, sticker, doubt_all)
+    assert out.result.infractions["stop_sign"] == 0
+    assert [s["stopped"] for s in out.result.to_dict()["stops"]] == [True]
+    kinds = {a.kind for a in out.job.alarms}
+    assert "doubted_sign" in kinds
+    assert any("taken as stop" in s.cause for s in out.trace.steps)
+
+
+def test_the_report_counts_the_time_the_fail_safe_decided():
+    from types import SimpleNamespace
+
+    from avrobust.driving.trace import StepRecord, Trace
+    from avrobust.report.sections_driving import _fail_safe
+
+    def drive(attack, causes):
+        steps = [StepRecord(0.1 * k, 0, 0, 0, 5, 0, 0, m, 5, c) for k, (m, c) in enumerate(causes)]
+        trace = Trace(0.1, Route([(0.0, 0.0), (100.0, 0.0)]), steps=steps)
+        job = SimpleNamespace(status="done", scenario="s", model="sign-pipeline",
+                              defence="sign-monitor", attack=attack)  # fmt: skip
+        return job, SimpleNamespace(trace=trace.to_dict())
+
+    taken = ("stop_sign", "stop at 9 m (model; doubted_sign, read speed_limit_80: taken as stop)")
+    clean = [drive("none", [("cruise", "")] * 10), drive("none", [("cruise", "")] * 10)]
+    data = SimpleNamespace(drives=clean)
+    assert _fail_safe(data) is None  # it never acted: no table
+    data.drives = [*clean, drive("patch", [("cruise", ""), taken, taken, ("minimal_risk", "x")])]
+    table = _fail_safe(data)  # one scenario and defence: those columns go to the caption
+    assert table.header[:2] == ["model", "attack"]
+    rows = {r[1]: r for r in table.rows}
+    assert rows["patch"][3].startswith("1/1") and rows["patch"][4] == "75.0%"
+    assert rows["none"][3].startswith("0/2") and rows["none"][5] == "100.0%"

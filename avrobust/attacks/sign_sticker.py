@@ -74,6 +74,14 @@ class StickerAttack(TextureSettings):
     detector: Any = None
     detector_weight: float = 1.0
     detector_threshold: float = DETECTION_SCORE
+    # Adaptive against a runtime monitor (avrobust.core.components.Monitor, fitted): its score
+    # on every crop must stay at or under ``monitor_threshold`` (the deployed threshold), so a
+    # hinge on the excess, in units of ``monitor_scale`` (default: the spread of its scores on
+    # the clean views), joins the loss. Monitors without gradients give their surrogate (BPDA).
+    monitor: Any = None
+    monitor_threshold: float = 0.0
+    monitor_weight: float = 1.0
+    monitor_scale: float | None = None
     seed: int = 0
     provenance: dict = field(default_factory=dict)
 
@@ -98,6 +106,12 @@ class StickerAttack(TextureSettings):
     def _logits(
         self, views: list[SignView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, seed: int
     ) -> torch.Tensor:
+        return self.classifier(self._crops(views, texture, mask, eot, seed))
+
+    def _crops(
+        self, views: list[SignView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, seed: int
+    ) -> torch.Tensor:
+        """The classifier's input: each view's crop with the sticker, every EOT draw."""
         if self._printer is not None:
             texture = self._printer(texture)
         x = torch.stack(
@@ -113,14 +127,14 @@ class StickerAttack(TextureSettings):
                 for v in views
             ]
         )
-        x = torch.cat([eot(x, seed * 1000 + k) for k in range(self.eot_draws)])
-        return self.classifier(x)
+        return torch.cat([eot(x, seed * 1000 + k) for k in range(self.eot_draws)])
 
     def objective(
         self, views: list[SignView], texture: torch.Tensor, mask: torch.Tensor, eot: EOT, step: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The adversarial loss to minimise over ``views`` and each draw's success."""
-        logits = self._logits(views, texture, mask, eot, step)
+        x = self._crops(views, texture, mask, eot, step)
+        logits = self.classifier(x)
         classes = self.classifier.classes
         goal = classes.index(self.target if self.target else self.true_class)
         ce = F.cross_entropy(logits, torch.full((logits.shape[0],), goal))
@@ -131,7 +145,25 @@ class StickerAttack(TextureSettings):
             # -log p(sign detected): zero once the detector is sure, never pushing it away.
             loss = loss + self.detector_weight * F.softplus(-torch.logit(det, eps=1e-6)).mean()
             met = met & (det.detach() >= self.detector_threshold).repeat(self.eot_draws)
+        if self.monitor is not None:
+            doubt = self.monitor.score(x)
+            scale = self._monitor_scale(views)
+            # Zero once a margin of half a spread under the threshold: no push beyond it.
+            excess = (doubt - self.monitor_threshold) / scale + 0.5
+            loss = loss + self.monitor_weight * F.relu(excess).mean()
+            met = met & (doubt.detach() <= self.monitor_threshold)
         return loss, met
+
+    def _monitor_scale(self, views: list[SignView]) -> float:
+        """``monitor_scale``, or the spread of the monitor's scores on the clean views."""
+        if self.monitor_scale is None:
+            from avrobust.data.crops import square_crop
+
+            with torch.no_grad():
+                clean = torch.stack([square_crop(v.frame.image, v.box) for v in views])
+                s = self.monitor.score(clean).double()
+            self.monitor_scale = float(s.std().clamp(min=1e-9)) if len(s) > 1 else 1.0
+        return self.monitor_scale
 
     def _sign_scores(self, views, texture, mask, eot: EOT, step: int) -> torch.Tensor:
         """The detector's highest ``traffic_sign`` probability over each view's sign, ``[V]``
@@ -198,6 +230,14 @@ class StickerAttack(TextureSettings):
                 else {"defence": self.through.name, **self.through.params},
                 "against": "sign-pipeline" if self.detector is not None else "sign-classifier",
                 "detector_weight": self.detector_weight if self.detector is not None else None,
+                "monitor": None
+                if self.monitor is None
+                else {
+                    "name": self.monitor.name,
+                    "threshold": self.monitor_threshold,
+                    "weight": self.monitor_weight,
+                    "scale": self.monitor_scale,
+                },
                 "mask_coverage": float(mask.mean()),
                 "views": len(views),
                 "final_train_success": result.final_success,

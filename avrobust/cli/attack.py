@@ -52,6 +52,37 @@ def _input_transform(spec: str):
     return defence
 
 
+def _monitor(clf, name: str | None, threshold: float | None, fit: Path | None):
+    """The fitted monitor ``--monitor`` names on ``clf``, or None."""
+    from avrobust.core.errors import ConfigError
+
+    if name is None:
+        return None
+    if threshold is None:
+        raise ConfigError("--monitor needs --monitor-threshold", field="--monitor-threshold")
+    import torch
+
+    from avrobust.defences.monitors.classifier import MONITORS, classifier_monitors
+
+    found = [m for m in classifier_monitors(clf) if m.name == name]
+    if not found:
+        raise ConfigError(
+            f"unknown monitor {name!r}", field="--monitor", allowed=", ".join(MONITORS)
+        )
+    mon = found[0]
+    if name in ("mahalanobis", "mahalanobis_multi", "knn"):
+        if fit is None:
+            raise ConfigError(
+                f"monitor {name} needs --monitor-fit (clean crops)", field="--monitor-fit"
+            )
+        from avrobust.models.crops import load_crops
+
+        crops = load_crops(fit)
+        labels = [clf.classes.index(crops.classes[i]) for i in crops.labels.tolist()]
+        mon.fit(crops.images.float() / 255, torch.tensor(labels))
+    return mon
+
+
 @attack_app.command("sign")
 def attack_sign(
     out: Annotated[Path, typer.Option("--out", "-o", help="Patch file to write (.patch).")],
@@ -96,6 +127,22 @@ def attack_sign(
             "[:threshold]. JPEG and LGS are passed with BPDA."
         ),
     ] = None,
+    monitor: Annotated[
+        str | None,
+        typer.Option(
+            help="A runtime monitor to evade (adaptive): msp, energy, odin (BPDA), "
+            "mahalanobis, mahalanobis_multi, knn (surrogate); its score must stay under "
+            "--monitor-threshold on every crop."
+        ),
+    ] = None,
+    monitor_threshold: Annotated[
+        float | None,
+        typer.Option(help="The deployed threshold (avrobust defend monitors' JSON)."),
+    ] = None,
+    monitor_fit: Annotated[
+        Path | None, typer.Option(help="Clean crops to fit a fitted monitor on.")
+    ] = None,
+    monitor_weight: Annotated[float, typer.Option(help="Weight of the monitor term.")] = 1.0,
 ) -> None:
     """Optimise a sticker perturbation on a sign against the sign classifier (the shipped one,
     or --classifier / --through: an adaptive attack on a defended one), save it as a patch, and
@@ -164,6 +211,9 @@ def attack_sign(
             printer=None if printer is None else str(printer),
             through=None if through is None else _input_transform(through),
             detector=det,
+            monitor=_monitor(clf, monitor, monitor_threshold, monitor_fit),
+            monitor_threshold=monitor_threshold or 0.0,
+            monitor_weight=monitor_weight,
         )
         patch = run_sign_attack(
             scenario,

@@ -24,7 +24,16 @@ from avrobust.driving.percepts import Percept
 from avrobust.driving.policy import Decision, DrivingPolicy
 from avrobust.driving.route import Route
 
-__all__ = ["FailSafe", "FailSafePolicy", "relabel_doubted"]
+__all__ = ["FailSafe", "FailSafePolicy", "changed_by_fail_safe", "relabel_doubted"]
+
+TAKEN_AS = ": taken as "  # in a relabelled percept's note, so in the cause it leads to
+MRM = "minimal_risk"
+
+
+def changed_by_fail_safe(step) -> bool:
+    """Whether a recorded step's decision was the fail-safe's (a relabelled sign caused it, or
+    the minimal-risk manoeuvre): the time it takes from availability."""
+    return step.manoeuvre == MRM or TAKEN_AS in step.cause
 
 
 def relabel_doubted(
@@ -40,7 +49,7 @@ def relabel_doubted(
     for a in alarms:
         if a.kind in SIGN_ALARMS and a.index is not None and 0 <= a.index < len(dets):
             read = dets.class_names[int(labels[a.index])]
-            notes[a.index] = f"{a.kind}, read {read}: taken as {as_class}"
+            notes[a.index] = f"{a.kind}, read {read}{TAKEN_AS}{as_class}"
             labels[a.index] = target
     if not notes:
         return dets, {}
@@ -88,7 +97,7 @@ class FailSafePolicy:
         n = sum(1 for k in self._recent if k)
         return Decision(
             replace(d.command, accel=accel),
-            "minimal_risk",
+            MRM,
             min(d.target_speed, cfg.mrm_speed),
             f"fail-safe: {'/'.join(kinds)} in {n} of the last {len(self._recent)} frames",
             "monitor",

@@ -53,6 +53,9 @@ def driving_section(data: RunData) -> Section | None:
     by_cond = _by_condition(drives)
     if by_cond is not None:
         sec.blocks.append(by_cond)
+    fail_safe = _fail_safe(data)
+    if fail_safe is not None:
+        sec.blocks.append(fail_safe)
     sec.blocks += _pictures(data, drives)
     return sec
 
@@ -97,6 +100,40 @@ def _outcomes(drives: list[tuple[JobInfo, DriveResult]]) -> Table:
         "Vehicle-level outcomes by stack and attack (rates: drive-bys, 95% interval).",
         key="driving_outcomes",
     )
+
+
+def _fail_safe(data: RunData) -> Table | None:
+    """Where a defence's fail-safe changed what the car did: drives it acted in, and the
+    share of driving time whose decision was its own (one minus availability)."""
+    from avrobust.driving.fail_safe import changed_by_fail_safe
+
+    groups: dict[tuple, list[tuple[int, int]]] = defaultdict(list)
+    for j, d in data.drives:
+        if j.status != "done":
+            continue
+        steps = Trace.from_dict(d.trace).steps
+        groups[(*_stack(j), j.attack)].append(
+            (sum(changed_by_fail_safe(s) for s in steps), len(steps))
+        )
+    if not any(c for g in groups.values() for c, _ in g):
+        return None
+    rows = []
+    for (scenario, model, defence, attack), g in sorted(groups.items()):
+        changed, total = sum(c for c, _ in g), sum(n for _, n in g)
+        rows.append(
+            [scenario, model, defence, attack, str(len(g)),
+             str(rate(sum(c > 0 for c, _ in g), len(g))),
+             f"{changed / max(total, 1):.1%}", f"{1 - changed / max(total, 1):.1%}"]
+        )  # fmt: skip
+    return _compact(
+        ["scenario", "model", "defence", "attack", "drives", "fail-safe acted",
+         "time it decided", "availability"],
+        rows,
+        "The fail-safe's activations: drives in which a doubted sign taken as the restrictive "
+        "class, or the minimal-risk manoeuvre, decided a step; the share of driving time it "
+        "decided (each activation's cause is in the drive's timeline).",
+        key="driving_fail_safe",
+    )  # fmt: skip
 
 
 def _added_near_miss(r: DriveResult, clean: DriveResult) -> bool:
