@@ -249,3 +249,39 @@ def test_autoattack_stays_in_budget_and_breaks_at_least_what_pgd_breaks():
     assert model.training  # the model is given back in the mode it came in
     with pytest.raises(ConfigError, match="eps"):
         AutoAttack(model, eps=0.0)
+
+
+def test_the_adaptive_objective_keeps_the_monitor_under_its_threshold():
+    """Against a runtime monitor a misread only counts where the monitor passes the crop: a
+    grey poster fools the classifier but a monitor that doubts it (MSP at a strict threshold)
+    makes it no success; the monitor's hinge adds to the loss, its gradient reaches the
+    texture, and it is zero where the monitor is content."""
+    from avrobust.attacks.eot import EOT
+    from avrobust.attacks.sign_sticker import StickerAttack, sign_views
+    from avrobust.core.sensors import CameraSpec
+    from avrobust.defences.monitors.classifier import MaxSoftmax
+    from avrobust.evaluation.viewpoints import Sweep, render_sweep
+    from avrobust.models.adapters import load_classifier
+    from avrobust.models.weights import ASSETS
+
+    clf = load_classifier(ASSETS / "sign_classifier.pt")
+    sweep = Sweep(distances=(8.0, 12.0), angles=(0.0,), weathers=("ClearNoon",), laterals=(0.0,))
+    frames = render_sweep("urban_stop", sweep, CameraSpec(640, 480, math.radians(90)))
+    views = sign_views(frames.frames, "stop_sign")
+    mask = torch.ones(1, *frames.surface_textures["stop_sign"].shape[1:])
+    grey = torch.full((3, *mask.shape[1:]), 0.5, requires_grad=True)
+    eot = EOT("none")
+
+    def attack(threshold):
+        return StickerAttack(clf, "stop", None, eot="none", eot_draws=1, monitor=MaxSoftmax(clf),
+                             monitor_threshold=threshold, monitor_scale=0.05)  # fmt: skip
+
+    alone = StickerAttack(clf, "stop", None, eot="none", eot_draws=1)
+    loss_alone, met_alone = alone.objective(views, grey, mask, eot, 0)
+    loss_strict, met_strict = attack(-0.999).objective(views, grey, mask, eot, 0)
+    assert met_alone.all() and not met_strict.any()
+    assert loss_strict > loss_alone
+    (loss_strict - loss_alone).backward()
+    assert grey.grad is not None and grey.grad.abs().sum() > 0
+    loss_lax, met_lax = attack(0.0).objective(views, grey.detach(), mask, eot, 0)
+    assert met_lax.all() and float(loss_lax) == pytest.approx(float(loss_alone))

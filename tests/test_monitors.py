@@ -196,7 +196,7 @@ def test_a_monitored_model_keeps_its_output_and_raises_alarms_on_doubted_signs(f
     assert model.take_alarms() == []
 
 
-def test_the_study_reports_every_number_and_counts_unreadable_signs_as_doubted(fitted):
+def test_the_study_reports_every_number_and_doubts_unreadable_signs_on_request(fitted):
     from avrobust.defences.monitors.classifier import MaxSoftmax
     from avrobust.evaluation.monitor_study import Crops, doubt, study_monitor
 
@@ -226,6 +226,8 @@ def test_the_study_reports_every_number_and_counts_unreadable_signs_as_doubted(f
     assert r["unseen"]["crops"] == 20
     assert set(r["unseen"]["per_type"]) == {"priority_road", "ahead_only"}
     assert set(r["stickers"]["s"]["controls_flagged"]) == {"grey"}
-    # A crop the classifier calls background is doubted without limit (the stack cannot name it).
-    d, pred = doubt(MaxSoftmax(model), model, model.classes, _background(6, 16))
+    # With the unreadable rule, a crop the classifier calls background is doubted without limit.
+    d, pred = doubt(MaxSoftmax(model), model, model.classes, _background(6, 16), unreadable=True)
     assert all(p == "background" for p in pred) and torch.isinf(d).all()
+    d, _ = doubt(MaxSoftmax(model), model, model.classes, _background(6, 16))
+    assert torch.isfinite(d).all()

@@ -148,9 +148,12 @@ class StickerAttack(TextureSettings):
         if self.monitor is not None:
             doubt = self.monitor.score(x)
             scale = self._monitor_scale(views)
-            # Zero once a margin of half a spread under the threshold: no push beyond it.
-            excess = (doubt - self.monitor_threshold) / scale + 0.5
-            loss = loss + self.monitor_weight * F.relu(excess).mean()
+            # Zero once a margin of half a spread under the threshold: no push beyond it. Only
+            # on draws already misread: a monitor's doubt is lowest on the clean sign, and a
+            # hinge everywhere leads the optimiser back to it (a confident stop) instead of to
+            # a confident misreading (Carlini and Wagner's point about attacking detectors).
+            excess = F.relu((doubt - self.monitor_threshold) / scale + 0.5)
+            loss = loss + self.monitor_weight * (excess * met.float()).mean()
             met = met & (doubt.detach() <= self.monitor_threshold)
         return loss, met
 

@@ -343,14 +343,13 @@ def _lgs(threshold: float = 0.1, strength: float = 2.3):
 @register(
     "defence",
     "sign-monitor",
-    "runtime monitor on a sign stack's classifier: a doubted_sign alarm for each sign crop it "
-    "doubts beyond the threshold (calibrate it with avrobust defend monitors), an "
-    "unreadable_sign alarm for a detected sign read as background; in closed loop its "
-    "fail_safe takes doubted signs as stop and may start a minimal-risk manoeuvre (params: "
-    "threshold, method odin|msp|energy|mahalanobis|mahalanobis_multi|knn, fit (crops, for the "
-    "fitted ones), unreadable true, min_px 12 (smaller signs are not judged), "
-    "fail_safe {doubted_sign stop, persist 0, window 10, "
-    "mrm_speed 0, mrm_decel 3})",
+    "runtime monitor on a sign stack's classifier: a doubted_sign alarm for each sign crop "
+    "it doubts beyond the threshold (calibrate it with avrobust defend monitors); in closed "
+    "loop its fail_safe takes doubted signs as stop and may start a minimal-risk manoeuvre "
+    "(params: threshold, method odin|msp|energy|mahalanobis|mahalanobis_multi|knn, fit "
+    "(crops, for the fitted ones), unreadable false (also doubt signs read as background), "
+    "min_px 12 (smaller signs are not judged), fail_safe {doubted_sign stop, persist 0, "
+    "window 10, mrm_speed 0, mrm_decel 3})",
 )
 def _sign_monitor(**params):
     from avrobust.defences.monitors.defence import SignMonitor

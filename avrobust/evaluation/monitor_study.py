@@ -2,9 +2,9 @@
 monitors``): each monitor is fitted on one clean crop set, its thresholds are calibrated on a
 second and everything is measured on a third and on the shifts:
 
-The monitor watches a detector-plus-classifier stack, so its doubt of a sign crop is its score,
-or infinity when the classifier calls the detected sign ``background`` (the stack cannot name
-it); thresholds are calibrated on, and false alarms counted on, sign crops.
+The monitor watches a detector-plus-classifier stack, so thresholds are calibrated on, and false
+alarms counted on, crops of signs (faces, and backs, which the classifier calls background).
+With ``unreadable`` a sign read as background is doubted without limit as well.
 
 * clean: the classifier's selective risk at 90/95/99% coverage, AURC, and the false alarms the
   calibrated thresholds give on fresh clean crops beside the stated level;
@@ -61,12 +61,20 @@ class Crops:
     images: torch.Tensor
     labels: list[str]
     weather: list[str]
+    distance: list[float] | None = None  # NaN for background patches (not a sign)
 
     def signs(self) -> Crops:
-        """The crops of signs (background patches left out)."""
-        keep = [i for i, c in enumerate(self.labels) if c != BACKGROUND]
+        """The crops of signs, faces and backs (a back is labelled background): what a
+        detector hands the classifier. Random background patches are left out."""
+        if self.distance is None:
+            keep = [i for i, c in enumerate(self.labels) if c != BACKGROUND]
+        else:
+            keep = [i for i, d in enumerate(self.distance) if math.isfinite(d)]
         return Crops(
-            self.images[keep], [self.labels[i] for i in keep], [self.weather[i] for i in keep]
+            self.images[keep],
+            [self.labels[i] for i in keep],
+            [self.weather[i] for i in keep],
+            None if self.distance is None else [self.distance[i] for i in keep],
         )
 
 
@@ -77,7 +85,10 @@ def load(folder: str | Path, unseen: bool = False) -> Crops:
     classes = (*SIGN_CLASSES, *UNSEEN_SIGN_TYPES) if unseen else SIGN_CLASSES
     cs = load_crops(folder, classes)
     return Crops(
-        cs.images.float() / 255, [classes[i] for i in cs.labels.tolist()], list(cs.weather)
+        cs.images.float() / 255,
+        [classes[i] for i in cs.labels.tolist()],
+        list(cs.weather),
+        cs.distance.tolist(),
     )
 
 
@@ -129,14 +140,19 @@ def _predict(model: torch.nn.Module, x: torch.Tensor, classes: Sequence[str]) ->
     return [classes[i] for i in idx.tolist()]
 
 
-def doubt(monitor, model, classes: Sequence[str], x: torch.Tensor) -> tuple[torch.Tensor, list]:
-    """The pipeline's doubt of sign crops and the classifier's readings: the monitor's score,
-    or infinity where the classifier calls a detected sign ``background`` (it cannot name it,
-    so the stack must not act on "no sign there")."""
+def doubt(
+    monitor, model, classes: Sequence[str], x: torch.Tensor, unreadable: bool = False
+) -> tuple[torch.Tensor, list]:
+    """The monitor's doubt of sign crops and the classifier's readings. ``unreadable``: a
+    crop read as ``background`` is doubted without limit (the stack cannot name the sign) -
+    at the price of every sign seen from behind, which the classifier rightly calls
+    background."""
     pred = _predict(model, x, classes)
     s = monitor.score(x).detach().double()
-    unreadable = torch.tensor([p == BACKGROUND for p in pred])
-    return torch.where(unreadable, torch.full_like(s, math.inf), s), pred
+    if not unreadable:
+        return s, pred
+    bg = torch.tensor([p == BACKGROUND for p in pred])
+    return torch.where(bg, torch.full_like(s, math.inf), s), pred
 
 
 def _share(scores: torch.Tensor, t: float) -> dict | None:
@@ -243,11 +259,14 @@ def _unseen(unseen: Crops, d: torch.Tensor, pred: list, clean: torch.Tensor, t: 
                 "read_as": dict(Counter(p for p, k in zip(pred, m.tolist(), strict=True) if k)),
             }
     # Ties at infinity (unreadable on both sides) count half in the AUROC, as they should.
-    finite_cap = float(torch.cat([clean, d])[torch.cat([clean, d]).isfinite()].max()) + 1
+    both = torch.cat([clean, d])
+    finite_cap = float(both[both.isfinite()].max()) + 1
     return {
         "crops": int(signs.sum()),
         "flagged": _share(d[signs], t),
-        "unreadable": _share(d[signs], finite_cap),
+        "read_as_background": _share(
+            torch.tensor([p == BACKGROUND for p in pred])[signs].double(), 0.5
+        ),
         "auroc": selective.auroc(clean.clamp(max=finite_cap), d[signs].clamp(max=finite_cap)),
         "fpr_at_95_tpr": selective.fpr_at_tpr(clean, d[signs]),
         "per_type": per,
@@ -269,6 +288,8 @@ def _sticker(monitor, model, classes, st: dict, t: float) -> dict:
         "views": len(preds["clean"]),
         "success": _share(success.double(), 0.5),
         "success_flagged": _share(scores["sticker"][success], t),
+        # What the attacker wants: a misreading the monitor lets through, of all views.
+        "evaded": _share((success & (scores["sticker"] <= t)).double(), 0.5),
         "sticker_flagged": _share(scores["sticker"], t),
         "clean_flagged": _share(scores["clean"], t),
         "controls_flagged": {

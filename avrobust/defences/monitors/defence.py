@@ -1,7 +1,10 @@
 """The ``sign-monitor`` campaign defence: a runtime monitor on the sign classifier of a sign
 stack (the detector-plus-classifier pipeline, or the classifier on true boxes), raising
-``doubted_sign`` (and ``unreadable_sign``) alarms at a threshold calibrated beforehand with
-``avrobust defend monitors``, and carrying the fail-safe the closed loop applies to them."""
+``doubted_sign`` alarms at a threshold calibrated beforehand with ``avrobust defend monitors``,
+and carrying the fail-safe the closed loop applies to them. ``unreadable`` also raises an
+``unreadable_sign`` alarm for every judged sign the classifier calls background; off by default,
+since the classifier rightly calls the back of a sign background (a sign facing the other way
+would be taken as a stop)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ class SignMonitor(DefenceBase):
         threshold: float,
         method: str = "odin",
         fit: str | None = None,
-        unreadable: bool = True,
+        unreadable: bool = False,
         fail_safe: dict | None = None,
         min_px: float = 12.0,
     ) -> None:
