@@ -99,7 +99,9 @@ def test_a_component_missing_a_protocol_method_is_refused_when_built():
             return model
 
     registry.register("defence", "test-half", "a defence without the protocol's other parts")(Half)
-    with pytest.raises(ConfigError, match=r"lacks raises_alarms, provenance.*DefenceBase"):
+    with pytest.raises(
+        ConfigError, match=r"lacks raises_alarms, fail_safe, provenance.*DefenceBase"
+    ):
         registry.create("defence", {"name": "test-half"})
 
     class Mute(ModelBase):  # the base gives everything but the call itself
