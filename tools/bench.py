@@ -383,18 +383,15 @@ def bench_lidar_attack(repeats: int = 20) -> dict:
     }
 
 
-MONITOR_NAMES = ("msp", "energy", "odin", "mahalanobis", "mahalanobis_multi", "knn")
-
-
 def _monitored(model, name: str):
     """The sign pipeline watched by monitor ``name`` (fitted on random crops of every class:
     the time does not depend on what it learnt), every sign judged."""
     import torch
 
-    from avrobust.defences.monitors.classifier import classifier_monitors
+    from avrobust.defences.monitors.classifier import monitor_named
     from avrobust.defences.monitors.wrapper import monitored
 
-    mon = next(m for m in classifier_monitors(model.classifier) if m.name == name)
+    mon = monitor_named(model.classifier, name)
     g = torch.Generator().manual_seed(0)
     n = len(model.classifier.classes)
     mon.fit(torch.rand(60 * n, 3, 64, 64, generator=g), torch.arange(n).repeat(60))
@@ -422,11 +419,13 @@ def bench_defences(repeats: int = 25) -> dict:
         "lidar-detector": ["none", "free-space-check", "void-check", "cross-modal-check",
                            "temporal-check"],
     }  # fmt: skip
+    from avrobust.defences.monitors.classifier import MONITORS
+
     rows = []
-    for model_name, defences in [*plan.items(), ("sign-pipeline", ["none", *MONITOR_NAMES])]:
+    for model_name, defences in [*plan.items(), ("sign-pipeline", ["none", *MONITORS])]:
         model = registry.create("model", {"name": model_name})
         wrapped = {
-            n: _monitored(model, n) if n in MONITOR_NAMES
+            n: _monitored(model, n) if n in MONITORS
             else registry.create("defence", {"name": n}).wrap(model)
             for n in defences
         }  # fmt: skip

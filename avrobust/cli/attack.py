@@ -60,26 +60,15 @@ def _monitor(clf, name: str | None, threshold: float | None, fit: Path | None):
         return None
     if threshold is None:
         raise ConfigError("--monitor needs --monitor-threshold", field="--monitor-threshold")
-    import torch
+    from avrobust.defences.monitors.classifier import FITTED, fit_on_folder, monitor_named
 
-    from avrobust.defences.monitors.classifier import MONITORS, classifier_monitors
-
-    found = [m for m in classifier_monitors(clf) if m.name == name]
-    if not found:
-        raise ConfigError(
-            f"unknown monitor {name!r}", field="--monitor", allowed=", ".join(MONITORS)
-        )
-    mon = found[0]
-    if name in ("mahalanobis", "mahalanobis_multi", "knn"):
+    mon = monitor_named(clf, name, field="--monitor")
+    if name in FITTED:
         if fit is None:
             raise ConfigError(
                 f"monitor {name} needs --monitor-fit (clean crops)", field="--monitor-fit"
             )
-        from avrobust.models.crops import load_crops
-
-        crops = load_crops(fit)
-        labels = [clf.classes.index(crops.classes[i]) for i in crops.labels.tolist()]
-        mon.fit(crops.images.float() / 255, torch.tensor(labels))
+        fit_on_folder(mon, clf.classes, fit)
     return mon
 
 

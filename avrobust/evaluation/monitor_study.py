@@ -2,10 +2,6 @@
 monitors``): each monitor is fitted on one clean crop set, its thresholds are calibrated on a
 second and everything is measured on a third and on the shifts:
 
-The monitor watches a detector-plus-classifier stack, so thresholds are calibrated on, and false
-alarms counted on, crops of signs (faces, and backs, which the classifier calls background).
-With ``unreadable`` a sign read as background is doubted without limit as well.
-
 * clean: the classifier's selective risk at 90/95/99% coverage, AURC, and the false alarms the
   calibrated thresholds give on fresh clean crops beside the stated level;
 * covariate (weather and light): false alarms per condition group, and the share of the
@@ -15,6 +11,10 @@ With ``unreadable`` a sign read as background is doubted without limit as well.
 * attacks: each sign sticker painted on its sign and re-rendered on a held-out sweep, the crops
   where it succeeds flagged at the 95% threshold, beside the crops of its matched controls (the
   same mask, not optimised) and of the clean views.
+
+The monitor watches a detector-plus-classifier stack, so thresholds are calibrated on, and false
+alarms counted on, crops of signs (faces, and backs, which the classifier calls background).
+With ``unreadable`` a sign read as background is doubted without limit as well.
 
 Every share has its 95% Wilson interval; crops are independent renders (one scene each), so
 they are the trials."""
@@ -33,6 +33,7 @@ from avrobust.attacks.controls import STANDARD, Control
 from avrobust.core.classes import BACKGROUND, SIGN_CLASSES, UNSEEN_SIGN_TYPES
 from avrobust.core.sensors import CameraSpec
 from avrobust.defences.monitors import conformal, selective
+from avrobust.defences.monitors.classifier import BATCH
 from avrobust.evaluation.viewpoints import Sweep
 
 COVERAGES = (0.90, 0.95, 0.99)
@@ -136,7 +137,7 @@ def sticker_crops(
 
 def _predict(model: torch.nn.Module, x: torch.Tensor, classes: Sequence[str]) -> list[str]:
     with torch.no_grad():
-        idx = torch.cat([model(x[i : i + 256]).argmax(1) for i in range(0, len(x), 256)])
+        idx = torch.cat([model(x[i : i + BATCH]).argmax(1) for i in range(0, len(x), BATCH)])
     return [classes[i] for i in idx.tolist()]
 
 

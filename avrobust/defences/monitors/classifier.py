@@ -21,7 +21,9 @@ the defaults).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -67,6 +69,13 @@ class _Taps:
         return logits, [f.flatten(2).mean(2) if f.dim() > 2 else f for f in feats]
 
 
+def _features(taps: _Taps, inputs: torch.Tensor) -> list[torch.Tensor]:
+    """Each tapped layer's ``[N, C]`` features of ``inputs``, in batches without a graph."""
+    with torch.no_grad():
+        parts = [taps(inputs[i : i + BATCH])[1] for i in range(0, len(inputs), BATCH)]
+    return [torch.cat([p[k] for p in parts]) for k in range(len(taps.names))]
+
+
 def _batched(fn, x: torch.Tensor) -> torch.Tensor:
     """``fn`` on ``x``: whole and with gradients when ``x`` asks for them (an attacker's
     batch), else in batches without a graph (a graph per batch would hold every activation)."""
@@ -76,7 +85,7 @@ def _batched(fn, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([fn(x[i : i + BATCH]) for i in range(0, x.shape[0], BATCH)])
 
 
-class _ClassifierMonitor:
+class _ClassifierMonitor(ABC):
     """The shared parts: the model held in eval mode, batched scoring."""
 
     name = "monitor"
@@ -88,8 +97,9 @@ class _ClassifierMonitor:
     def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> _ClassifierMonitor:
         return self
 
-    def _score(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B]`` doubt of a batch, with gradients when ``x`` has them."""
 
     def score(self, inputs: torch.Tensor) -> torch.Tensor:
         """``[B]`` doubt of ``[B, 3, H, W]`` inputs in [0, 1]."""
@@ -135,10 +145,10 @@ class Odin(_ClassifierMonitor):
         self.norm_std = None if std is None else [float(v) for v in std.flatten()]
 
     def _score(self, x: torch.Tensor) -> torch.Tensor:
-        from pytorch_ood.detector import ODIN
+        from pytorch_ood.detector import ODIN, MaxSoftmax
 
         if x.requires_grad:  # BPDA: the step is left out, the tempered softmax stays
-            return -(self.model(x) / self.temperature).softmax(1).max(1).values
+            return MaxSoftmax.score(self.model(x), self.temperature)
         detector = ODIN(
             self.model, eps=self.eps, temperature=self.temperature, norm_std=self.norm_std
         )
@@ -165,9 +175,7 @@ class Mahalanobis(_ClassifierMonitor):
     def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> Mahalanobis:
         from pytorch_ood.detector import MultiMahalanobis
 
-        with torch.no_grad():
-            feats = [self.taps(inputs[i : i + BATCH])[1] for i in range(0, len(inputs), BATCH)]
-        zs = [torch.cat([f[k] for f in feats]) for k in range(len(self.layers))]
+        zs = _features(self.taps, inputs)
         detector = MultiMahalanobis([nn.Identity()] * len(zs)).fit_structured(zs, labels)
         self.mu = list(detector.mu)
         # pytorch-ood inverts the pooled scatter with a 1e-6 ridge; with fewer crops per class
@@ -215,10 +223,7 @@ class Knn(_ClassifierMonitor):
     def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> Knn:
         from pytorch_ood.detector import KNN
 
-        with torch.no_grad():
-            z = torch.cat(
-                [self.taps(inputs[i : i + BATCH])[1][0] for i in range(0, len(inputs), BATCH)]
-            )
+        (z,) = _features(self.taps, inputs)
         self.detector = KNN(None, k=self.k).fit_features(z, labels)
         self.bank = z / z.norm(dim=1, keepdim=True).clamp(min=1e-12)
         return self
@@ -246,3 +251,26 @@ def classifier_monitors(model: nn.Module) -> list[_ClassifierMonitor]:
 
 
 MONITORS = ("msp", "energy", "odin", "mahalanobis", "mahalanobis_multi", "knn")
+#: The monitors that learn from clean crops before they can score.
+FITTED = ("mahalanobis", "mahalanobis_multi", "knn")
+
+
+def monitor_named(model: nn.Module, name: str, field: str = "method") -> _ClassifierMonitor:
+    """The monitor ``name`` on ``model`` (unfitted); a :class:`ConfigError` naming ``field``
+    for an unknown one."""
+    found = [m for m in classifier_monitors(model) if m.name == name]
+    if not found:
+        from avrobust.core.errors import ConfigError
+
+        raise ConfigError(f"unknown monitor {name!r}", field=field, allowed=", ".join(MONITORS))
+    return found[0]
+
+
+def fit_on_folder(monitor: _ClassifierMonitor, classes: Sequence[str], folder: str | Path):
+    """``monitor`` fitted on a dataset build's crops (``crops.csv``), labelled as ``classes``
+    (the watched classifier's) name them."""
+    from avrobust.models.crops import load_crops
+
+    crops = load_crops(folder)
+    labels = [list(classes).index(crops.classes[i]) for i in crops.labels.tolist()]
+    return monitor.fit(crops.images.float() / 255, torch.tensor(labels))

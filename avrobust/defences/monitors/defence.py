@@ -14,8 +14,6 @@ from avrobust.core.components import CampaignModel, DefenceBase, Perception
 from avrobust.core.errors import ConfigError
 from avrobust.core.fail_safe import FailSafe
 
-UNFITTED = ("msp", "energy", "odin")
-
 
 class SignMonitor(DefenceBase):
     name = "sign-monitor"
@@ -30,13 +28,13 @@ class SignMonitor(DefenceBase):
         fail_safe: dict | None = None,
         min_px: float = 12.0,
     ) -> None:
-        from avrobust.defences.monitors.classifier import MONITORS
+        from avrobust.defences.monitors.classifier import FITTED, MONITORS
 
         if method not in MONITORS:
             raise ConfigError(
                 f"unknown monitor {method!r}", field="method", allowed=", ".join(MONITORS)
             )
-        if method not in UNFITTED and fit is None:
+        if method in FITTED and fit is None:
             raise ConfigError(
                 f"monitor {method} is fitted on clean crops: give fit (a dataset folder)",
                 field="fit",
@@ -47,7 +45,7 @@ class SignMonitor(DefenceBase):
         self._fail_safe = FailSafe.from_params(fail_safe)
 
     def wrap(self, model: CampaignModel) -> Perception:
-        from avrobust.defences.monitors.classifier import classifier_monitors
+        from avrobust.defences.monitors.classifier import fit_on_folder, monitor_named
         from avrobust.defences.monitors.wrapper import monitored
         from avrobust.models.victims import SignClassifierOnTruth, SignRecognitionPipeline
 
@@ -58,17 +56,11 @@ class SignMonitor(DefenceBase):
                 allowed="sign-pipeline, sign-classifier",
             )
         classifier = model.classifier
-        monitor = next(m for m in classifier_monitors(classifier) if m.name == self.method)
+        monitor = monitor_named(classifier, self.method)
         if self.fit is not None:
-            import torch
-
             from avrobust.core.resources import resolve_user_path
-            from avrobust.models.crops import load_crops
 
-            crops = load_crops(resolve_user_path(self.fit))
-            names = [crops.classes[i] for i in crops.labels.tolist()]
-            labels = torch.tensor([classifier.classes.index(c) for c in names])
-            monitor.fit(crops.images.float() / 255, labels)
+            fit_on_folder(monitor, classifier.classes, resolve_user_path(self.fit))
         return monitored(model, monitor, self.threshold, self.unreadable, self.min_px)
 
     def fail_safe(self) -> FailSafe | None:
