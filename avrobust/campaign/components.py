@@ -346,7 +346,8 @@ def _lgs(threshold: float = 0.1, strength: float = 2.3):
     "runtime monitor on a sign stack's classifier: a doubted_sign alarm for each sign crop "
     "it doubts beyond the threshold (calibrate it with avrobust defend monitors); in closed "
     "loop its fail_safe takes doubted signs as stop and may start a minimal-risk manoeuvre "
-    "(params: threshold, method odin|msp|energy|mahalanobis|mahalanobis_multi|knn, fit "
+    "(params: threshold, method odin|msp|energy|mahalanobis|mahalanobis_multi|knn|"
+    "odin_mahalanobis, fit "
     "(crops, for the fitted ones), unreadable false (also doubt signs read as background), "
     "min_px 12 (smaller signs are not judged), fail_safe {doubted_sign stop, persist 0, "
     "window 10, mrm_speed 0, mrm_decel 3})",
@@ -355,6 +356,19 @@ def _sign_monitor(**params):
     from avrobust.defences.monitors.defence import SignMonitor
 
     return SignMonitor(**params)
+
+
+@register(
+    "defence",
+    "camera-fallback",
+    "modality fallback for a LiDAR or fusion detector: a car or pedestrian the camera "
+    "detects and no 3D box covers is ranged on the ground from the camera and added, with a "
+    "camera_only alarm (params: min_iou 0.1, camera (weights), score_threshold, max_range_m 60)",
+)
+def _camera_fallback(**params):
+    from avrobust.driving.modality_fallback import CameraFallback
+
+    return CameraFallback(**params)
 
 
 @register(
