@@ -271,3 +271,25 @@ def test_defend_plot_draws_roc_curves_and_names_a_bad_file(tmp_path):
     # The command raises a DataError naming the file; `avrobust` prints it and exits 2.
     assert res.exit_code != 0 and "bad.json" in str(res.exception)
     assert "not a defend result" in str(res.exception)
+
+
+def test_every_alarm_kind_a_defence_raises_is_mapped_to_sotif():
+    """The report files each alarm under its SOTIF triggering conditions and threat: every
+    kind raised in the defences' code must have its row."""
+    import re
+    from pathlib import Path
+
+    import avrobust.defences as pkg
+    from avrobust.core.alarm_kinds import ALARM_KINDS
+    from avrobust.defences.monitors.wrapper import KIND, UNREADABLE
+    from avrobust.driving import modality_fallback
+
+    raised = {KIND, UNREADABLE, modality_fallback.KIND}
+    for f in Path(pkg.__file__).parent.rglob("*.py"):
+        text = f.read_text()
+        raised |= set(re.findall(r'Alarm\(\s*"(\w+)"', text))
+        raised |= set(re.findall(r'return "(\w+)", f"', text))  # sign_geometry's (kind, detail)
+    assert {"see_through", "void", "class_flip", "sign_size", "doubted_sign"} <= raised
+    assert raised <= set(ALARM_KINDS), raised - set(ALARM_KINDS)
+    for k in ALARM_KINDS.values():
+        assert k.insufficiency and k.triggering and k.threat

@@ -432,6 +432,8 @@ def test_check_alarms_are_counted_per_drive_by_and_frame(tmp_path):
         ["test-flag", "clean (false alarms)", "100% (1/1; 21-100%)", "33% (1/3; 6-79%)", "test 1"],
         ["test-flag", "patch:stop_to_80", "100% (1/1; 21-100%)", "33% (1/3; 6-79%)", "test 1"],
     ]
+    # A kind the safety vocabulary does not know is listed, counted, and left unmapped.
+    assert files.document.tables()["alarm_conditions"].rows == [["test", "1", "1", "-", "-", "-"]]
 
 
 class _FlagEvery(DefenceBase):
@@ -456,7 +458,7 @@ class _FlagEvery(DefenceBase):
 def test_a_check_listed_with_several_settings_gets_an_roc_figure(tmp_path):
     from avrobust.campaign import registry
     from avrobust.report.run_data import load_run
-    from avrobust.report.sections_results import alarm_roc_points
+    from avrobust.report.sections_alarms import alarm_roc_points
 
     registry.register("defence", "test-every", "test only")(_FlagEvery)
     _run_defended(
