@@ -5,6 +5,8 @@ monitor says they do."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -106,11 +108,35 @@ def test_odin_and_knn_give_the_attacker_a_surrogate_gradient(fitted):
         x = clean[:2].clone().requires_grad_()
         m.score(x).sum().backward()
         assert x.grad is not None and x.grad.abs().sum() > 0
-    knn = next(m for m in mons if m.name == "knn")
-    with torch.no_grad():  # the surrogate is the same distance the deployed search returns
-        deployed = knn.score(clean[:5])
-    surrogate = knn.score(clean[:5].clone().requires_grad_()).detach()
-    torch.testing.assert_close(surrogate, deployed, rtol=1e-4, atol=1e-4)
+    # Each surrogate's value is the deployed score (KNN: the same distance the search returns;
+    # ODIN: its input step taken forward), so the attacker judges the threshold right.
+    for name in ("odin", "knn"):
+        m = next(m for m in mons if m.name == name)
+        deployed = m.score(clean[:5])
+        surrogate = m.score(clean[:5].clone().requires_grad_()).detach()
+        torch.testing.assert_close(surrogate, deployed, rtol=1e-4, atol=1e-6)
+
+
+def test_union_alarms_on_whichever_member_is_out_of_range(fitted):
+    _, mons, clean = fitted
+    union = next(m for m in mons if m.name == "odin_mahalanobis")
+    noise = torch.rand(8, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    x = torch.cat([clean[:8], noise])
+    parts = torch.stack(
+        [
+            (m.score(x).double() - c) / s
+            for m, c, s in zip(union.members, union.centre, union.spread, strict=True)
+        ]
+    )
+    torch.testing.assert_close(union.score(x), parts.max(0).values)
+    # The attacker's smooth surrogate bounds the deployed max from above, closely.
+    soft = union.score(x.clone().requires_grad_()).detach()
+    assert (soft >= parts.max(0).values - 1e-9).all()
+    assert (soft <= parts.max(0).values + 0.1 * math.log(2) + 1e-9).all()
+    assert all(s > 0 for s in union.spread)
+    g = x.clone().requires_grad_()
+    union.score(g).sum().backward()  # the attacker's gradient, ODIN through BPDA
+    assert g.grad is not None and g.grad.abs().sum() > 0
 
 
 def test_scoring_leaves_the_classifiers_output_unchanged(fitted):
@@ -231,3 +257,12 @@ def test_the_study_reports_every_number_and_doubts_unreadable_signs_on_request(f
     assert all(p == "background" for p in pred) and torch.isinf(d).all()
     d, _ = doubt(MaxSoftmax(model), model, model.classes, _background(6, 16))
     assert torch.isfinite(d).all()
+    # The printed ranking puts the best AURC first.
+    from avrobust.cli.base import console
+    from avrobust.cli.monitors import print_monitors
+
+    worse = {**r, "monitor": "worse", "clean": {**r["clean"], "aurc": r["clean"]["aurc"] + 1}}
+    with console.capture() as cap:
+        print_monitors({"monitors": [worse, r], "sizes": {"unseen": 20}})
+    text = cap.get()
+    assert text.index("msp") < text.index("worse")

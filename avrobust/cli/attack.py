@@ -120,8 +120,8 @@ def attack_sign(
         str | None,
         typer.Option(
             help="A runtime monitor to evade (adaptive): msp, energy, odin (BPDA), "
-            "mahalanobis, mahalanobis_multi, knn (surrogate); its score must stay under "
-            "--monitor-threshold on every crop."
+            "mahalanobis, mahalanobis_multi, knn (surrogate), odin_mahalanobis (the union, "
+            "smoothed); its score must stay under --monitor-threshold on every crop."
         ),
     ] = None,
     monitor_threshold: Annotated[

@@ -69,21 +69,22 @@ def monitors_cmd(
 
 
 def print_monitors(result: dict) -> None:
-    """The ranking table: selective risk, calibrated false alarms and the shifts flagged at
-    the 95%-coverage threshold."""
+    """The ranking table, best AURC first: selective risk at 90/95/99% coverage, calibrated
+    false alarms and the shifts flagged at the 95%-coverage threshold."""
     table = Table(title="Sign classifier monitors (95%-coverage threshold; 95% Wilson)")
     stickers = sorted({s for m in result["monitors"] for s in m.get("stickers", {})})
-    cols = ["monitor", "AURC", "risk@95%", "clean false alarms", "errors flagged"]
+    cols = ["monitor", "AURC", "risk@90/95/99%", "clean false alarms", "errors flagged"]
     cols += ["unseen flagged", "unseen AUROC"] * ("unseen" in result["sizes"])
     cols += [f"{s} successes flagged" for s in stickers]
     for c in cols:
         table.add_column(c)
-    for m in result["monitors"]:
+    for m in sorted(result["monitors"], key=lambda m: m["clean"]["aurc"]):
         c = m["clean"]
+        risk = c["selective_risk"]
         row = [
             m["monitor"],
             f"{c['aurc']:.4f}",
-            f"{c['selective_risk']['95%']:.2%}",
+            "/".join(f"{100 * risk[k]:.1f}" for k in ("90%", "95%", "99%")) + "%",
             _r(c["false_alarms"]["95%"]),
             _r(c["errors_flagged"]),
         ]

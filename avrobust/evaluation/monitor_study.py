@@ -180,7 +180,12 @@ def study_monitor(
     """One monitor's numbers (plain data). Fitted on every crop of ``fit`` (background
     included: it is one of the classifier's classes); calibrated and measured on the sign crops
     of ``calibration`` and ``test``, since the stack classifies what its detector calls a sign."""
-    monitor.fit(fit.images, torch.tensor([classes.index(c) for c in fit.labels]))
+    judged = (
+        None
+        if fit.distance is None
+        else torch.tensor([math.isfinite(d) for d in fit.distance])  # the sign crops
+    )
+    monitor.fit(fit.images, torch.tensor([classes.index(c) for c in fit.labels]), judged)
     calibration, test = calibration.signs(), test.signs()
     cal_d, cal_p = doubt(monitor, model, classes, calibration.images)
     cal_err = _errors(cal_p, calibration.labels)

@@ -12,7 +12,10 @@ doubtful (pytorch-ood's convention).
   the penultimate layer, each layer's score divided by its spread on the fit set (Lee et al.
   weight layers by a regression fitted on OOD samples; a monitor must not see its test shift);
 * ``knn``: distance to the k-th nearest fit-set feature after L2 normalisation (Sun et al. 2022,
-  k = 50).
+  k = 50);
+* ``odin_mahalanobis``: the union of ODIN and Mahalanobis, each score put on a common scale by
+  its median and 95th percentile on the fit set and the larger taken, so one threshold alarms
+  when either is out of range (the two fail on different stickers).
 
 The monitors take the classifier as an ``nn.Module`` and read inner layers through forward
 hooks, so they work on any module whose layer names are given (the shipped classifier's are
@@ -33,6 +36,8 @@ from torch import nn
 STAGES = ("features.3", "features.10", "features.17", "features.21")
 PENULTIMATE = "head.3"
 BATCH = 256
+#: Temperature of the union's smooth maximum for an attacker (in units of a member's scale).
+SOFT_MAX_TAU = 0.1
 
 
 class _Taps:
@@ -94,7 +99,12 @@ class _ClassifierMonitor(ABC):
     def __init__(self, model: nn.Module) -> None:
         self.model = model.eval()
 
-    def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> _ClassifierMonitor:
+    def fit(
+        self, inputs: torch.Tensor, labels: torch.Tensor, judged: torch.Tensor | None = None
+    ) -> _ClassifierMonitor:
+        """Learn from clean ``inputs``; ``judged`` (a bool mask) marks those like the inputs
+        the monitor will judge (crops of signs, not random background), for monitors that
+        set a scale from their own scores."""
         return self
 
     @abstractmethod
@@ -130,7 +140,7 @@ class Energy(_ClassifierMonitor):
 
 class Odin(_ClassifierMonitor):
     """Not differentiable as deployed (the input step takes a gradient of its own): the adaptive
-    attacker goes through it as the identity (BPDA), which leaves the tempered softmax."""
+    attacker takes the step forward and goes back through it as the identity (BPDA)."""
 
     name = "odin"
     differentiable = False
@@ -146,8 +156,16 @@ class Odin(_ClassifierMonitor):
 
     def _score(self, x: torch.Tensor) -> torch.Tensor:
         from pytorch_ood.detector import ODIN, MaxSoftmax
+        from pytorch_ood.detector.odin import odin_preprocessing
 
-        if x.requires_grad:  # BPDA: the step is left out, the tempered softmax stays
+        if x.requires_grad:
+            # BPDA: the deployed step taken forward, the identity backward, so the attacker's
+            # value is the deployed score (leaving the step out scores 0.6 of the clean spread
+            # higher and misjudges the threshold).
+            step = odin_preprocessing(
+                self.model, x, eps=self.eps, temperature=self.temperature, norm_std=self.norm_std
+            )
+            x = x + (step - x).detach()
             return MaxSoftmax.score(self.model(x), self.temperature)
         detector = ODIN(
             self.model, eps=self.eps, temperature=self.temperature, norm_std=self.norm_std
@@ -172,7 +190,9 @@ class Mahalanobis(_ClassifierMonitor):
         self.precision: list[torch.Tensor] = []
         self.alpha: list[float] = []
 
-    def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> Mahalanobis:
+    def fit(
+        self, inputs: torch.Tensor, labels: torch.Tensor, judged: torch.Tensor | None = None
+    ) -> Mahalanobis:
         from pytorch_ood.detector import MultiMahalanobis
 
         zs = _features(self.taps, inputs)
@@ -220,7 +240,9 @@ class Knn(_ClassifierMonitor):
         self.detector = None
         self.bank: torch.Tensor | None = None
 
-    def fit(self, inputs: torch.Tensor, labels: torch.Tensor) -> Knn:
+    def fit(
+        self, inputs: torch.Tensor, labels: torch.Tensor, judged: torch.Tensor | None = None
+    ) -> Knn:
         from pytorch_ood.detector import KNN
 
         (z,) = _features(self.taps, inputs)
@@ -238,6 +260,62 @@ class Knn(_ClassifierMonitor):
         return self.detector.predict_features(z).float()
 
 
+class Union(_ClassifierMonitor):
+    """Several monitors as one: each score mapped to ``(s - median) / (q95 - median)`` of its
+    scores on the judged fit crops, the largest kept. A threshold on the union alarms when any
+    member is out of its range; the attacker must keep every member in range at once (with
+    gradients the max is a log-sum-exp, a smooth upper bound; BPDA members go through their
+    surrogates).
+
+    The scales come from out-of-fold scores (members fitted on one half of the fit set, scored
+    on the other): in-sample a fitted member's distances are small, and it would then dominate
+    the union on fresh inputs."""
+
+    def __init__(self, members: Sequence[_ClassifierMonitor], name: str) -> None:
+        super().__init__(members[0].model)
+        self.members, self.name = list(members), name
+        self.differentiable = all(m.differentiable for m in members)
+        self.centre: list[float] = []
+        self.spread: list[float] = []
+
+    def fit(
+        self, inputs: torch.Tensor, labels: torch.Tensor, judged: torch.Tensor | None = None
+    ) -> Union:
+        n = len(inputs)
+        judged = torch.ones(n, dtype=torch.bool) if judged is None else judged.bool()
+        halves = torch.randperm(n, generator=torch.Generator().manual_seed(0)).chunk(2)
+        oof = torch.zeros(len(self.members), n, dtype=torch.float64)
+        for a, b in ((0, 1), (1, 0)):
+            fit_on, score_on = halves[a], halves[b]
+            for k, m in enumerate(self.members):
+                m.fit(inputs[fit_on], labels[fit_on])
+                oof[k, score_on] = m.score(inputs[score_on]).double()
+        self.centre, self.spread = [], []
+        for k, m in enumerate(self.members):
+            s = oof[k, judged]
+            med, q95 = float(s.quantile(0.5)), float(s.quantile(0.95))
+            self.centre.append(med)
+            self.spread.append(max(q95 - med, 1e-12))
+            m.fit(inputs, labels)  # deployed: fitted on everything
+        return self
+
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.centre:
+            raise RuntimeError(f"{self.name} is not fitted (call fit first)")
+        # Members score in float32 on scales as small as 1e-5 (ODIN): rescale in float64.
+        parts = [
+            (m._score(x).double() - c) / s
+            for m, c, s in zip(self.members, self.centre, self.spread, strict=True)
+        ]
+        stacked = torch.stack(parts)
+        if x.requires_grad:
+            # The attacker's surrogate: a smooth upper bound of the max (within tau * log of
+            # the member count), so every member near its limit pulls at once; the hard max
+            # hands the gradient to one member a step and the optimiser zigzags between them.
+            return SOFT_MAX_TAU * torch.logsumexp(stacked / SOFT_MAX_TAU, 0)
+        return stacked.max(0).values
+
+
 def classifier_monitors(model: nn.Module) -> list[_ClassifierMonitor]:
     """Every monitor above on ``model`` (unfitted), in the order reports list them."""
     return [
@@ -247,12 +325,13 @@ def classifier_monitors(model: nn.Module) -> list[_ClassifierMonitor]:
         Mahalanobis(model),
         Mahalanobis(model, (*STAGES, PENULTIMATE)),
         Knn(model),
+        Union([Odin(model), Mahalanobis(model)], "odin_mahalanobis"),
     ]
 
 
-MONITORS = ("msp", "energy", "odin", "mahalanobis", "mahalanobis_multi", "knn")
+MONITORS = ("msp", "energy", "odin", "mahalanobis", "mahalanobis_multi", "knn", "odin_mahalanobis")
 #: The monitors that learn from clean crops before they can score.
-FITTED = ("mahalanobis", "mahalanobis_multi", "knn")
+FITTED = ("mahalanobis", "mahalanobis_multi", "knn", "odin_mahalanobis")
 
 
 def monitor_named(model: nn.Module, name: str, field: str = "method") -> _ClassifierMonitor:
@@ -273,4 +352,5 @@ def fit_on_folder(monitor: _ClassifierMonitor, classes: Sequence[str], folder: s
 
     crops = load_crops(folder)
     labels = [list(classes).index(crops.classes[i]) for i in crops.labels.tolist()]
-    return monitor.fit(crops.images.float() / 255, torch.tensor(labels))
+    signs = crops.distance.isfinite()  # faces and backs; random background has no distance
+    return monitor.fit(crops.images.float() / 255, torch.tensor(labels), signs)
