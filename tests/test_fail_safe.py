@@ -130,18 +130,21 @@ def test_the_sign_monitor_defence_is_built_from_a_campaign_and_checks_its_model(
 
 @pytest.mark.slow
 def test_in_closed_loop_the_fail_safe_stops_the_car_the_sticker_fooled():
-    """The shipped sticker makes the sign pipeline run the stop (72 m, clear noon); with a
+    """The shipped sticker makes the sign pipeline run the stop (40 m, clear noon); with a
     monitor that doubts every sign judged (MSP above -1) and the fail-safe, the doubted
     readings are taken as stop, the car stops at the line, the alarms are stored and the
-    decision says why."""
+    decision says why. (12 s of driving: the stop, or the violation, is over by 8 s.)"""
     from avrobust.campaign.closed_loop import run_drive
     from avrobust.scenario.campaign import apply_conditions
     from avrobust.scenario.library import load_scenario
 
-    where = {"weather": "ClearNoon", "distance": 72}
+    where = {"weather": "ClearNoon", "distance": 40}
     sc = apply_conditions(load_scenario("stop_cross_traffic"), where)
+    sc = sc.model_copy(update={"driving": sc.driving.model_copy(update={"time_limit": 12.0})})
     patch = {"file": "assets/patches/stop_to_80.patch", "surface": "stop_sign"}
     sticker = {"name": "patch", "params": patch}
+    undefended = run_drive(sc, {"name": "sign-pipeline"}, sticker, {"name": "none"})
+    assert undefended.result.infractions["stop_sign"] == 1
     monitor = {"threshold": -1.0, "method": "msp", "fail_safe": {"doubted_sign": "stop"}}
     doubt_all = {"name": "sign-monitor", "params": monitor}
     out = run_drive(sc, {"name": "sign-pipeline"}, sticker, doubt_all)

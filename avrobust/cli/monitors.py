@@ -38,6 +38,13 @@ def monitors_cmd(
         str | None, typer.Option(help="Comma-separated monitors (default: all).")
     ] = None,
     risk: Annotated[float, typer.Option(help="Selective risk to certify.", min=0.0001)] = 0.02,
+    save: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder to save each monitor in as fitted, with its 95%-coverage threshold "
+            "(NAME.monitor: the sign-monitor defence's file)."
+        ),
+    ] = None,
 ) -> None:
     """Fit each monitor on --fit, set its thresholds on --calibration (95% coverage, and the
     loosest one whose selective risk is certified under --risk), and measure on --test, the
@@ -60,6 +67,7 @@ def monitors_cmd(
             monitors=[m for m in (monitors or "").split(",") if m] or None,
             risk=risk,
             progress=lambda n: progress.advance(task, n),
+            save_dir=save,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, "w") as fh:

@@ -317,9 +317,11 @@ def run_monitor_study(
     risk: float = 0.02,
     delta: float = 0.05,
     progress: Callable[[int], None] | None = None,
+    save_dir: str | Path | None = None,
 ) -> dict:
     """Every monitor (or those named) of the sign classifier at ``weights`` (default: the
-    shipped one) on the crop folders and sticker patches given; plain data."""
+    shipped one) on the crop folders and sticker patches given; plain data. ``save_dir``: each
+    monitor also saved there as fitted, with its 95%-coverage threshold (``NAME.monitor``)."""
     from avrobust.core.errors import ConfigError
     from avrobust.defences.monitors.classifier import MONITORS, classifier_monitors
     from avrobust.evaluation.patch_file import HELD_OUT
@@ -341,11 +343,30 @@ def run_monitor_study(
     sweep = sweep or HELD_OUT
     camera = camera or CameraSpec(640, 480, math.radians(90))
     stickers = {Path(p).name: sticker_crops(p, sweep, camera, progress=progress) for p in patches}
-    results = [
-        study_monitor(m, model, classes, *sets.values(), extra, stickers, risk, delta)
-        for m in classifier_monitors(model)
-        if m.name in wanted
-    ]
+    cal_signs = sets["calibration"].signs().labels
+    results = []
+    for m in classifier_monitors(model):
+        if m.name not in wanted:
+            continue
+        results.append(
+            study_monitor(m, model, classes, *sets.values(), extra, stickers, risk, delta)
+        )
+        if save_dir is not None:  # the monitor as fitted, at its 95%-coverage threshold
+            from avrobust.defences.monitors.state import save_monitor
+            from avrobust.models.weights import file_sha256
+
+            t = results[-1]["thresholds"][f"{ALARM_COVERAGE:.0%}"]
+            if t is not None:
+                out = Path(save_dir) / f"{m.name}.monitor"
+                out.parent.mkdir(parents=True, exist_ok=True)
+                meta = {
+                    "fit": _build_record(fit),
+                    "calibration": _build_record(calibration),
+                    "coverage": ALARM_COVERAGE,
+                    "sizes": {"fit": len(sets["fit"].labels), "calibration": len(cal_signs)},
+                }
+                save_monitor(out, m, t, file_sha256(w), meta)
+                results[-1]["file"] = str(out)
     return {
         "victim": {"model": "sign-classifier", **weights_provenance(classifier=w)},
         "sets": {
@@ -364,3 +385,16 @@ def run_monitor_study(
         "patches": [str(p) for p in patches],
         "monitors": results,
     }
+
+
+def _build_record(folder: str | Path) -> dict:
+    """Where a crop set came from: its folder and the seed and frame count of its build."""
+    import json
+
+    out: dict = {"folder": str(folder)}
+    try:
+        build = json.loads((Path(folder) / "dataset.json").read_text())
+        out |= {k: build[k] for k in ("seed", "backend", "sign_types") if k in build}
+    except (OSError, ValueError, TypeError):
+        pass  # a folder without the build's record: the path is all there is
+    return out
