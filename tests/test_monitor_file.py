@@ -65,7 +65,7 @@ def test_bad_monitor_files_are_refused_naming_the_field(tmp_path, data, monkeypa
     payload["state"]["precision.0"] = torch.eye(3)  # not the classifier's feature size
     bad = tmp_path / "bad.monitor"
     torch.save(payload, bad)
-    with pytest.raises(ModelError, match="bad.monitor: state: does not fit"):
+    with pytest.raises(ModelError, match=r"bad\.monitor: state: does not fit"):
         state.load_monitor(bad, model)
     del payload["state"]["precision.0"]
     torch.save(payload, bad)

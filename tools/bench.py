@@ -417,7 +417,7 @@ def bench_defences(repeats: int = 25) -> dict:
         "camera-detector": ["none", "jpeg", "median-blur", "local-gradient-smoothing",
                             "cross-modal-check", "temporal-check"],
         "lidar-detector": ["none", "free-space-check", "void-check", "cross-modal-check",
-                           "temporal-check"],
+                           "temporal-check", "camera-fallback"],
     }  # fmt: skip
     from avrobust.defences.monitors.classifier import MONITORS
 

@@ -348,7 +348,8 @@ def _lgs(threshold: float = 0.1, strength: float = 2.3):
     "loop its fail_safe takes doubted signs as stop and may start a minimal-risk manoeuvre "
     "(params: threshold, method odin|msp|energy|mahalanobis|mahalanobis_multi|knn|"
     "odin_mahalanobis, fit (crops, for the fitted ones) or file (a monitor file from "
-    "avrobust defend monitors --save: method and threshold from it), unreadable false (also doubt signs read as background), "
+    "avrobust defend monitors --save: method and threshold from it), unreadable false "
+    "(also doubt signs read as background), "
     "min_px 12 (smaller signs are not judged), fail_safe {doubted_sign stop, persist 0, "
     "window 10, mrm_speed 0, mrm_decel 3})",
 )
