@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import math
 
-import pytest
-import torch
+import avrobust.runtime
 
-from avrobust.core import Calibration, CameraIntrinsics, make_pose
+# The settings every avrobust process the command line starts runs under (OpenMP threads that
+# stop spinning sooner, the allocator that keeps its memory): before torch is imported, so that
+# two test workers sharing two cores do not spin against each other.
+avrobust.runtime.apply()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from avrobust.core import Calibration, CameraIntrinsics, make_pose  # noqa: E402
 
 
 @pytest.fixture
