@@ -5,32 +5,23 @@ alone, and a 3D model's output keeps its format."""
 import pytest
 import torch
 
-from avrobust.backends.base import EpisodeSpec
-from avrobust.backends.embedded import EmbeddedBackend
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
-from avrobust.core.sensors import CameraSpec
 from avrobust.driving.modality_fallback import KIND, CameraFallback
-from avrobust.driving.percepts import from_detections, from_truth
-from avrobust.scenario.library import load_scenario
+from avrobust.driving.percepts import from_detections
+from tests.test_driving_percepts import parked_car_frames  # noqa: F401  (the fixture)
 
 CLASSES = ("car", "pedestrian")
 
 
 @pytest.fixture(scope="module")
-def frames():
-    """Frames of ``pedestrian_dart`` with the parked car 8-25 m ahead, and its exact box."""
-    sc = load_scenario("pedestrian_dart")
-    out = []
-    with EmbeddedBackend() as b:
-        b.start(EpisodeSpec.from_scenario(sc, camera=CameraSpec(640, 480), lidar=None, frames=25))
-        for frame in b.frames():
-            i = frame.truth.categories.index("car")
-            [truth] = from_truth(frame, ["car"])
-            rng = truth.x - float(frame.ego_pose[0, 3])
-            if float(frame.truth.boxes_2d.xyxy[i][2]) > 0 and 8.0 <= rng <= 25.0:
-                out.append((frame, i, truth))
-    return out
+def frames(parked_car_frames):  # noqa: F811  (pytest passes the imported fixture)
+    """``(frame, index of the car, its true percept)`` with the parked car 8-25 m ahead."""
+    return [
+        (frame, frame.truth.categories.index("car"), truth)
+        for rng, frame, _, truth in parked_car_frames
+        if rng >= 8.0
+    ]
 
 
 def _camera_sees(box: torch.Tensor):

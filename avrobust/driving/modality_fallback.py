@@ -16,11 +16,14 @@ disagreement; a campaign measures which costs less where.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torchvision.ops import box_iou
 
 from avrobust.core.boxes import Box3D
 from avrobust.core.components import Alarm, DefenceBase
+from avrobust.core.conventions import invert_pose, transform_points
 from avrobust.core.detections import Detections
 from avrobust.core.errors import ConfigError
 from avrobust.core.thresholds import DETECTION_SCORE
@@ -75,7 +78,7 @@ class CameraFallback(DefenceBase):
             p, valid = Box3D.from_tensor(dets.boxes).project(frame.calibration)
             k = frame.calibration.intrinsics
             proj = p.clip(k.width, k.height).xyxy.float()[valid]
-        added, alarms = [], []
+        added, alarms, poses = [], [], None
         for i in range(len(cam)):
             name = cam.class_names[int(cam.labels[i])]
             if name not in HEIGHT or name not in dets.class_names:
@@ -83,7 +86,8 @@ class CameraFallback(DefenceBase):
             box = cam.boxes[i]
             if len(proj) and float(box_iou(box[None], proj).max()) >= self.min_iou:
                 continue  # the LiDAR side sees it
-            row = self._ranged(frame, box, name)
+            poses = poses or _inverse_poses(frame)
+            row = self._ranged(frame, box, name, poses)
             if row is None:
                 continue
             added.append((row, float(cam.scores[i]), dets.class_names.index(name)))
@@ -107,25 +111,22 @@ class CameraFallback(DefenceBase):
             alarms,
         )
 
-    def _ranged(self, frame, box: torch.Tensor, name: str) -> torch.Tensor | None:
-        """The camera box ranged on the ground, as a ``[7]`` LiDAR-frame box, or None."""
+    def _ranged(self, frame, box: torch.Tensor, name: str, poses) -> torch.Tensor | None:
+        """The camera box ranged on the ground, as a ``[7]`` LiDAR-frame box, or None.
+        ``poses``: the frame's :func:`_inverse_poses`."""
         p = ground_percept(frame, box, name, 1.0)
         if p is None:
             return None
-        to_ego = torch.linalg.inv(frame.ego_pose.to(torch.float64))
-        to_lidar = torch.linalg.inv(frame.calibration.lidar_pose.to(torch.float64))
+        to_ego, to_lidar, yaw_offset = poses
         h = HEIGHT[name]
-        ego = to_ego @ torch.tensor([p.x, p.y, 0.0, 1.0], dtype=torch.float64)
+        ego = transform_points(to_ego, torch.tensor([p.x, p.y, 0.0], dtype=torch.float64))
         ego[2] = h / 2
-        c = to_lidar @ ego
+        c = transform_points(to_lidar, ego)
         if float(torch.linalg.vector_norm(c[:2])) > self.max_range_m:
             return None
-        ego_yaw = torch.atan2(frame.ego_pose[1, 0], frame.ego_pose[0, 0])
-        lidar_yaw = torch.atan2(
-            frame.calibration.lidar_pose[1, 0], frame.calibration.lidar_pose[0, 0]
+        return torch.tensor(
+            [*c.tolist(), p.length, p.width, h, p.yaw - yaw_offset], dtype=torch.float32
         )
-        yaw = float(p.yaw - ego_yaw - lidar_yaw)
-        return torch.tensor([*c[:3].tolist(), p.length, p.width, h, yaw], dtype=torch.float32)
 
     def _witness(self):
         if self._camera is None:
@@ -133,3 +134,13 @@ class CameraFallback(DefenceBase):
 
             self._camera = CameraDetectorVictim(self.camera_weights, self.score_threshold)
         return self._camera
+
+
+def _inverse_poses(frame) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """World to ego, ego to LiDAR, and the LiDAR frame's heading in the world (radians):
+    once per frame, for every box the fallback adds."""
+    ego, lidar = frame.ego_pose.to(torch.float64), frame.calibration.lidar_pose.to(torch.float64)
+    yaw = math.atan2(float(ego[1, 0]), float(ego[0, 0])) + math.atan2(
+        float(lidar[1, 0]), float(lidar[0, 0])
+    )
+    return invert_pose(ego), invert_pose(lidar), yaw

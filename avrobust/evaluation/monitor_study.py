@@ -343,7 +343,20 @@ def run_monitor_study(
     sweep = sweep or HELD_OUT
     camera = camera or CameraSpec(640, 480, math.radians(90))
     stickers = {Path(p).name: sticker_crops(p, sweep, camera, progress=progress) for p in patches}
-    cal_signs = sets["calibration"].signs().labels
+    if save_dir is not None:  # each monitor as fitted, at its 95%-coverage threshold
+        from avrobust.defences.monitors.state import save_monitor
+        from avrobust.models.weights import file_sha256
+
+        sha = file_sha256(w)
+        meta = {
+            "fit": _build_record(fit),
+            "calibration": _build_record(calibration),
+            "coverage": ALARM_COVERAGE,
+            "sizes": {
+                "fit": len(sets["fit"].labels),
+                "calibration": len(sets["calibration"].signs().labels),
+            },
+        }
     results = []
     for m in classifier_monitors(model):
         if m.name not in wanted:
@@ -351,22 +364,12 @@ def run_monitor_study(
         results.append(
             study_monitor(m, model, classes, *sets.values(), extra, stickers, risk, delta)
         )
-        if save_dir is not None:  # the monitor as fitted, at its 95%-coverage threshold
-            from avrobust.defences.monitors.state import save_monitor
-            from avrobust.models.weights import file_sha256
-
-            t = results[-1]["thresholds"][f"{ALARM_COVERAGE:.0%}"]
-            if t is not None:
-                out = Path(save_dir) / f"{m.name}.monitor"
-                out.parent.mkdir(parents=True, exist_ok=True)
-                meta = {
-                    "fit": _build_record(fit),
-                    "calibration": _build_record(calibration),
-                    "coverage": ALARM_COVERAGE,
-                    "sizes": {"fit": len(sets["fit"].labels), "calibration": len(cal_signs)},
-                }
-                save_monitor(out, m, t, file_sha256(w), meta)
-                results[-1]["file"] = str(out)
+        t = results[-1]["thresholds"][f"{ALARM_COVERAGE:.0%}"]
+        if save_dir is not None and t is not None:
+            out = Path(save_dir) / f"{m.name}.monitor"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_monitor(out, m, t, sha, meta)
+            results[-1]["file"] = str(out)
     return {
         "victim": {"model": "sign-classifier", **weights_provenance(classifier=w)},
         "sets": {

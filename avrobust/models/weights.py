@@ -31,17 +31,33 @@ def save_weights(path: str | Path, model: nn.Module, kind: str, meta: dict[str, 
     return Path(path)
 
 
-def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(state_dict, meta)`` of a weights file of ``kind``; :class:`ModelError` otherwise."""
+def read_payload(
+    path: str | Path, fmt: str, what: str, max_bytes: int | None = None
+) -> tuple[Path, dict]:
+    """``(resolved path, payload)`` of an avrobust file saved with ``torch.save`` whose
+    ``format`` is ``fmt``, read with ``weights_only=True`` (no code runs from it), after a size
+    check when ``max_bytes`` is given; a :class:`ModelError` naming the ``what`` file
+    otherwise."""
     path = resolve_user_path(path)
     if not path.is_file():
-        raise ModelError("no such weights file", file=path)
+        raise ModelError(f"no such {what} file", file=path)
+    if max_bytes is not None and path.stat().st_size > max_bytes:
+        raise ModelError(
+            f"the file is {path.stat().st_size} bytes; a {what} file holds at most {max_bytes}",
+            file=path,
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ModelError(f"not a readable weights file ({type(exc).__name__})", file=path) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelError("not an avrobust weights file", file=path, field="format")
+        raise ModelError(f"not a readable {what} file ({type(exc).__name__})", file=path) from None
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        raise ModelError(f"not an avrobust {what} file", file=path, field="format")
+    return path, payload
+
+
+def load_weights(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(state_dict, meta)`` of a weights file of ``kind``; :class:`ModelError` otherwise."""
+    path, payload = read_payload(path, FORMAT, "weights")
     if payload.get("kind") != kind:
         raise ModelError(
             f"holds a {payload.get('kind')!r} model, not {kind!r}", file=path, field="kind"

@@ -65,8 +65,8 @@ def _restore(monitor: _ClassifierMonitor, state: dict, path: Path, prefix: str =
     elif isinstance(monitor, Knn):
         from pytorch_ood.detector import KNN
 
-        bank = get("bank").float()
-        monitor.k = int(get("k").reshape(-1)[0]) if get("k").numel() else 0
+        bank, k = get("bank").float(), get("k").reshape(-1)
+        monitor.k = int(k[0]) if k.numel() else 0
         if bank.dim() != 2 or not 1 <= monitor.k <= len(bank):
             raise ModelError(
                 f"needs at least k = {monitor.k} feature rows",
@@ -78,9 +78,7 @@ def _restore(monitor: _ClassifierMonitor, state: dict, path: Path, prefix: str =
     elif isinstance(monitor, Union):
         monitor.centre = [float(v) for v in get("centre").reshape(-1)]
         monitor.spread = [float(v) for v in get("spread").reshape(-1)]
-        if len(monitor.centre) != len(monitor.members) or len(monitor.spread) != len(
-            monitor.members
-        ):
+        if {len(monitor.centre), len(monitor.spread)} != {len(monitor.members)}:
             raise ModelError("one scale per member", file=path, field=f"state.{prefix}centre")
         for i, m in enumerate(monitor.members):
             _restore(m, state, path, f"{prefix}member.{i}.")
@@ -112,22 +110,9 @@ def load_monitor(
 ) -> tuple[_ClassifierMonitor, float, dict]:
     """``(monitor, threshold, meta)`` from a monitor file, on ``classifier`` (whose weights'
     SHA-256, when given, must be the one the monitor was fitted on)."""
-    from avrobust.core.resources import resolve_user_path
+    from avrobust.models.weights import read_payload
 
-    path = resolve_user_path(path)
-    if not path.is_file():
-        raise ModelError("no such monitor file", file=path)
-    if path.stat().st_size > MAX_BYTES:
-        raise ModelError(
-            f"the file is {path.stat().st_size} bytes; a monitor file holds at most {MAX_BYTES}",
-            file=path,
-        )
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"not a readable monitor file ({type(exc).__name__})", file=path) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ModelError("not an avrobust monitor file", file=path, field="format")
+    path, payload = read_payload(path, FORMAT, "monitor", MAX_BYTES)
     name, threshold = payload.get("name"), payload.get("threshold")
     if not isinstance(name, str):
         raise ModelError("the monitor's name is missing", file=path, field="name")
