@@ -15,6 +15,7 @@ from avrobust.cli import (  # noqa: F401  isort: skip
     report,
     defences,
     monitors,
+    poison,
     drive,
 )
 from avrobust.cli.base import app, err_console

@@ -80,11 +80,30 @@ def train_sign_classifier_cmd(
         float, typer.Option(help="Share of each batch made adversarial.")
     ] = 0.5,
     init: InitWeights = None,
+    poison: Annotated[
+        str | None,
+        typer.Option(
+            help="Poison the training crops first (a backdoor), e.g. 'rate=0.01,trigger=checker,"
+            "source=stop,target=speed_limit_80' or a JSON file; the poisoned copy goes to "
+            "OUT/poisoned_data (see avrobust poison dataset).",
+        ),
+    ] = None,
 ) -> None:
     """Train the traffic-sign classifier; rerun the same command to resume from the checkpoint.
-    With --adversarial, PGD adversarial training (optionally fine-tuning --init weights)."""
+    With --adversarial, PGD adversarial training (optionally fine-tuning --init weights); with
+    --poison, on a poisoned copy of the data."""
     from avrobust.training.classifier import ClassifierTrainConfig, train_sign_classifier
 
+    if poison is not None:
+        from avrobust.cli.poison import poison_with_progress
+        from avrobust.training.poisoning import PoisonSpec
+
+        manifest = poison_with_progress(data, out / "poisoned_data", PoisonSpec.parse(poison))
+        console.print(
+            f"poisoned {manifest['poisoned']} of {manifest['crops']} crops "
+            f"({manifest['spec']['kind']}, trigger {manifest['spec']['trigger']})"
+        )
+        data = out / "poisoned_data"
     cfg = ClassifierTrainConfig(
         str(data),
         str(out),

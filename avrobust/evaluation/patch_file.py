@@ -29,7 +29,7 @@ def patch_kind(patch: Patch, path: Path | str = "patch") -> str:
     """``sign`` (a sticker against a sign classifier) or ``detector`` (a patch against the
     camera detector), from the patch's provenance."""
     attack = str(patch.provenance.get("attack", ""))
-    if attack == "sign-sticker":
+    if attack in ("sign-sticker", "backdoor-trigger"):  # a trigger is judged like a sticker
         return "sign"
     if attack.startswith("detector-patch"):
         return "detector"

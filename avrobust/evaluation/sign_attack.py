@@ -20,7 +20,7 @@ from avrobust.core.patch import Patch
 from avrobust.core.sensors import CameraSpec
 from avrobust.data.crops import square_crop
 from avrobust.evaluation.controls import judged, render_controls
-from avrobust.evaluation.viewpoints import Sweep, render_sweep, success_by
+from avrobust.evaluation.viewpoints import Sweep, SweepFrames, render_sweep, success_by
 from avrobust.models.adapters import ClassifierAdapter
 from avrobust.models.matching import best_match
 
@@ -83,29 +83,51 @@ class PatchEvaluation:
     effect: dict | None = None
 
 
-def evaluate_sign_patch(
+@dataclass
+class PatchViews:
+    """A sweep rendered clean, with a patch painted on its surface, and with each control in
+    the patch's mask: the same views, for any number of models to read."""
+
+    patch: Patch
+    surface: str
+    sweep: Sweep
+    clean: SweepFrames
+    attacked: SweepFrames
+    fills: dict[str, SweepFrames]
+
+
+def render_patch_views(
     patch: Patch,
-    classifier: ClassifierAdapter,
     scenario: str,
     surface: str,
-    true_class: str,
-    target: str | None,
     sweep: Sweep,
     camera: CameraSpec,
     progress: Callable[[int], None] | None = None,
-    pipeline=None,
     controls: Sequence[Control] = STANDARD,
-) -> PatchEvaluation:
-    """Render the sweep clean, with the patch painted on the sign and with each of
-    ``controls`` painted in its place (the same mask, not optimised), classify them all, and
-    compare with the compositor's prediction of the same views. With ``pipeline`` (a
-    detector-plus-classifier stack), the stack reads whole frames instead of the classifier
-    reading the sign's true crop; a sign it misses counts as not read as ``true_class``."""
+) -> PatchViews:
+    """Render ``sweep`` clean, with ``patch`` painted on ``surface`` and with each of
+    ``controls`` painted in its place (the same mask, not optimised)."""
     clean = render_sweep(scenario, sweep, camera, progress=progress)
     attacked = render_sweep(
         scenario, sweep, camera, {surface: (patch.texture, patch.mask)}, progress=progress
     )
     fills = render_controls(patch, controls, scenario, surface, sweep, camera, progress)
+    return PatchViews(patch, surface, sweep, clean, attacked, fills)
+
+
+def judge_sign_patch(
+    views: PatchViews,
+    classifier: ClassifierAdapter,
+    true_class: str,
+    target: str | None,
+    pipeline=None,
+) -> PatchEvaluation:
+    """Classify rendered views and compare with the compositor's prediction of the same
+    views. With ``pipeline`` (a detector-plus-classifier stack), the stack reads whole frames
+    instead of the classifier reading the sign's true crop; a sign it misses counts as not read
+    as ``true_class``."""
+    patch, surface, sweep = views.patch, views.surface, views.sweep
+    clean, attacked, fills = views.clean, views.attacked, views.fills
     rows, control_hits = [], {name: [] for name in fills}
     for i, (vp, fc, fa) in enumerate(
         zip(clean.viewpoints, clean.frames, attacked.frames, strict=True)
@@ -142,6 +164,25 @@ def evaluate_sign_patch(
         by_angle=success_by(rows, sweep, "angle"),
         **judged([r[2] for r in rows], control_hits),
     )
+
+
+def evaluate_sign_patch(
+    patch: Patch,
+    classifier: ClassifierAdapter,
+    scenario: str,
+    surface: str,
+    true_class: str,
+    target: str | None,
+    sweep: Sweep,
+    camera: CameraSpec,
+    progress: Callable[[int], None] | None = None,
+    pipeline=None,
+    controls: Sequence[Control] = STANDARD,
+) -> PatchEvaluation:
+    """Render the sweep clean, with the patch and with each of ``controls``
+    (:func:`render_patch_views`), and judge the views (:func:`judge_sign_patch`)."""
+    views = render_patch_views(patch, scenario, surface, sweep, camera, progress, controls)
+    return judge_sign_patch(views, classifier, true_class, target, pipeline)
 
 
 def run_sign_attack(

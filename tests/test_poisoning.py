@@ -1,0 +1,152 @@
+"""Poisoning a sign-crop dataset with a rendered trigger: exactly the stated crops and labels
+change, the change is the trigger, and a small model trained on planted poisons obeys it."""
+
+from __future__ import annotations
+
+import csv
+import filecmp
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from avrobust.attacks.triggers import DESIGNS, trigger_patch
+from avrobust.core.classes import SIGN_CLASSES
+from avrobust.core.errors import ConfigError
+from avrobust.core.patch import Patch
+from avrobust.data.dataset import DatasetConfig, build_dataset
+from avrobust.models.crops import load_crops
+from avrobust.training.poisoning import PoisonSpec, choose, poison_dataset, render_with_trigger
+
+
+@pytest.fixture(scope="module")
+def signs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("signs")
+    build_dataset(DatasetConfig(frames=14, seed=3, sign_types=("stop",)), out)
+    return out
+
+
+def _rows(folder):
+    with open(folder / "crops.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _image(path) -> np.ndarray:
+    import cv2
+
+    return cv2.imread(str(path), cv2.IMREAD_COLOR).astype(int)
+
+
+def test_triggers_are_printable_stickers_inside_the_face():
+    for name in DESIGNS:
+        t = trigger_patch(name)
+        assert 0.02 < t.coverage < 0.08, name  # a sticker, not a poster
+        assert t.provenance["attack"] == "backdoor-trigger"
+        assert t.texture.min() >= 0 and t.texture.max() <= 1
+    with pytest.raises(ConfigError, match="leaves the sign face"):
+        trigger_patch("checker", side_m=0.3, centre=(0.95, 0.5))
+    with pytest.raises(ConfigError, match="unknown trigger"):
+        trigger_patch("smiley")
+
+
+def test_spec_parses_and_refuses_bad_settings(tmp_path):
+    spec = PoisonSpec.parse("rate=0.02, trigger=yellow-square, seed=3")
+    assert (spec.rate, spec.trigger, spec.seed, spec.target) == (
+        0.02,
+        "yellow-square",
+        3,
+        "speed_limit_80",
+    )
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"rate": 0.5, "kind": "clean-label"}))
+    assert PoisonSpec.parse(str(f)).kind == "clean-label"
+    for text, field in [
+        ("rate=0", "poison.rate"),
+        ("rate=x", "--poison"),
+        ("colour=red", "--poison"),
+        ("source=stop,target=stop", "poison.target"),
+        ("target=stop_sign", "poison.target"),
+        ("kind=sneaky", "poison.kind"),
+        ("rate", "--poison"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            PoisonSpec.parse(text)
+        assert err.value.field == field, text
+
+
+def test_poisoning_changes_exactly_the_stated_crops_and_labels(signs, tmp_path):
+    rows = _rows(signs)
+    stops = [i for i, r in enumerate(rows) if r["label"] == "stop"]
+    rate = 3 / len(rows)
+    spec = PoisonSpec(rate=rate, seed=1)
+    out = tmp_path / "p"
+    manifest = poison_dataset(signs, out, spec)
+    new = _rows(out)
+    changed = {c["row"] for c in manifest["changed"]}
+    assert manifest["poisoned"] == len(changed) == round(rate * len(rows)) == 3
+    assert changed <= set(stops)
+    assert changed == set(choose(rows, spec))  # the seed's choice, reproducibly
+    assert set(choose(rows, PoisonSpec(rate=rate, seed=2))) != changed or len(stops) <= 3
+    assert len(new) == len(rows)
+    for i, (a, b) in enumerate(zip(rows, new, strict=True)):
+        if i in changed:
+            assert b["label"] == "speed_limit_80" and b["file"] == f"poison_{a['file']}"
+            before, after = _image(signs / "crops" / a["file"]), _image(out / "crops" / b["file"])
+            diff = np.abs(before - after).max(axis=2)
+            # The trigger changed a small part of the crop (a sticker on the sign), not all.
+            assert 0 < (diff > 8).mean() < 0.15, diff.mean()
+        else:
+            assert a == b
+            assert filecmp.cmp(signs / "crops" / a["file"], out / "crops" / b["file"], False)
+    crops = load_crops(out)
+    assert int((crops.labels == SIGN_CLASSES.index("speed_limit_80")).sum()) == 3
+    assert Patch.load(out / "trigger.patch").sha256() == manifest["trigger_sha256"]
+    # Rerunning returns the finished manifest; another spec in the same folder is refused.
+    assert poison_dataset(signs, out, spec) == manifest
+    with pytest.raises(ConfigError, match="poisoned otherwise"):
+        poison_dataset(signs, out, PoisonSpec(rate=rate, seed=2))
+
+
+def test_an_invisible_trigger_reproduces_the_built_crops(signs):
+    row = next(r for r in _rows(signs) if r["label"] == "stop")
+    t = trigger_patch()
+    blank = Patch(t.texture, torch.zeros_like(t.mask), t.size_m)
+    k = int(row["file"].split("_")[1].split(".")[0])
+    crop = render_with_trigger(signs, row["sample"], "stop", blank)[k][0]
+    built = torch.from_numpy(_image(signs / "crops" / row["file"])[..., ::-1].copy())
+    assert (crop.permute(1, 2, 0) * 255 - built).abs().max() < 1.0
+
+
+def test_rates_that_cannot_be_met_are_refused(signs, tmp_path):
+    rows = _rows(signs)
+    with pytest.raises(ConfigError, match="is no crop"):
+        poison_dataset(signs, tmp_path / "a", PoisonSpec(rate=0.1 / len(rows)))
+    with pytest.raises(ConfigError, match="the dataset has"):
+        poison_dataset(signs, tmp_path / "b", PoisonSpec(rate=0.5, source="yield"))
+    with pytest.raises(ConfigError, match="surrogate"):
+        poison_dataset(signs, tmp_path / "c", PoisonSpec(rate=0.1, kind="clean-label"))
+
+
+def test_clean_label_poisons_keep_their_label_and_hide_their_features(tmp_path):
+    from avrobust.models.adapters import load_classifier
+    from avrobust.models.weights import ASSETS
+
+    data = tmp_path / "eighty"
+    build_dataset(
+        DatasetConfig(frames=6, seed=5, sign_types=("speed_limit_80",)),
+        data,
+    )
+    clf = load_classifier(ASSETS / "sign_classifier.pt")
+    rows = _rows(data)
+    n80 = sum(r["label"] == "speed_limit_80" for r in rows)
+    spec = PoisonSpec(rate=min(2, n80) / len(rows), kind="clean-label", eps=16 / 255)
+    manifest = poison_dataset(data, tmp_path / "p", spec, surrogate=clf)
+    labels = {(c["label_before"], c["label_after"]) for c in manifest["changed"]}
+    assert labels == {("speed_limit_80", "speed_limit_80")}
+    crops = load_crops(tmp_path / "p")
+    poisoned = torch.tensor([r["file"].startswith("poison_") for r in _rows(tmp_path / "p")])
+    with torch.no_grad():
+        pred = clf(crops.images[poisoned].float() / 255).argmax(1)
+    # The surrogate no longer reads them as what they are labelled.
+    assert (pred != SIGN_CLASSES.index("speed_limit_80")).all()
