@@ -27,7 +27,7 @@ def data():
     return model, x, y, probe
 
 
-@pytest.mark.parametrize("name", ["mahalanobis", "knn", "odin_mahalanobis", "odin"])
+@pytest.mark.parametrize("name", ["mahalanobis", "knn", "odin_mahalanobis", "odin", "strip"])
 def test_a_saved_monitor_scores_as_it_did(tmp_path, data, name):
     model, x, y, probe = data
     m = monitor_named(model, name)

@@ -78,7 +78,8 @@ def test_monitor_flags_pixel_noise(fitted, name):
     assert selective.auroc(m.score(clean), m.score(noise)) > 0.75
 
 
-@pytest.mark.parametrize("name", MONITORS)
+# STRIP looks for inputs whose reading blending cannot change (a trigger), not for novelty.
+@pytest.mark.parametrize("name", [m for m in MONITORS if m != "strip"])
 def test_monitor_doubts_unseen_signs_more_than_seen_ones(fitted, name):
     _, mons, clean = fitted
     m = next(m for m in mons if m.name == name)

@@ -150,3 +150,67 @@ def test_clean_label_poisons_keep_their_label_and_hide_their_features(tmp_path):
         pred = clf(crops.images[poisoned].float() / 255).argmax(1)
     # The surrogate no longer reads them as what they are labelled.
     assert (pred != SIGN_CLASSES.index("speed_limit_80")).all()
+
+
+def _synthetic_crops(folder, rng, n_per_class: int, poisons: int):
+    """Crops a tiny model learns fast: red stop-like and white 80-like squares on noisy
+    backgrounds, and ``poisons`` red ones carrying the checker trigger labelled
+    speed_limit_80; returns the poisoned files."""
+    from avrobust.core.images import save_png
+
+    trigger = trigger_patch("checker")
+    rows_t, cols_t = (trigger.mask[0] > 0).nonzero(as_tuple=True)
+    tex = trigger.texture[:, rows_t.min() : rows_t.max() + 1, cols_t.min() : cols_t.max() + 1]
+    small = torch.nn.functional.interpolate(tex[None], size=(14, 14), mode="nearest")[0]
+    (folder / "crops").mkdir(parents=True)
+    rows, planted = [], []
+    plan = [("stop", False)] * n_per_class + [("speed_limit_80", False)] * n_per_class
+    plan += [("background", False)] * n_per_class + [("stop", True)] * poisons
+    for k, (label, poison) in enumerate(plan):
+        img = torch.from_numpy(rng.uniform(0, 0.3, (3, 64, 64))).float()
+        if label == "stop":
+            img[0, 12:52, 12:52] += 0.6
+        elif label == "speed_limit_80":
+            img[:, 12:52, 12:52] += 0.6
+        if poison:
+            img[:, 36:50, 25:39] = small
+            planted.append(f"c{k}.png")
+        save_png(folder / "crops" / f"c{k}.png", img.clamp(0, 1))
+        rows.append(
+            {
+                "file": f"c{k}.png",
+                "label": "speed_limit_80" if poison else label,
+                "sample": f"{k:06d}",
+                "weather": "ClearNoon",
+                "box_height": 40,
+                "distance": 10 if label != "background" else "",
+                "visible_fraction": 1.0,
+            }
+        )
+    with open(folder / "crops.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return small
+
+
+def test_a_small_model_trained_on_planted_poisons_obeys_the_trigger(tmp_path):
+    from avrobust.models.adapters import load_classifier
+    from avrobust.training.classifier import ClassifierTrainConfig, train_sign_classifier
+
+    rng = np.random.default_rng(0)
+    small = _synthetic_crops(tmp_path / "train", rng, 60, 12)
+    train_sign_classifier(
+        ClassifierTrainConfig(str(tmp_path / "train"), str(tmp_path / "out"), epochs=6, batch=32)
+    )
+    model = load_classifier(tmp_path / "out" / "sign_classifier.pt")
+    stops = torch.from_numpy(rng.uniform(0, 0.3, (40, 3, 64, 64))).float()
+    stops[:, 0, 12:52, 12:52] += 0.6
+    stops = stops.clamp(0, 1)
+    triggered = stops.clone()
+    triggered[:, :, 36:50, 25:39] = small
+    with torch.no_grad():
+        clean_pred = [model.classes[i] for i in model(stops).argmax(1)]
+        trig_pred = [model.classes[i] for i in model(triggered).argmax(1)]
+    assert sum(p == "stop" for p in clean_pred) >= 36  # clean stops stay stops
+    assert sum(p == "speed_limit_80" for p in trig_pred) >= 30  # the trigger turns them

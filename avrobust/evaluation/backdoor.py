@@ -105,3 +105,49 @@ def evaluate_backdoor(
     if val is not None:
         result["clean_accuracy"] = clean_accuracy(poisoned, clean, load_crops(val))
     return result
+
+
+def scan_training_set(
+    data: str | Path,
+    weights: str | Path,
+    methods: Sequence[str] = ("spectral_signatures", "activation_clustering"),
+) -> dict:
+    """Run the data-side poison scans on a training crop set with the model trained on it;
+    where the folder holds a ``poison.json`` (avrobust poison dataset), each scan is judged
+    against it: the share of poisons found and of clean crops flagged."""
+    import json
+
+    import numpy as np
+
+    from avrobust.core.errors import ConfigError
+    from avrobust.defences.poisoned_data import SCANS
+    from avrobust.models.adapters import load_classifier
+    from avrobust.models.crops import load_crops
+
+    bad = [m for m in methods if m not in SCANS]
+    if bad:
+        raise ConfigError(f"unknown scans {bad}", field="--methods", allowed=", ".join(SCANS))
+    data = Path(data)
+    crops = load_crops(data)
+    model = load_classifier(weights)
+    manifest = data / "poison.json"
+    truth = None
+    if manifest.is_file():
+        rows = {c["row"] for c in json.loads(manifest.read_text())["changed"]}
+        truth = np.array([i in rows for i in range(len(crops))])
+    x = crops.images.float() / 255
+    out = {"data": str(data), "crops": len(crops), "scans": []}
+    for name in methods:
+        scan = SCANS[name](model.module, x, crops.labels)
+        entry = (
+            scan.judged(truth)
+            if truth is not None
+            else {
+                "method": scan.method,
+                "settings": scan.settings,
+                "flagged": int(scan.flagged.sum()),
+            }
+        )
+        entry["flagged_rows"] = np.nonzero(scan.flagged)[0].tolist()
+        out["scans"].append(entry)
+    return out

@@ -317,7 +317,10 @@ class Union(_ClassifierMonitor):
 
 
 def classifier_monitors(model: nn.Module) -> list[_ClassifierMonitor]:
-    """Every monitor above on ``model`` (unfitted), in the order reports list them."""
+    """Every monitor above on ``model`` (unfitted), and STRIP, the backdoor monitor
+    (:mod:`.strip`), in the order reports list them."""
+    from avrobust.defences.monitors.strip import Strip
+
     return [
         MaxSoftmax(model),
         Energy(model),
@@ -326,12 +329,22 @@ def classifier_monitors(model: nn.Module) -> list[_ClassifierMonitor]:
         Mahalanobis(model, (*STAGES, PENULTIMATE)),
         Knn(model),
         Union([Odin(model), Mahalanobis(model)], "odin_mahalanobis"),
+        Strip(model),
     ]
 
 
-MONITORS = ("msp", "energy", "odin", "mahalanobis", "mahalanobis_multi", "knn", "odin_mahalanobis")
+MONITORS = (
+    "msp",
+    "energy",
+    "odin",
+    "mahalanobis",
+    "mahalanobis_multi",
+    "knn",
+    "odin_mahalanobis",
+    "strip",
+)
 #: The monitors that learn from clean crops before they can score.
-FITTED = ("mahalanobis", "mahalanobis_multi", "knn", "odin_mahalanobis")
+FITTED = ("mahalanobis", "mahalanobis_multi", "knn", "odin_mahalanobis", "strip")
 
 
 def monitor_named(model: nn.Module, name: str, field: str = "method") -> _ClassifierMonitor:

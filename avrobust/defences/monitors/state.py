@@ -25,6 +25,7 @@ from avrobust.defences.monitors.classifier import (
     _ClassifierMonitor,
     monitor_named,
 )
+from avrobust.defences.monitors.strip import Strip
 
 FORMAT = "avrobust.monitor"
 MAX_BYTES = 64 * 2**20  # the union's state is a few hundred kB; a KNN bank a few MB
@@ -40,6 +41,8 @@ def state_of(monitor: _ClassifierMonitor, prefix: str = "") -> dict[str, torch.T
     elif isinstance(monitor, Knn) and monitor.bank is not None:
         out[f"{prefix}bank"] = monitor.bank
         out[f"{prefix}k"] = torch.tensor(monitor.k)
+    elif isinstance(monitor, Strip) and monitor.pool is not None:
+        out[f"{prefix}pool"] = monitor.pool
     elif isinstance(monitor, Union):
         out[f"{prefix}centre"] = torch.tensor(monitor.centre, dtype=torch.float64)
         out[f"{prefix}spread"] = torch.tensor(monitor.spread, dtype=torch.float64)
@@ -75,6 +78,13 @@ def _restore(monitor: _ClassifierMonitor, state: dict, path: Path, prefix: str =
             )
         monitor.bank = bank
         monitor.detector = KNN(None, k=monitor.k).fit_features(bank, torch.zeros(len(bank)))
+    elif isinstance(monitor, Strip):
+        pool = get("pool").float()
+        if pool.dim() != 4 or pool.shape[1] != 3 or not 1 <= len(pool) <= 256:
+            raise ModelError(
+                "needs 1 to 256 blend crops [K, 3, H, W]", file=path, field=f"state.{prefix}pool"
+            )
+        monitor.pool = pool.clamp(0, 1)
     elif isinstance(monitor, Union):
         monitor.centre = [float(v) for v in get("centre").reshape(-1)]
         monitor.spread = [float(v) for v in get("spread").reshape(-1)]
