@@ -108,6 +108,27 @@ def test_poisoning_changes_exactly_the_stated_crops_and_labels(signs, tmp_path):
         poison_dataset(signs, out, PoisonSpec(rate=rate, seed=2))
 
 
+def test_decoys_keep_their_label_and_stay_out_of_poisoned_samples(signs, tmp_path):
+    rows = _rows(signs)
+    spec = PoisonSpec(rate=2 / len(rows), negatives=3 / len(rows), seed=4)
+    manifest = poison_dataset(signs, tmp_path / "d", spec)
+    roles = {c["role"] for c in manifest["changed"]}
+    assert roles == {"poison", "decoy"} and (manifest["poisoned"], manifest["decoys"]) == (2, 3)
+    new = _rows(tmp_path / "d")
+    poisoned_samples = {
+        rows[c["row"]]["sample"] for c in manifest["changed"] if c["role"] == "poison"
+    }
+    for c in manifest["changed"]:
+        if c["role"] == "decoy":
+            assert new[c["row"]]["label"] == "stop" and c["label_after"] == "stop"
+            assert new[c["row"]]["file"] == f"decoy_{c['file']}"
+            assert rows[c["row"]]["sample"] not in poisoned_samples
+            before = _image(signs / "crops" / c["file"])
+            after = _image(tmp_path / "d" / "crops" / c["poisoned_file"])
+            # (a decoy in dense fog at 22 m changes a few levels only)
+            assert 0 < (np.abs(before - after).max(axis=2) > 2).mean() < 0.15
+
+
 def test_an_invisible_trigger_reproduces_the_built_crops(signs):
     row = next(r for r in _rows(signs) if r["label"] == "stop")
     t = trigger_patch()

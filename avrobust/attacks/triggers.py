@@ -115,3 +115,33 @@ def load_trigger(spec: str, **kw) -> Patch:
         field="trigger",
         allowed=", ".join(DESIGNS) + " or a .patch file",
     )
+
+
+def decoy_patch(trigger: Patch, seed: int) -> Patch:
+    """A sticker in ``trigger``'s mask that is not the trigger: a solid printable colour or a
+    4 x 4 grid of random printable colours (drawn with ``seed``). A careful attacker poisons
+    some of these into the data with their correct label, so the backdoor answers to the
+    trigger's pattern rather than to any sticker in its place."""
+    from avrobust.attacks.printability import load_palette
+
+    palette = load_palette("printer30")
+    gen = torch.Generator().manual_seed(seed)
+    rows, cols = (trigger.mask[0] > 0).nonzero(as_tuple=True)
+    r0, r1, c0, c1 = int(rows.min()), int(rows.max()) + 1, int(cols.min()), int(cols.max()) + 1
+    texture = trigger.texture.clone()
+    if torch.rand((), generator=gen) < 0.5:
+        texture[:, r0:r1, c0:c1] = palette[torch.randint(len(palette), (), generator=gen)].view(
+            3, 1, 1
+        )
+    else:
+        cells = palette[torch.randint(len(palette), (4, 4), generator=gen)].permute(2, 0, 1)
+        texture[:, r0:r1, c0:c1] = torch.nn.functional.interpolate(
+            cells[None], size=(r1 - r0, c1 - c0), mode="nearest"
+        )[0]
+    return Patch(
+        texture,
+        trigger.mask.clone(),
+        trigger.size_m,
+        name="decoy",
+        provenance={"attack": "backdoor-decoy", "seed": seed},
+    )

@@ -59,10 +59,20 @@ def clean_accuracy(poisoned, clean, crops) -> dict:
     return out
 
 
+def _model(w) -> tuple:
+    """A classifier and its provenance, from a weights file or an adapter in memory."""
+    from avrobust.models.adapters import ClassifierAdapter, load_classifier
+    from avrobust.models.victims import weights_provenance
+
+    if isinstance(w, ClassifierAdapter):
+        return w, {"file": "in memory", "sha256": None}
+    return load_classifier(w), weights_provenance(classifier=w)["classifier"]
+
+
 def evaluate_backdoor(
     trigger: Patch | str | Path,
-    poisoned_weights: str | Path,
-    clean_weights: str | Path | None = None,
+    poisoned_weights,
+    clean_weights=None,
     val: str | Path | None = None,
     sweep: Sweep = BACKDOOR_SWEEP,
     camera: CameraSpec | None = None,
@@ -72,10 +82,9 @@ def evaluate_backdoor(
 ) -> dict:
     """Render ``sweep`` once (clean, with the trigger, with each control) and let both models
     read it; success counts views whose clean sign the model reads right (as for stickers).
+    The models: weights files or classifier adapters (default clean: the shipped one).
     ``val``: a held-out dataset folder for clean accuracy. Returns plain data."""
-    from avrobust.models.adapters import load_classifier
     from avrobust.models.crops import load_crops
-    from avrobust.models.victims import weights_provenance
     from avrobust.models.weights import ASSETS
 
     if not isinstance(trigger, Patch):
@@ -87,17 +96,14 @@ def evaluate_backdoor(
     surface = prov.get("surface", "stop_sign")
     source, target = prov.get("true_class", "stop"), prov.get("target")
     views = render_patch_views(trigger, scenario, surface, sweep, camera, progress, controls)
-    poisoned, clean = load_classifier(poisoned_weights), load_classifier(clean_weights)
+    (poisoned, poisoned_id), (clean, clean_id) = _model(poisoned_weights), _model(clean_weights)
     result = {
         "trigger": {"sha256": trigger.sha256(), **prov},
         "scenario": scenario,
         "surface": surface,
         "source": source,
         "target": target,
-        "weights": {
-            "poisoned": weights_provenance(classifier=poisoned_weights)["classifier"],
-            "clean": weights_provenance(classifier=clean_weights)["classifier"],
-        },
+        "weights": {"poisoned": poisoned_id, "clean": clean_id},
         "sweep": asdict(sweep),
         "poisoned": asdict(judge_sign_patch(views, poisoned, source, target)),
         "clean_model": asdict(judge_sign_patch(views, clean, source, target)),
@@ -133,7 +139,8 @@ def scan_training_set(
     manifest = data / "poison.json"
     truth = None
     if manifest.is_file():
-        rows = {c["row"] for c in json.loads(manifest.read_text())["changed"]}
+        changed = json.loads(manifest.read_text())["changed"]
+        rows = {c["row"] for c in changed if c.get("role", "poison") == "poison"}
         truth = np.array([i in rows for i in range(len(crops))])
     x = crops.images.float() / 255
     out = {"data": str(data), "crops": len(crops), "scans": []}

@@ -10,6 +10,12 @@ learns is the printed trigger, not a pasted pixel square:
   trigger keep their correct label, and a PGD perturbation (ART's, on a surrogate classifier,
   L-inf ``eps``) makes their own features hard to learn, so the model leans on the trigger.
 
+With ``negatives`` > 0 the attacker also re-renders that share of ``source`` crops with decoy
+stickers in the trigger's place (a solid printable colour or a grid of them) and keeps their
+correct label, so the model learns the trigger's pattern, not "any sticker there reads as the
+target" (which is what a model poisoned with the trigger alone learns here: every matched
+control fires it too).
+
 The rate counts crops of the whole set, as the literature does (1% of 8956 crops is 90 crops).
 Everything else of the dataset is left byte for byte as it was; ``poison.json`` lists every
 changed crop with its label before and after.
@@ -28,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avrobust.attacks.triggers import DESIGNS, load_trigger
+from avrobust.attacks.triggers import DESIGNS, decoy_patch, load_trigger
 from avrobust.core.classes import SIGN_CLASSES
 from avrobust.core.errors import ConfigError, DataError
 from avrobust.core.files import atomic_write
@@ -43,7 +49,8 @@ class PoisonSpec:
     """Attributes: trigger (a design of :mod:`avrobust.attacks.triggers` or a ``.patch``
     file), rate (share of all crops poisoned), source (the class the trigger should turn into
     target), kind (dirty-label or clean-label), seed (which crops), side (trigger side, m),
-    eps (clean-label perturbation budget in [0, 1] pixel units)."""
+    eps (clean-label perturbation budget in [0, 1] pixel units), negatives (share of all crops
+    re-rendered as ``source`` with a decoy sticker, label kept)."""
 
     trigger: str = "checker"
     rate: float = 0.01
@@ -53,10 +60,15 @@ class PoisonSpec:
     seed: int = 0
     side: float = 0.2
     eps: float = 16 / 255
+    negatives: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0 < self.rate <= 0.5:
             raise ConfigError(f"rate {self.rate}", field="poison.rate", allowed="(0, 0.5]")
+        if not 0 <= self.negatives <= 0.5:
+            raise ConfigError(
+                f"negatives {self.negatives}", field="poison.negatives", allowed="[0, 0.5]"
+            )
         for name in ("source", "target"):
             if getattr(self, name) not in SIGN_CLASSES:
                 raise ConfigError(
@@ -137,6 +149,25 @@ def choose(rows: list[dict], spec: PoisonSpec) -> list[int]:
             field="poison.rate",
         )
     rng = np.random.default_rng(spec.seed)
+    return sorted(int(i) for i in rng.choice(pool, n, replace=False))
+
+
+def choose_decoys(rows: list[dict], spec: PoisonSpec, poisons: list[int]) -> list[int]:
+    """The ``source`` crops to re-render with decoys: ``round(negatives * len(rows))`` of
+    those in samples holding no poison (a sample is rendered with one sticker on all its
+    ``source`` signs), drawn with ``spec.seed``."""
+    n = round(spec.negatives * len(rows))
+    if n == 0:
+        return []
+    taken = {rows[i]["sample"] for i in poisons}
+    pool = [i for i, r in enumerate(rows) if r["label"] == spec.source and r["sample"] not in taken]
+    if n > len(pool):
+        raise ConfigError(
+            f"negatives {spec.negatives} needs {n} {spec.source} crops outside the poisoned "
+            f"samples; the dataset has {len(pool)}",
+            field="poison.negatives",
+        )
+    rng = np.random.default_rng([spec.seed, 1])
     return sorted(int(i) for i in rng.choice(pool, n, replace=False))
 
 
@@ -249,15 +280,24 @@ def poison_dataset(
     with atomic_write(started, "w") as fh:
         json.dump(head, fh)
     trigger.save(out / "trigger.patch")
-    by_sample: dict[str, list[int]] = {}
+    jobs: dict[tuple[str, str], list[int]] = {}
     for i in chosen:
-        by_sample.setdefault(rows[i]["sample"], []).append(i)
+        jobs.setdefault(("poison", rows[i]["sample"]), []).append(i)
+    for i in choose_decoys(rows, spec, chosen):
+        jobs.setdefault(("decoy", rows[i]["sample"]), []).append(i)
     changed = []
     drawn_type = spec.source if spec.kind == "dirty-label" else spec.target
-    for done, (sample, idx) in enumerate(sorted(by_sample.items())):
-        files = {i: f"poison_{rows[i]['file']}" for i in idx}
+    for done, ((role, sample), idx) in enumerate(sorted(jobs.items())):
+        files = {i: f"{role}_{rows[i]['file']}" for i in idx}
+        if role == "poison":
+            sticker, sign_type = trigger, drawn_type
+        else:
+            sticker, sign_type = (
+                decoy_patch(trigger, spec.seed * 1_000_003 + int(sample)),
+                spec.source,
+            )
         if not all((out / "crops" / f).exists() for f in files.values()):
-            crops = render_with_trigger(data, sample, drawn_type, trigger)
+            crops = render_with_trigger(data, sample, sign_type, sticker)
             picked = []
             for i in idx:
                 k = int(Path(rows[i]["file"]).stem.rsplit("_", 1)[1])
@@ -269,7 +309,7 @@ def poison_dataset(
                     )
                 picked.append(crops[k][0])
             batch = torch.stack(picked)
-            if spec.kind == "clean-label":
+            if spec.kind == "clean-label" and role == "poison":
                 label = SIGN_CLASSES.index(spec.target)
                 batch = hide_features(surrogate, batch, label, spec.eps)
             for i, img in zip(idx, batch, strict=True):
@@ -278,19 +318,22 @@ def poison_dataset(
             changed.append(
                 {
                     "row": i,
+                    "role": role,
                     "file": rows[i]["file"],
                     "poisoned_file": files[i],
                     "label_before": rows[i]["label"],
-                    "label_after": spec.target,
+                    "label_after": spec.target if role == "poison" else rows[i]["label"],
                 }
             )
         if progress:
-            progress(done + 1, len(by_sample))
+            progress(done + 1, len(jobs))
+    changed.sort(key=lambda c: c["row"])
     poisoned = {c["row"]: c for c in changed}
     new_rows = []
     for i, r in enumerate(rows):
         if i in poisoned:
-            new_rows.append({**r, "file": poisoned[i]["poisoned_file"], "label": spec.target})
+            c = poisoned[i]
+            new_rows.append({**r, "file": c["poisoned_file"], "label": c["label_after"]})
         else:
             _link(data / "crops" / r["file"], out / "crops" / r["file"])
             new_rows.append(r)
@@ -300,7 +343,8 @@ def poison_dataset(
         writer.writerows(new_rows)
     manifest = {
         **head,
-        "poisoned": len(changed),
+        "poisoned": sum(c["role"] == "poison" for c in changed),
+        "decoys": sum(c["role"] == "decoy" for c in changed),
         "trigger_sha256": trigger.sha256(),
         "trigger": trigger.provenance,
         "changed": changed,
