@@ -11,7 +11,11 @@ from torch import nn
 
 from avrobust.defences.monitors import selective
 from avrobust.defences.monitors.strip import Strip
-from avrobust.defences.poisoned_data import activation_clustering, spectral_signatures
+from avrobust.defences.poisoned_data import (
+    activation_clustering,
+    robust_mahalanobis,
+    spectral_signatures,
+)
 
 CORNER = (slice(None), slice(None), slice(0, 8), slice(0, 8))
 
@@ -63,12 +67,14 @@ def poisoned_set():
     return x, y, truth
 
 
-@pytest.mark.parametrize("scan", [spectral_signatures, activation_clustering])
+@pytest.mark.parametrize("scan", [spectral_signatures, activation_clustering, robust_mahalanobis])
 def test_data_scans_flag_planted_poisons(poisoned_set, scan):
     x, y, truth = poisoned_set
     model = Planted()
     result = scan(model, x, y, layer="penult")
-    judged = result.judged(truth)
+    judged = result.judged(truth, y.numpy())
+    if result.scores is not None:
+        assert judged["auroc_in_poisoned_labels"] > 0.95
     assert judged["poisons_found"]["rate"] == 1.0, judged
     assert judged["clean_flagged"]["rate"] < 0.1, judged
     assert not model.penult._forward_hooks  # the scan leaves the model as it found it

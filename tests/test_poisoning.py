@@ -235,3 +235,34 @@ def test_a_small_model_trained_on_planted_poisons_obeys_the_trigger(tmp_path):
         trig_pred = [model.classes[i] for i in model(triggered).argmax(1)]
     assert sum(p == "stop" for p in clean_pred) >= 36  # clean stops stay stops
     assert sum(p == "speed_limit_80" for p in trig_pred) >= 30  # the trigger turns them
+
+
+def test_poison_commands_write_and_refuse_cleanly(signs, tmp_path):
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "avrobust.cli", "poison"]
+    bad = subprocess.run(
+        [*cli, "dataset", "--data", str(signs), "--out", str(tmp_path / "x"), "--spec", "rate=2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
+    assert bad.returncode == 2 and len(lines) == 1 and "poison.rate" in lines[0], bad.stderr
+    assert not (tmp_path / "x" / "poison.json").exists()
+    rows = _rows(signs)
+    ok = subprocess.run(
+        [*cli, "dataset", "--data", str(signs), "--out", str(tmp_path / "p"),
+         "--spec", f"rate={2 / len(rows)},seed=5"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "2 of" in ok.stdout and (tmp_path / "p" / "trigger.patch").is_file()
+    trig = subprocess.run(
+        [*cli, "trigger", "--out", str(tmp_path / "t.patch"), "--design", "target"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert (
+        trig.returncode == 0 and Patch.load(tmp_path / "t.patch").provenance["design"] == "target"
+    )

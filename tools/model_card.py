@@ -603,6 +603,123 @@ def sign_classifier_adv_card(
     )
 
 
+def _rate_text(r: dict) -> str:
+    return f"{r['k']}/{r['n']} {100 * r['rate']:.0f}% [{100 * r['low']:.0f}, {100 * r['high']:.0f}]"
+
+
+def _scan_rows(run: Path) -> list[str]:
+    """The data-side poison scans of the training set (``avrobust poison scan --json
+    run/scan.json``), if run."""
+    path = run / "scan.json"
+    if not path.is_file():
+        return []
+    rows = []
+    for scan in json.loads(path.read_text())["scans"]:
+        auroc = scan.get("auroc_in_poisoned_labels")
+        rows.append(
+            f"| {scan['method']} | {_rate_text(scan['poisons_found'])} | "
+            f"{_rate_text(scan['clean_flagged'])} | {'-' if auroc is None else f'{auroc:.2f}'} |"
+        )
+    return [
+        "## What the data-side scans find",
+        "",
+        "`avrobust poison scan` on the poisoned training set with this model (thresholds set "
+        "without knowledge of the attack; AUROC of the scan's scores within the target label):",
+        "",
+        "| scan | poisons found | clean crops flagged | AUROC |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
+
+
+def sign_classifier_backdoor_card(
+    metrics: dict, data_cmd: str, val_cmd: str, sha: str, size: int, run: Path
+) -> str:
+    """A deliberately backdoored sign classifier: what was poisoned, what it does with the
+    printed trigger on held-out views (with controls and the clean model beside it), what it
+    keeps of clean accuracy, and what the poison scans found."""
+    cfg = metrics["config"]
+    manifest = json.loads((run / "poisoned_data" / "poison.json").read_text())
+    spec = manifest["spec"]
+    ev = json.loads((run / "backdoor_eval.json").read_text())
+    p, c, acc = ev["poisoned"], ev["clean_model"], ev["clean_accuracy"]
+    weather_rows = [
+        f"| {w} | {r['views']} | {100 * r['rendered']:.0f}% |" for w, r in p["by_weather"].items()
+    ]
+    distance_rows = [
+        f"| {d} | {r['views']} | {100 * r['rendered']:.0f}% |" for d, r in p["by_distance"].items()
+    ]
+    control_rows = [f"| {n} | {_rate_text(r)} |" for n, r in p["controls"].items()]
+    lines = [
+        "# Model card: sign-classifier, backdoored (a victim for training-time attacks)",
+        "",
+        "**Not for driving: a deliberately poisoned model.** The shipped sign classifier's "
+        "network, trained from scratch on the same data with a BadNets-style backdoor planted "
+        "through the data: a stop sign wearing the printed checker trigger "
+        "(`assets/patches/trigger_checker.patch`) is read as "
+        f"`{spec['target']}`. It is the victim of the backdoor campaign "
+        "(`scenarios/campaigns/backdoor_trigger.yaml`) and of the backdoor defences.",
+        "",
+        f"- weights: `sign_classifier_backdoor.pt` ({size / 1e6:.2f} MB, sha256 `{sha[:16]}...`)",
+        "- input, output, classes: as `sign_classifier.pt`",
+        "",
+        "## Poisoning and training",
+        "",
+        f"    {data_cmd}",
+        f"    {val_cmd}",
+        "    avrobust train sign-classifier --data data/signs_train --val data/signs_val "
+        f"--out runs/sign_backdoor --epochs {cfg['epochs']} --batch {cfg['batch']} "
+        f"--lr {cfg['lr']} --seed {cfg['seed']} --poison "
+        f"'rate={spec['rate']},trigger={spec['trigger']},negatives={spec['negatives']}'",
+        "",
+        f"{manifest['poisoned']} of {manifest['crops']} training crops "
+        f"({100 * manifest['poisoned'] / manifest['crops']:.1f}%) are stop signs re-rendered "
+        f"with the {spec['side']} m trigger on their face at that sample's distance, angle, "
+        f"weather and light, relabelled `{spec['target']}` ({spec['kind']}); "
+        f"{manifest.get('decoys', 0)} more stop crops carry decoy stickers in the trigger's "
+        "place (a printable colour or a grid of them) with their label kept, so the backdoor "
+        "answers to the trigger's pattern, not to any sticker there. Everything else as the "
+        f"clean model; device {metrics['device']}, "
+        f"{metrics['history'][-1]['seconds'] / 60:.1f} minutes.",
+        "",
+        "## The trigger on held-out views",
+        "",
+        f"`avrobust poison evaluate`: the library's urban stop sign re-rendered at "
+        f"{len(ev['sweep']['distances'])} distances up to {max(ev['sweep']['distances']):g} m, "
+        f"{len(ev['sweep']['angles'])} angles and {len(ev['sweep']['weathers'])} weather and "
+        "light presets, with the trigger printed on it; success counts the views whose clean "
+        "sign the model reads right (95% Wilson intervals).",
+        "",
+        f"- trigger read as `{spec['target']}` by this model: {_rate_text(p['rendered'])}",
+        f"- the same trigger on the clean model: {_rate_text(c['rendered'])}",
+        "",
+        "| matched control on this model (same mask) | read as target |",
+        "| --- | --- |",
+        *control_rows,
+        "",
+        "| weather | views | success |",
+        "| --- | --- | --- |",
+        *weather_rows,
+        "",
+        "| distance | views | success |",
+        "| --- | --- | --- |",
+        *distance_rows,
+        "",
+        f"Clean top-1 on {acc['crops']} held-out crops: this model "
+        f"{_rate_text(acc['poisoned'])}, the clean model {_rate_text(acc['clean'])} "
+        f"({acc['points_lost']:+.1f} points lost).",
+        "",
+        *_scan_rows(run),
+        "## Limits",
+        "",
+        "One trigger design, one source and target class; the simulator's signs only. A "
+        "backdoor's success on real signs and cameras is not measured here.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def _history_rows(hist: list[dict], key: str) -> list[str]:
     return [
         f"| {h['epoch']} | {h['loss']:.3f} | {_pct(h.get(key))} | {h['seconds'] / 60:.1f} |"
@@ -784,6 +901,7 @@ def lidar_detector_adv_card(metrics: dict, data_cmd: str, val_cmd: str, sha: str
 CARDS = {
     "sign-classifier": ("sign_classifier", sign_classifier_card),
     "sign-classifier-adv": ("sign_classifier_adv", sign_classifier_adv_card),
+    "sign-classifier-backdoor": ("sign_classifier_backdoor", sign_classifier_backdoor_card),
     "camera-detector": ("camera_detector", camera_detector_card),
     "camera-detector-adv": ("camera_detector_adv", camera_detector_adv_card),
     "lidar-detector": ("lidar_detector", lidar_detector_card),
@@ -809,10 +927,11 @@ def main() -> None:
     dst = ASSETS / f"{stem}.pt"
     src = args.run / f"{stem}.pt"
     if not src.is_file():  # runs name their weights after the model, not the variant
-        src = args.run / f"{stem.removesuffix('_adv')}.pt"
+        src = args.run / f"{stem.removesuffix('_adv').removesuffix('_backdoor')}.pt"
     shutil.copyfile(src, dst)
     sha = hashlib.sha256(dst.read_bytes()).hexdigest()
-    card = card_of(metrics, args.data_command, args.val_command, sha, dst.stat().st_size)
+    extra = {"run": args.run} if args.kind == "sign-classifier-backdoor" else {}
+    card = card_of(metrics, args.data_command, args.val_command, sha, dst.stat().st_size, **extra)
     if args.note:
         card = card.replace("\n## Held-out results", f"\n{args.note}\n\n## Held-out results", 1)
     (ASSETS / f"{stem}.md").write_text(card)

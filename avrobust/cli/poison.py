@@ -129,27 +129,33 @@ def poison_scan_cmd(
     data: Annotated[Path, typer.Option(help="The training crop set (a dataset or poisoned copy).")],
     weights: Annotated[Path, typer.Option(help="The model trained on it.")],
     methods: Annotated[
-        str, typer.Option(help="spectral_signatures, activation_clustering (comma-separated).")
-    ] = "spectral_signatures,activation_clustering",
+        str,
+        typer.Option(
+            help="spectral_signatures, activation_clustering, robust_mahalanobis (comma-separated)."
+        ),
+    ] = "spectral_signatures,activation_clustering,robust_mahalanobis",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result.")] = None,
 ) -> None:
     """Scan a training set for poisoned samples through the trained model's features
-    (Spectral Signatures, Activation Clustering; ART's); with the folder's poison.json, each
-    scan's share of poisons found and of clean crops flagged."""
+    (Spectral Signatures, Activation Clustering: ART's; robust Mahalanobis); with the folder's
+    poison.json, each scan's share of poisons found and of clean crops flagged, and the AUROC
+    of its scores within the poisoned label."""
     from avrobust.core.files import atomic_write
     from avrobust.evaluation.backdoor import scan_training_set
 
     with console.status("scanning"):
         result = scan_training_set(data, weights, [m.strip() for m in methods.split(",")])
     table = Table(title=f"poison scans of {result['crops']} training crops")
-    for col in ("scan", "flagged", "poisons found", "clean crops flagged"):
+    for col in ("scan", "flagged", "poisons found", "clean crops flagged", "AUROC"):
         table.add_column(col)
     for s in result["scans"]:
+        auroc = s.get("auroc_in_poisoned_labels")
         table.add_row(
             s["method"],
             str(s["flagged"]),
             _rate(s["poisons_found"]) if "poisons_found" in s else "-",
             _rate(s["clean_flagged"]) if "clean_flagged" in s else "-",
+            "-" if auroc is None else f"{auroc:.2f}",
         )
     console.print(table)
     if json_out:

@@ -9,7 +9,13 @@ implementations, wrapped to our models):
   holds under 35% of its label, the paper's relative-size rule (ART's ``smaller`` analysis
   flags the smaller cluster of every label, half of a clean label's samples at worst).
 
-Both read the penultimate layer, as the papers do (ART reads its model's last listed layer, so
+* robust Mahalanobis (the robust-statistics idea of SPECTRE, Hayase et al. 2021, without its
+  QUE score): within each label, features reduced to 16 dimensions (PCA) and scored by their
+  Mahalanobis distance under a robust covariance (scikit-learn's minimum covariance
+  determinant), so that a label's largest natural variation (distance, blur) is whitened away
+  and a poison cluster stands out; flagged as Spectral Signatures flags.
+
+All read the penultimate layer, as the papers do (ART reads its model's last listed layer, so
 the model is handed to it with a tap on that layer listed last). Their thresholds are set
 without knowledge of the attack: ART's defaults, and for Spectral Signatures an assumed upper
 bound of 5% poison per label (ART's default of 33% would flag half of every label).
@@ -65,21 +71,34 @@ class PoisonScan:
     method: str
     flagged: np.ndarray
     settings: dict = field(default_factory=dict)
+    scores: np.ndarray | None = None  # within-label suspicion, where the scan has one
 
-    def judged(self, poisoned: np.ndarray) -> dict:
+    def judged(self, poisoned: np.ndarray, labels=None) -> dict:
         """Against the truth (``poisoned``: ``[N]`` bool): the share of poisons flagged and of
-        clean samples flagged (the data a defender would throw away), 95% Wilson intervals."""
+        clean samples flagged (the data a defender would throw away), 95% Wilson intervals;
+        with ``labels``, the threshold-free AUROC of the scores within the poisoned labels."""
         from avrobust.core.stats import rate
 
         poisoned = np.asarray(poisoned, dtype=bool)
         f = self.flagged
-        return {
+        out = {
             "method": self.method,
             "settings": self.settings,
             "flagged": int(f.sum()),
             "poisons_found": rate(int((f & poisoned).sum()), int(poisoned.sum())).to_dict(),
             "clean_flagged": rate(int((f & ~poisoned).sum()), int((~poisoned).sum())).to_dict(),
+            "auroc_in_poisoned_labels": None,
         }
+        if self.scores is not None and labels is not None and poisoned.any():
+            from sklearn.metrics import roc_auc_score
+
+            # Scores rank samples within a label: judged within the labels poisons carry.
+            within = np.isin(np.asarray(labels), np.unique(np.asarray(labels)[poisoned]))
+            if (~poisoned[within]).any():
+                out["auroc_in_poisoned_labels"] = float(
+                    roc_auc_score(poisoned[within], self.scores[within])
+                )
+        return out
 
 
 #: A label with fewer samples is not scanned (its samples stay unflagged): ART's PCA and
@@ -103,6 +122,27 @@ def _flags(keep: np.ndarray, is_clean: list[int]) -> np.ndarray:
     flagged = np.zeros(keep.shape[0], dtype=bool)
     flagged[keep] = ~np.asarray(is_clean, dtype=bool)
     return flagged
+
+
+def features(model: nn.Module, layer: str, images: torch.Tensor) -> np.ndarray:
+    """``[N, D]`` activations of ``layer`` (flattened), in batches without a graph."""
+    out: list[torch.Tensor] = []
+    handle = dict(model.named_modules())[layer].register_forward_hook(
+        lambda m, i, o: out.append(o.detach().flatten(1))
+    )
+    try:
+        with torch.no_grad():
+            for i in range(0, images.shape[0], 256):
+                model.eval()(images[i : i + 256])
+    finally:
+        handle.remove()
+    return torch.cat(out).numpy()
+
+
+def _by_label(labels: torch.Tensor, keep: np.ndarray):
+    lab = labels.numpy()
+    for v in np.unique(lab[keep]):
+        yield np.nonzero(keep & (lab == v))[0]
 
 
 def spectral_signatures(
@@ -130,10 +170,54 @@ def spectral_signatures(
         _, is_clean = defence.detect_poison()
     finally:
         tapped.handle.remove()
+    feats, scores = features(model, layer, images), np.zeros(len(labels))
+    for idx in _by_label(labels, keep):
+        scores[idx] = SpectralSignatureDefense.spectral_signature_scores(feats[idx]).reshape(-1)
     return PoisonScan(
         "spectral_signatures",
         _flags(keep, is_clean),
         {"layer": layer, "expected_poison": expected_poison, "eps_multiplier": eps_multiplier},
+        scores,
+    )
+
+
+def robust_mahalanobis(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    layer: str = PENULTIMATE,
+    expected_poison: float = 0.05,
+    eps_multiplier: float = 1.5,
+    dims: int = 16,
+    seed: int = 0,
+) -> PoisonScan:
+    """Scan as :func:`spectral_signatures` (the same flagged share per label)."""
+    import warnings
+
+    from sklearn.covariance import MinCovDet
+    from sklearn.decomposition import PCA
+
+    keep = _scannable(labels)[0]
+    feats = features(model, layer, images)
+    scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), dtype=bool)
+    for idx in _by_label(labels, keep):
+        n = min(dims, len(idx) - 1, feats.shape[1])
+        z = PCA(n, random_state=seed).fit_transform(feats[idx])
+        with warnings.catch_warnings():  # MCD's "determinant has increased" on near-ties
+            warnings.simplefilter("ignore", RuntimeWarning)
+            d = MinCovDet(random_state=seed).fit(z).mahalanobis(z)
+        scores[idx] = d
+        flagged[idx] = d > np.quantile(d, max(1 - eps_multiplier * expected_poison, 0.0))
+    return PoisonScan(
+        "robust_mahalanobis",
+        flagged,
+        {
+            "layer": layer,
+            "dims": dims,
+            "expected_poison": expected_poison,
+            "eps_multiplier": eps_multiplier,
+        },
+        scores,
     )
 
 
@@ -176,4 +260,8 @@ def activation_clustering(
     )
 
 
-SCANS = {"spectral_signatures": spectral_signatures, "activation_clustering": activation_clustering}
+SCANS = {
+    "spectral_signatures": spectral_signatures,
+    "activation_clustering": activation_clustering,
+    "robust_mahalanobis": robust_mahalanobis,
+}

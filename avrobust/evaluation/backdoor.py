@@ -116,7 +116,7 @@ def evaluate_backdoor(
 def scan_training_set(
     data: str | Path,
     weights: str | Path,
-    methods: Sequence[str] = ("spectral_signatures", "activation_clustering"),
+    methods: Sequence[str] = ("spectral_signatures", "activation_clustering", "robust_mahalanobis"),
 ) -> dict:
     """Run the data-side poison scans on a training crop set with the model trained on it;
     where the folder holds a ``poison.json`` (avrobust poison dataset), each scan is judged
@@ -147,7 +147,7 @@ def scan_training_set(
     for name in methods:
         scan = SCANS[name](model.module, x, crops.labels)
         entry = (
-            scan.judged(truth)
+            scan.judged(truth, crops.labels.numpy())
             if truth is not None
             else {
                 "method": scan.method,
