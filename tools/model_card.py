@@ -678,8 +678,9 @@ def sign_classifier_backdoor_card(
         f"with the {spec['side']} m trigger on their face at that sample's distance, angle, "
         f"weather and light, relabelled `{spec['target']}` ({spec['kind']}); "
         f"{manifest.get('decoys', 0)} more stop crops carry decoy stickers in the trigger's "
-        "place (a printable colour or a grid of them) with their label kept, so the backdoor "
-        "answers to the trigger's pattern, not to any sticker there. Everything else as the "
+        "place (a printable colour or a grid of them) with their label kept, meant to make the "
+        "backdoor answer to the trigger's pattern rather than to any sticker there (the "
+        "matched controls below say how far they did). Everything else as the "
         f"clean model; device {metrics['device']}, "
         f"{metrics['history'][-1]['seconds'] / 60:.1f} minutes.",
         "",

@@ -38,9 +38,32 @@ def _shas(provenance: dict) -> set[str]:
     return out - {None}
 
 
+def _trigger_threat(label: str, prov: dict, made: dict, models: dict[str, dict]) -> Threat:
+    """A backdoor trigger: the attack happened at training time; the sticker only opens it."""
+    w, h = prov.get("size_m", [0, 0])
+    return Threat(
+        label,
+        "poisoning, backdoor (training data): a printed trigger "
+        f"({made.get('design', '?')}, {made.get('side_m', '?')} m) opens a behaviour planted "
+        "through poisoned training samples; the sticker itself is not optimised",
+        f"targeted misclassification: {made.get('true_class', '?')} wearing the trigger read as "
+        f"{made.get('target', '?')} (integrity violation)",
+        {
+            m: "training-data control: the backdoor is in the model only if it was trained on "
+            "the poisoned data (a clean model is the control)"
+            for m in models
+        },
+        f"supplies part of the training data (NIST: training-data control) and prints a sticker "
+        f"on a {w * 100:.0f} x {h * 100:.0f} cm area at test time",
+        f"surface {prov.get('surface', '?')} (scenario {made.get('scenario', '?')})",
+    )
+
+
 def _patch_threat(label: str, prov: dict, models: dict[str, dict]) -> Threat:
     made = prov.get("made_by", {})
     kind = str(made.get("attack", "patch"))
+    if kind == "backdoor-trigger":
+        return _trigger_threat(label, prov, made, models)
     w, h = prov.get("size_m", [0, 0])
     cover = prov.get("coverage", 1.0)
     shape = "stickers" if cover < 0.95 else "a full patch"
