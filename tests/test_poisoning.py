@@ -215,6 +215,7 @@ def _synthetic_crops(folder, rng, n_per_class: int, poisons: int):
     return small
 
 
+@pytest.mark.slow
 def test_a_small_model_trained_on_planted_poisons_obeys_the_trigger(tmp_path):
     from avrobust.models.adapters import load_classifier
     from avrobust.training.classifier import ClassifierTrainConfig, train_sign_classifier
@@ -237,6 +238,7 @@ def test_a_small_model_trained_on_planted_poisons_obeys_the_trigger(tmp_path):
     assert sum(p == "speed_limit_80" for p in trig_pred) >= 30  # the trigger turns them
 
 
+@pytest.mark.slow
 def test_poison_commands_write_and_refuse_cleanly(signs, tmp_path):
     import subprocess
     import sys

@@ -607,14 +607,27 @@ def _rate_text(r: dict) -> str:
     return f"{r['k']}/{r['n']} {100 * r['rate']:.0f}% [{100 * r['low']:.0f}, {100 * r['high']:.0f}]"
 
 
-def _scan_rows(run: Path) -> list[str]:
-    """The data-side poison scans of the training set (``avrobust poison scan --json
-    run/scan.json``), if run."""
-    path = run / "scan.json"
-    if not path.is_file():
+def backdoor_record(run: Path) -> dict:
+    """What a backdoored model's card states, gathered from its run folder into its metrics:
+    the poisoning (``poisoned_data/poison.json``), the trigger's evaluation (``avrobust poison
+    evaluate --json run/backdoor_eval.json``) and, if run, the scans (``run/scan.json``)."""
+    manifest = json.loads((run / "poisoned_data" / "poison.json").read_text())
+    out = {
+        "poison": {k: manifest.get(k) for k in ("spec", "crops", "poisoned", "decoys")},
+        "evaluation": json.loads((run / "backdoor_eval.json").read_text()),
+    }
+    if (run / "scan.json").is_file():
+        scans = json.loads((run / "scan.json").read_text())["scans"]
+        out["scans"] = [{k: v for k, v in s.items() if k != "flagged_rows"} for s in scans]
+    return out
+
+
+def _scan_rows(scans: list[dict] | None) -> list[str]:
+    """The data-side poison scans of the training set, if run."""
+    if not scans:
         return []
     rows = []
-    for scan in json.loads(path.read_text())["scans"]:
+    for scan in scans:
         auroc = scan.get("auroc_in_poisoned_labels")
         rows.append(
             f"| {scan['method']} | {_rate_text(scan['poisons_found'])} | "
@@ -634,15 +647,15 @@ def _scan_rows(run: Path) -> list[str]:
 
 
 def sign_classifier_backdoor_card(
-    metrics: dict, data_cmd: str, val_cmd: str, sha: str, size: int, run: Path
+    metrics: dict, data_cmd: str, val_cmd: str, sha: str, size: int
 ) -> str:
     """A deliberately backdoored sign classifier: what was poisoned, what it does with the
     printed trigger on held-out views (with controls and the clean model beside it), what it
     keeps of clean accuracy, and what the poison scans found."""
     cfg = metrics["config"]
-    manifest = json.loads((run / "poisoned_data" / "poison.json").read_text())
+    manifest = metrics["backdoor"]["poison"]
     spec = manifest["spec"]
-    ev = json.loads((run / "backdoor_eval.json").read_text())
+    ev = metrics["backdoor"]["evaluation"]
     p, c, acc = ev["poisoned"], ev["clean_model"], ev["clean_accuracy"]
     weather_rows = [
         f"| {w} | {r['views']} | {100 * r['rendered']:.0f}% |" for w, r in p["by_weather"].items()
@@ -711,7 +724,7 @@ def sign_classifier_backdoor_card(
         f"{_rate_text(acc['poisoned'])}, the clean model {_rate_text(acc['clean'])} "
         f"({acc['points_lost']:+.1f} points lost).",
         "",
-        *_scan_rows(run),
+        *_scan_rows(metrics["backdoor"].get("scans")),
         "## Limits",
         "",
         "One trigger design, one source and target class; the simulator's signs only. A "
@@ -931,8 +944,9 @@ def main() -> None:
         src = args.run / f"{stem.removesuffix('_adv').removesuffix('_backdoor')}.pt"
     shutil.copyfile(src, dst)
     sha = hashlib.sha256(dst.read_bytes()).hexdigest()
-    extra = {"run": args.run} if args.kind == "sign-classifier-backdoor" else {}
-    card = card_of(metrics, args.data_command, args.val_command, sha, dst.stat().st_size, **extra)
+    if args.kind == "sign-classifier-backdoor":
+        metrics["backdoor"] = backdoor_record(args.run)
+    card = card_of(metrics, args.data_command, args.val_command, sha, dst.stat().st_size)
     if args.note:
         card = card.replace("\n## Held-out results", f"\n{args.note}\n\n## Held-out results", 1)
     (ASSETS / f"{stem}.md").write_text(card)
