@@ -179,8 +179,9 @@ def poison_fine_prune_cmd(
     from avrobust.cli.train import _step_progress
     from avrobust.training.fine_pruning import FinePruneConfig, fine_prune
 
-    cfg = FinePruneConfig(str(weights), str(clean), str(out), max_drop=max_drop, epochs=epochs)
-    cfg.lr = lr
+    cfg = FinePruneConfig(
+        str(weights), str(clean), str(out), max_drop=max_drop, epochs=epochs, lr=lr
+    )
     with _step_progress() as on_step:
         m = fine_prune(cfg, on_step)
     t = m["clean_top1"]
