@@ -105,6 +105,7 @@ def poison_evaluate_cmd(
     models' clean top-1."""
     from dataclasses import replace
 
+    from avrobust.attacks.controls import STANDARD
     from avrobust.core.files import atomic_write
     from avrobust.evaluation.backdoor import BACKDOOR_SWEEP, evaluate_backdoor
 
@@ -114,7 +115,8 @@ def poison_evaluate_cmd(
     if weathers:
         sweep = replace(sweep, weathers=tuple(w.strip() for w in weathers.split(",")))
     with count_bar("rendering views") as bar:
-        task = bar.add_task("views", total=len(sweep.viewpoints()) * 5)
+        # Each viewpoint rendered clean, with the trigger and with each control.
+        task = bar.add_task("views", total=len(sweep.viewpoints()) * (2 + len(STANDARD)))
         result = evaluate_backdoor(
             trigger, weights, clean_weights, val, sweep, progress=lambda k: bar.advance(task, k)
         )

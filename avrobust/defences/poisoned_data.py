@@ -2,21 +2,21 @@
 implementations, wrapped to our models):
 
 * Spectral Signatures (Tran et al. 2018): within each label, a sample's squared projection on
-  the top singular vector of the centred features; the highest ``eps_multiplier *
-  expected_poison`` share of each label is flagged;
+  the top singular vector of the centred features (ART's scoring function, on features
+  extracted once here); the highest ``eps_multiplier * expected_poison`` share of each label is
+  flagged (ART's cutoff);
 * Activation Clustering (Chen et al. 2018): within each label, features reduced to 10
   dimensions (PCA) and split in two by k-means (ART's); the smaller cluster is flagged when it
   holds under 35% of its label, the paper's relative-size rule (ART's ``smaller`` analysis
-  flags the smaller cluster of every label, half of a clean label's samples at worst).
-
+  flags the smaller cluster of every label, half of a clean label's samples at worst);
 * robust Mahalanobis (the robust-statistics idea of SPECTRE, Hayase et al. 2021, without its
   QUE score): within each label, features reduced to 16 dimensions (PCA) and scored by their
   Mahalanobis distance under a robust covariance (scikit-learn's minimum covariance
   determinant), so that a label's largest natural variation (distance, blur) is whitened away
   and a poison cluster stands out; flagged as Spectral Signatures flags.
 
-All read the penultimate layer, as the papers do (ART reads its model's last listed layer, so
-the model is handed to it with a tap on that layer listed last). Their thresholds are set
+All read the penultimate layer, as the papers do (ART's clustering reads its model's last listed
+layer, so the model is handed to it with a tap on that layer listed last). Their thresholds are set
 without knowledge of the attack: ART's defaults, and for Spectral Signatures an assumed upper
 bound of 5% poison per label (ART's default of 33% would flag half of every label).
 """
@@ -118,12 +118,6 @@ def _scannable(labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray, int]:
     return keep, np.eye(max(len(kept), 1), dtype=np.float32)[renumbered], len(kept)
 
 
-def _flags(keep: np.ndarray, is_clean: list[int]) -> np.ndarray:
-    flagged = np.zeros(keep.shape[0], dtype=bool)
-    flagged[keep] = ~np.asarray(is_clean, dtype=bool)
-    return flagged
-
-
 def features(model: nn.Module, layer: str, images: torch.Tensor) -> np.ndarray:
     """``[N, D]`` activations of ``layer`` (flattened), in batches without a graph."""
     out: list[torch.Tensor] = []
@@ -145,6 +139,12 @@ def _by_label(labels: torch.Tensor, keep: np.ndarray):
         yield np.nonzero(keep & (lab == v))[0]
 
 
+def _top_share(scores: np.ndarray, share: float) -> np.ndarray:
+    """Flags of the highest ``share`` of one label's ``scores`` (ART's Spectral Signatures
+    rule: at or above the ``1 - share`` quantile)."""
+    return scores >= np.quantile(scores, max(1 - share, 0.0))
+
+
 def spectral_signatures(
     model: nn.Module,
     images: torch.Tensor,
@@ -153,29 +153,20 @@ def spectral_signatures(
     expected_poison: float = 0.05,
     eps_multiplier: float = 1.5,
 ) -> PoisonScan:
-    """Scan ``images`` (``[N, 3, H, W]`` in [0, 1]) labelled ``labels`` (``[N]`` indices)."""
+    """Scan ``images`` (``[N, 3, H, W]`` in [0, 1]) labelled ``labels`` (``[N]`` indices):
+    ART's per-label spectral score and its cutoff, on features extracted once (ART's detector
+    object would extract them again for the same scores)."""
     from art.defences.detector.poison import SpectralSignatureDefense
 
-    keep, onehot, k = _scannable(labels)
-    tapped, clf = _art_classifier(model, layer, k, tuple(images.shape[1:]))
-    defence = SpectralSignatureDefense(
-        clf,
-        images[torch.from_numpy(keep)].numpy().astype(np.float32),
-        onehot,
-        batch_size=256,
-        eps_multiplier=eps_multiplier,
-        expected_pp_poison=expected_poison,
-    )
-    try:
-        _, is_clean = defence.detect_poison()
-    finally:
-        tapped.handle.remove()
-    feats, scores = features(model, layer, images), np.zeros(len(labels))
+    keep = _scannable(labels)[0]
+    feats = features(model, layer, images)
+    scores, flagged = np.zeros(len(labels)), np.zeros(len(labels), dtype=bool)
     for idx in _by_label(labels, keep):
         scores[idx] = SpectralSignatureDefense.spectral_signature_scores(feats[idx]).reshape(-1)
+        flagged[idx] = _top_share(scores[idx], eps_multiplier * expected_poison)
     return PoisonScan(
         "spectral_signatures",
-        _flags(keep, is_clean),
+        flagged,
         {"layer": layer, "expected_poison": expected_poison, "eps_multiplier": eps_multiplier},
         scores,
     )
@@ -207,7 +198,7 @@ def robust_mahalanobis(
             warnings.simplefilter("ignore", RuntimeWarning)
             d = MinCovDet(random_state=seed).fit(z).mahalanobis(z)
         scores[idx] = d
-        flagged[idx] = d > np.quantile(d, max(1 - eps_multiplier * expected_poison, 0.0))
+        flagged[idx] = _top_share(d, eps_multiplier * expected_poison)
     return PoisonScan(
         "robust_mahalanobis",
         flagged,
